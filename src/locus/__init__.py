@@ -1,0 +1,1 @@
+"""Locus: where in the network does fine-tuning write?"""

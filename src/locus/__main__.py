@@ -1,0 +1,5 @@
+import sys
+
+from locus.cli import main
+
+sys.exit(main())

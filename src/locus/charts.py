@@ -1,0 +1,90 @@
+"""Altair charts of the layer profiles. Each function returns {figure name: chart}."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from locus.params import lr_label
+from locus.stats import STATISTICS
+
+LABELS = {
+    "mean": "mean Δ",
+    "var": "var Δ",
+    "mean_abs": "mean |Δ|",
+    "var_abs": "var |Δ|",
+}
+WIDTH, HEIGHT = 520, 260
+
+
+def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean over seeds per (domain, lr, layer), with the min–max band across seeds."""
+    g = layers.groupby(["domain", "lr", "layer"])[metric]
+    return g.agg(value="mean", low="min", high="max", seeds="count").reset_index()
+
+
+def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
+    """Seed figure 1: for each LR, the metric by layer with one line per domain."""
+    charts = {}
+    summary = _seed_summary(layers, metric)
+    for lr, df in summary.groupby("lr"):
+        base = alt.Chart(df).encode(
+            x=alt.X("layer:Q", title="layer", scale=alt.Scale(domain=[0, int(layers.layer.max())])),
+            color=alt.Color("domain:N", title="domain"),
+        )
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
+            tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), "seeds"],
+        )
+        layer = line
+        if df["seeds"].max() > 1:
+            layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
+        charts[f"cross_domain_lr={lr_label(lr)}"] = layer.properties(
+            width=WIDTH, height=HEIGHT, title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
+        )
+    return charts
+
+
+def per_domain(layers: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Seed figure 2: for each domain and LR, the four statistics by layer (independent scales)."""
+    charts = {}
+    long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=list(STATISTICS),
+                       var_name="statistic", value_name="value")
+    long["statistic"] = long["statistic"].map(LABELS)
+    long = long.groupby(["domain", "lr", "layer", "statistic"], as_index=False)["value"].mean()
+    for (domain, lr), df in long.groupby(["domain", "lr"]):
+        chart = (
+            alt.Chart(df)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("layer:Q"),
+                y=alt.Y("value:Q", title=None),
+                tooltip=["statistic", "layer", alt.Tooltip("value:Q", format=".3e")],
+            )
+            .properties(width=250, height=150)
+            .facet(facet=alt.Facet("statistic:N", title=None, sort=[LABELS[s] for s in STATISTICS]), columns=2)
+            .resolve_scale(y="independent")
+            .properties(title=f"{domain}, LR = {lr_label(lr)}: weight change across layers")
+        )
+        charts[f"domain_{domain}_lr={lr_label(lr)}"] = chart
+    return charts
+
+
+def module_heatmap(modules: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
+    """Layer × module heatmap of the metric, one panel per (domain, LR), seeds averaged."""
+    df = modules.groupby(["domain", "lr", "layer", "module"], as_index=False)[metric].mean()
+    df["lr"] = df["lr"].map(lr_label)
+    chart = (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("layer:O"),
+            y=alt.Y("module:N", title=None),
+            color=alt.Color(f"{metric}:Q", title=LABELS[metric], scale=alt.Scale(scheme="viridis")),
+            tooltip=["domain", "lr", "layer", "module", alt.Tooltip(f"{metric}:Q", format=".3e")],
+        )
+        .properties(width=380, height=110)
+        .facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
+        .properties(title=f"{LABELS[metric]} by layer and module")
+    )
+    return {"module_heatmap": chart}

@@ -1,0 +1,53 @@
+"""`locus <stage> ...`: the one command line both Snakemake and DVC call.
+
+Every stage loads and validates params first (`--params`, `--preset`), then runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "prepare-model": "locus.stages.prepare_model",
+    "prepare-data": "locus.stages.prepare_data",
+    "init-adapter": "locus.stages.init_adapter",
+    "train": "locus.stages.train",
+    "delta": "locus.stages.delta",
+    "aggregate": "locus.stages.aggregate",
+    "report": "locus.stages.report",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="locus", description=__doc__)
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.
+    chosen = argv[0] if argv and argv[0] in STAGES else None
+    for name, module_name in STAGES.items():
+        p = sub.add_parser(name, help=(module_name.rsplit(".", 1)[-1]))
+        p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        p.add_argument("--preset", default=None, help="overlay presets/NAME.yaml, e.g. smoke")
+        if name == chosen:
+            importlib.import_module(module_name).add_arguments(p)
+    args = parser.parse_args(argv)
+
+    from locus.params import ParamsError, load
+
+    try:
+        params = load(args.params, args.preset)
+    except ParamsError as e:
+        print(f"locus {args.stage}: {e}", file=sys.stderr)
+        return 2
+    try:
+        importlib.import_module(STAGES[args.stage]).run(args, params)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"locus {args.stage}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

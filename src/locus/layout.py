@@ -1,0 +1,53 @@
+"""Where every artefact lives.
+
+models/{slug}/                                             prepared base model Snakemake, DVC and the stages all build paths from here.
+
+results/
+  data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
+  runs/{domain}/lr={lr}/seed={seed}/adapter_init/          PEFT adapter before training
+                                   /adapter_final/         PEFT adapter after training
+                                   /train_log.jsonl        one line per optimizer step
+                                   /metrics.json           final train/eval loss, timing
+                                   /delta.parquet          statistics of final - initial
+  layers.parquet, modules.parquet                          aggregation over the grid
+  report.html, figures/                                    the report
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from locus.params import Params, lr_label
+
+_CELL = re.compile(r"runs/(?P<domain>[^/]+)/lr=(?P<lr>[^/]+)/seed=(?P<seed>-?\d+)")
+
+
+def model_dir(params: Params) -> Path:
+    """models/{slug}: the prepared base model (safetensors + tokenizer) for params.model.source."""
+    source = params.model.source.rstrip("/")
+    name = Path(source).name if Path(source).is_dir() else source
+    return Path(params.models_dir) / re.sub(r"[^A-Za-z0-9._-]+", "--", name)
+
+
+def data_dir(params: Params, domain: str) -> Path:
+    return Path(params.results_dir) / "data" / domain
+
+
+def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
+    lr = lr_label(float(lr))
+    return Path(params.results_dir) / "runs" / domain / f"lr={lr}" / f"seed={seed}"
+
+
+def cells(params: Params) -> list[tuple[str, float, int]]:
+    """Every (domain, lr, seed) of the grid, in params order."""
+    g = params.grid
+    return [(d, lr, s) for d in g.domains for lr in g.learning_rates for s in g.seeds]
+
+
+def parse_cell(path: str | Path) -> tuple[str, float, int]:
+    """(domain, lr, seed) from any path inside a cell directory."""
+    m = _CELL.search(Path(path).as_posix())
+    if not m:
+        raise ValueError(f"{path}: not inside runs/{{domain}}/lr={{lr}}/seed={{seed}}/")
+    return m["domain"], float(m["lr"]), int(m["seed"])

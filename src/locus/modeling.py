@@ -1,0 +1,103 @@
+"""Loading the base model, its tokenizer and the LoRA configuration the way params say.
+
+Shared by the adapter-initialisation and training stages so both see the same modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from locus.params import Params
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base(params: Params, path: str | Path, *, quantize: bool = True):
+    """The base causal LM from a prepared directory; NF4-quantized when params (and `quantize`) say so.
+
+    Only safetensors are accepted and remote code is never run.
+    """
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs = dict(dtype=DTYPES[params.model.dtype], use_safetensors=True, trust_remote_code=False)
+    q = params.quantization
+    if quantize and q.method == "nf4":
+        compute = DTYPES[q.compute_dtype]
+        kwargs.update(
+            dtype=compute,
+            device_map="cuda:0" if torch.cuda.is_available() else "cpu",
+            quantization_config=BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=compute,
+                bnb_4bit_use_double_quant=q.double_quant,
+            ),
+        )
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    keep_cpu_nf4_differentiable(model)
+    check_target_modules(model, params.lora.target_modules)
+    return model
+
+
+def keep_cpu_nf4_differentiable(model) -> None:
+    """Stop bitsandbytes from repacking NF4 weights for CPU inference.
+
+    bitsandbytes 0.50 repacks a Linear4bit's weight for an AVX512-BF16 kernel the first time it
+    runs in eval mode on CPU, and never unpacks it; that kernel (gemv_4bit) has no autograd, so a
+    later training step backpropagates wrongly through every base layer. Evaluating before
+    training (as the train stage does) would silently corrupt the gradients; this flag prevents it.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def linear_module_names(model) -> list[str]:
+    """Leaf names of every Linear-like module (the possible LoRA targets), e.g. q_proj, up_proj."""
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in {"Linear4bit", "Linear8bitLt"}:
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def check_target_modules(model, targets: list[str]) -> None:
+    available = linear_module_names(model)
+    missing = [t for t in targets if t not in available]
+    if missing:
+        raise ValueError(
+            f"lora.target_modules: {missing} not in the model; available: {', '.join(available)}"
+        )
+
+
+def lora_config(params: Params):
+    from peft import LoraConfig
+
+    lp = params.lora
+    return LoraConfig(
+        r=lp.r,
+        lora_alpha=lp.alpha,
+        lora_dropout=lp.dropout,
+        target_modules=list(lp.target_modules),
+        use_rslora=lp.use_rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; call before get_peft_model (lora_A is drawn from torch's RNG)."""
+    from transformers import set_seed
+
+    set_seed(seed, deterministic=False)

@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each exposes `add_arguments(parser)` and `run(args, params)`."""

@@ -1,0 +1,97 @@
+"""Stage: one domain's raw file -> deduplicated, deterministically split train/eval JSONL.
+
+The split is decided per example by a salted hash of its normalised instruction, *before* any
+subsetting or tokenisation, so it never depends on file order, on other examples, or on the
+budget; identical instructions always land on the same side, and overlap is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from pathlib import Path
+
+from locus import io
+from locus.records import DataError, find_raw, read_records
+
+
+def instruction_key(text: str) -> str:
+    """Case- and whitespace-insensitive identity of an instruction."""
+    return " ".join(text.casefold().split())
+
+
+def split_score(record: dict, salt: str) -> float:
+    """A uniform number in [0, 1) fixed by the instruction (and the salt)."""
+    digest = hashlib.sha256(f"{salt}\0{instruction_key(record['instruction'])}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def deduplicate(records: list[dict]) -> list[dict]:
+    """Drop exact (instruction, response) repeats, keeping the first."""
+    seen, out = set(), []
+    for r in records:
+        key = (r["instruction"], r["response"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def split(records: list[dict], eval_fraction: float, salt: str) -> tuple[list[dict], list[dict]]:
+    train, evals = [], []
+    for r in records:
+        (evals if split_score(r, salt) < eval_fraction else train).append(r)
+    overlap = {instruction_key(r["instruction"]) for r in train} & {instruction_key(r["instruction"]) for r in evals}
+    if overlap:
+        raise DataError(f"{len(overlap)} instructions are in both train and eval, e.g. {sorted(overlap)[0][:80]!r}")
+    return train, evals
+
+
+def subset(records: list[dict], limit: int | None, salt: str) -> list[dict]:
+    """A deterministic sample of at most `limit` records (lowest hash scores), in score order."""
+    ranked = sorted(records, key=lambda r: split_score(r, salt + "/subset"))
+    return ranked if limit is None else ranked[:limit]
+
+
+def length_stats(records: list[dict]) -> dict:
+    out = {}
+    for field in ("instruction", "response"):
+        lengths = sorted(len(r[field]) for r in records) or [0]
+        out[field] = {"min": lengths[0], "median": statistics.median(lengths), "max": lengths[-1]}
+    return out
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--domain", required=True)
+    parser.add_argument("--out", required=True, help="directory for train.jsonl, eval.jsonl, stats.json")
+
+
+def run(args, params) -> None:
+    data = params.data
+    raw = find_raw(data.raw_dir, args.domain)
+    records = read_records(raw)
+    unique = deduplicate(records)
+    train, evals = split(unique, data.eval_fraction, data.split_salt)
+    if not evals:
+        raise DataError(f"{raw}: eval split is empty ({len(unique)} examples, eval_fraction {data.eval_fraction})")
+    train_used = subset(train, data.max_train_examples, data.split_salt)
+    eval_used = subset(evals, data.max_eval_examples, data.split_salt)
+    stats = {
+        "domain": args.domain,
+        "raw_file": str(raw),
+        "raw_sha256": io.sha256_file(raw),
+        "n_raw": len(records),
+        "n_duplicates_removed": len(records) - len(unique),
+        "n_train_split": len(train),
+        "n_eval_split": len(evals),
+        "n_train": len(train_used),
+        "n_eval": len(eval_used),
+        "chars": length_stats(train_used + eval_used),
+    }
+    out = Path(args.out)
+    with io.atomic_path(out, is_dir=True) as tmp:
+        io.write_jsonl(tmp / "train.jsonl", train_used)
+        io.write_jsonl(tmp / "eval.jsonl", eval_used)
+        io.write_json(tmp / "stats.json", stats)
+    print(f"{args.domain}: {len(records)} raw, {stats['n_duplicates_removed']} duplicates, "
+          f"train {len(train_used)}/{len(train)}, eval {len(eval_used)}/{len(evals)} -> {out}")

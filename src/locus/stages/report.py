@@ -1,0 +1,126 @@
+"""Stage: the self-contained HTML report, plus every chart as PNG and SVG.
+
+The Vega/Vega-Lite/vega-embed bundle is inlined once (from vl-convert, no CDN) and each chart's
+spec is embedded after it, so report.html opens offline in any browser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+import vl_convert
+from altair.utils._importers import vl_version_for_vl_convert  # the Vega-Lite version Altair emits
+
+from locus import charts, io
+from locus.layout import cell_dir, cells, data_dir
+from locus.params import lr_label
+
+
+def run_table(params) -> pd.DataFrame:
+    rows = []
+    for domain, lr, seed in cells(params):
+        m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+        rows.append({
+            "domain": domain, "lr": lr_label(lr), "seed": seed, "steps": m["optimizer_steps"],
+            "train examples": m["train"]["examples"], "truncated": m["train"]["truncated"],
+            "eval loss before": round(m["eval_loss_before"], 4), "eval loss after": round(m["eval_loss_after"], 4),
+            "train s": m["train_seconds"], "device": m["device"],
+        })
+    return pd.DataFrame(rows)
+
+
+def data_table(params) -> pd.DataFrame:
+    rows = []
+    for domain in params.grid.domains:
+        s = json.loads((data_dir(params, domain) / "stats.json").read_text())
+        rows.append({"domain": domain, "raw": s["n_raw"], "duplicates removed": s["n_duplicates_removed"],
+                     "train (used/split)": f"{s['n_train']}/{s['n_train_split']}",
+                     "eval (used/split)": f"{s['n_eval']}/{s['n_eval_split']}",
+                     "median response chars": s["chars"]["response"]["median"]})
+    return pd.DataFrame(rows)
+
+
+def header(params) -> str:
+    lp, t, q = params.lora, params.training, params.quantization
+    quant = f"NF4 (double quant {q.double_quant}, {q.compute_dtype} compute)" if q.method == "nf4" else f"none ({params.model.dtype})"
+    facts = {
+        "Model": params.model.source,
+        "Quantization": quant,
+        "LoRA": f"r={lp.r}, alpha={lp.alpha:g}, dropout={lp.dropout}, rsLoRA={lp.use_rslora}, "
+                f"modules={', '.join(lp.target_modules)}",
+        "Training": f"{t.epochs:g} epoch(s), batch {t.per_device_batch_size} × accumulation {t.grad_accum_steps}, "
+                    f"{t.lr_scheduler} schedule, warmup {t.warmup_ratio:g}, max length {t.max_seq_length}",
+        "Grid": f"domains {', '.join(params.grid.domains)}; LRs {', '.join(map(lr_label, params.grid.learning_rates))}; "
+                f"seeds {', '.join(map(str, params.grid.seeds))}",
+        "Generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
+dt{{font-weight:600;float:left;clear:left;width:9em}}dd{{margin-left:10em}}
+table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;padding:2px 6px}}
+.chart{{margin:1.5em 0}}</style>
+<script>{bundle}</script></head><body>
+<h1>{title}</h1>
+<p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
+averaged per transformer layer — the seed experiment's "locus of learning".</p>
+{header}
+<h2>Data</h2>{data}
+<h2>Runs</h2>{runs}
+{sections}
+<script>const specs = {specs};
+for (const [id, spec] of Object.entries(specs)) {{ vegaEmbed('#' + id, spec, {{actions: false}}).catch(console.error); }}
+</script></body></html>
+"""
+
+SECTIONS = [
+    ("Comparative weight changes across domains", "cross_domain"),
+    ("Weight change across layers in individual domains", "domain_"),
+    ("Layer × module", "module_heatmap"),
+]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, help="report.html to write")
+    parser.add_argument("--figures", required=True, help="directory for PNG and SVG figures")
+
+
+def run(args, params) -> None:
+    results = Path(params.results_dir)
+    layers = pd.read_parquet(results / "layers.parquet")
+    modules = pd.read_parquet(results / "modules.parquet")
+    metric = params.report.metric
+    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers), **charts.module_heatmap(modules, metric)}
+
+    with io.atomic_path(args.figures, is_dir=True) as tmp:
+        for name, chart in figures.items():
+            chart.save(tmp / f"{name}.png", scale_factor=2)
+            chart.save(tmp / f"{name}.svg")
+
+    specs, sections = {}, []
+    for title, prefix in SECTIONS:
+        names = [n for n in figures if n.startswith(prefix)]
+        divs = []
+        for i, name in enumerate(names):
+            div_id = f"{prefix.strip('_')}_{i}"
+            specs[div_id] = figures[name].to_dict()
+            divs.append(f'<div class="chart" id="{div_id}"></div>')
+        sections.append(f"<h2>{title}</h2>" + "".join(divs))
+    page = PAGE.format(
+        title=html.escape(params.report.title),
+        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
+        header=header(params),
+        data=data_table(params).to_html(index=False),
+        runs=run_table(params).to_html(index=False),
+        sections="\n".join(sections),
+        specs=json.dumps(specs).replace("</", "<\\/"),
+    )
+    io.write_text(args.out, page)
+    print(f"report with {len(figures)} figures -> {args.out}, {args.figures}/")

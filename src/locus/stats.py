@@ -1,0 +1,52 @@
+"""Statistics of LoRA weight changes, as defined by the seed experiment.
+
+For each adapted matrix (lora_A or lora_B of one module in one layer) with Δ = final − initial:
+  mean      mean(Δ)         directional bias of the update
+  var       var(Δ)          population variance (ddof=0): spread of the changes
+  mean_abs  mean(|Δ|)       magnitude of adaptation — the seed's headline metric
+  var_abs   var(|Δ|)        how evenly that magnitude is spread
+Computed in float64 so the statistics do not depend on the adapter's storage dtype.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+STATISTICS = ("mean", "var", "mean_abs", "var_abs")
+# base_model.model.model.layers.{L}.{self_attn|mlp}.{module}.lora_{A|B}.weight
+KEY = re.compile(r"\.layers\.(?P<layer>\d+)\.(?P<block>[A-Za-z_]+)\.(?P<module>\w+)\.lora_(?P<matrix>[AB])\.weight$")
+ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
+
+
+def parse_key(key: str) -> dict:
+    m = KEY.search(key)
+    if not m:
+        raise ValueError(f"adapter tensor {key!r} is not a per-layer lora_A/lora_B weight")
+    block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
+    return {"layer": int(m["layer"]), "block": block, "module": m["module"], "matrix": m["matrix"]}
+
+
+def matrix_stats(delta: np.ndarray) -> dict:
+    d = np.asarray(delta, dtype=np.float64).ravel()
+    a = np.abs(d)
+    return {"n": d.size, "mean": d.mean(), "var": d.var(), "mean_abs": a.mean(), "var_abs": a.var()}
+
+
+def delta_table(initial: dict[str, np.ndarray], final: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per LoRA matrix: layer, block, module, matrix, n and the four statistics of Δ."""
+    if set(initial) != set(final):
+        only = sorted(set(initial) ^ set(final))
+        raise ValueError(f"initial and final adapters hold different tensors, e.g. {only[:3]}")
+    rows = []
+    for key in sorted(initial):
+        if initial[key].shape != final[key].shape:
+            raise ValueError(f"{key}: shape {initial[key].shape} before, {final[key].shape} after")
+        delta = final[key].astype(np.float64) - initial[key].astype(np.float64)
+        rows.append({**parse_key(key), **matrix_stats(delta)})
+    if not rows:
+        raise ValueError("the adapters hold no LoRA matrices")
+    df = pd.DataFrame(rows).sort_values(["layer", "module", "matrix"], kind="stable").reset_index(drop=True)
+    return df.astype({"layer": "int32", "n": "int64"})

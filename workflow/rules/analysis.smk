@@ -1,0 +1,51 @@
+rule delta:
+    message:
+        "Δ statistics for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        init=f"{CELL}/adapter_init",
+        final=f"{CELL}/adapter_final",
+        code=code("stats", "stages/delta"),
+    output:
+        f"{CELL}/delta.parquet",
+    log:
+        f"{LOGS}/delta/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    shell:
+        "locus delta {STAGE_ARGS} --init {input.init} --final {input.final} --out {output} 2>&1 | tee {log}"
+
+
+rule aggregate:
+    message:
+        "Aggregating the grid by layer"
+    input:
+        deltas=every_cell("{cell}/delta.parquet"),
+        code=code("layout", "stats", "stages/aggregate"),
+    output:
+        layers=f"{RESULTS}/layers.parquet",
+        modules=f"{RESULTS}/modules.parquet",
+    log:
+        f"{LOGS}/aggregate.log",
+    shell:
+        "locus aggregate {STAGE_ARGS} --out-dir {RESULTS} 2>&1 | tee {log}"
+
+
+rule report:
+    message:
+        "Rendering {output.html}"
+    input:
+        layers=f"{RESULTS}/layers.parquet",
+        modules=f"{RESULTS}/modules.parquet",
+        metrics=every_cell("{cell}/metrics.json"),
+        stats=expand(f"{RESULTS}/data/{{domain}}/stats.json", domain=PARAMS.grid.domains),
+        code=code("layout", "charts", "stages/report"),
+    output:
+        html=report(REPORT, caption="../report/report.rst", category="Report"),
+        figures=report(
+            directory(f"{RESULTS}/figures"),
+            patterns=["{name}.svg"],
+            caption="../report/figure.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/report.log",
+    shell:
+        "locus report {STAGE_ARGS} --out {output.html} --figures {output.figures} 2>&1 | tee {log}"

@@ -1,0 +1,38 @@
+# Validate params (plus an optional preset overlay) once, before any rule runs, and build every
+# path from locus.layout so Snakemake, DVC and the stages agree on the layout.
+import os
+
+from locus import layout
+from locus.params import load
+from locus.records import find_raw
+
+PARAMS_FILE = config.get("params", "params.yaml")
+PRESET = config.get("preset")
+PARAMS = load(PARAMS_FILE, PRESET)
+STAGE_ARGS = f"--params {PARAMS_FILE}" + (f" --preset {PRESET}" if PRESET else "")
+RESULTS = PARAMS.results_dir
+MODEL = str(layout.model_dir(PARAMS))
+LOGS = f"{RESULTS}/logs"
+CELL = f"{RESULTS}/runs/{{domain}}/lr={{lr}}/seed={{seed}}"
+REPORT = f"{RESULTS}/report.html"
+
+
+wildcard_constraints:
+    domain=r"[A-Za-z0-9_-]+",
+    lr=r"[0-9.e+-]+",
+    seed=r"-?\d+",
+
+
+def code(*modules):
+    """Source files a rule depends on, so editing them reruns exactly the affected steps."""
+    return [f"src/locus/{m}.py" for m in ("params", "io", "cli") + modules]
+
+
+def raw_dataset(wildcards):
+    return str(find_raw(PARAMS.data.raw_dir, wildcards.domain))
+
+
+def every_cell(pattern):
+    return [
+        pattern.format(cell=layout.cell_dir(PARAMS, d, lr, s)) for d, lr, s in layout.cells(PARAMS)
+    ]
