@@ -1,0 +1,64 @@
+import pytest
+
+from locus.params import ParamsError, load, lr_label
+
+
+def write(tmp_path, text):
+    p = tmp_path / "params.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_default_params_validate():
+    p = load("params.yaml")
+    assert p.lora.r == 16 and p.lora.alpha == 32 and p.lora.dropout == 0.05
+    assert p.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
+    assert p.quantization.method == "nf4" and p.quantization.double_quant
+    assert p.quantization.compute_dtype == "bfloat16"
+    assert p.grid.learning_rates == [0.0002, 0.001]
+    assert p.training.per_device_batch_size == 2 and p.training.grad_accum_steps == 4
+    assert p.training.lr_scheduler == "cosine" and p.training.epochs == 1
+
+
+def test_smoke_preset_overlays_defaults():
+    p = load("params.yaml", "smoke")
+    assert p.results_dir == "results/smoke"
+    assert p.lora.r == 16  # untouched keys come from params.yaml
+    assert p.grid.domains == load("params.yaml").grid.domains
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("grid: {domains: [a]}\nlora: {r: 0}\n", "lora.r"),
+        ("grid: {domains: [a]}\nlora: {alpha: -1}\n", "lora.alpha"),
+        ("grid: {domains: [a], learning_rates: [0.0]}\n", "grid.learning_rates"),
+        ("grid: {domains: [a], learning_rates: [5.0]}\n", "grid.learning_rates"),
+        ("grid: {domains: [a]}\nlr: -0.1\n", "lr"),
+        ("grid: {domains: [a]}\ntraining: {bogus: 1}\n", "training.bogus"),
+        ("grid: {domains: [a]}\nunknown_section: 1\n", "unknown_section"),
+        ("grid: {domains: [a]}\nquantization: {method: int3}\n", "quantization.method"),
+        ("grid: {domains: ['../etc']}\n", "grid.domains"),
+        ("lora: {r: 4}\n", "grid"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, text, key):
+    with pytest.raises(ParamsError) as e:
+        load(write(tmp_path, text))
+    assert key in str(e.value) and "params.yaml" in str(e.value)
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    with pytest.raises(ParamsError, match="invalid YAML"):
+        load(write(tmp_path, "grid: [unclosed\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_lr_label_round_trips():
+    for lr in (0.0002, 0.001, 1e-5, 0.1):
+        assert float(lr_label(lr)) == lr
+    assert lr_label(0.0002) == "0.0002"

@@ -1,0 +1,156 @@
+"""Integration: the real pipeline (Snakemake, real SmolLM2, real data) on the smoke preset.
+
+One session-scoped run is shared by every test here; it takes a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from locus import layout
+from locus.params import load
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+COPY = ["Snakefile", "workflow", "params.yaml", "presets", "data/raw", "src"]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--config", "preset=smoke", *args]
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("smoke")
+    for item in COPY:
+        src, dst = REPO / item, work / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+    run = snakemake(work, "--", "results/smoke/report.html")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return work
+
+
+@pytest.fixture(scope="session")
+def params(smoke):
+    cwd = os.getcwd()
+    os.chdir(smoke)
+    try:
+        return load("params.yaml", "smoke")
+    finally:
+        os.chdir(cwd)
+
+
+def test_every_cell_has_its_outputs(smoke, params):
+    for domain, lr, seed in layout.cells(params):
+        cell = smoke / layout.cell_dir(params, domain, lr, seed)
+        for name in ("adapter_init", "adapter_final"):
+            assert (cell / name / "adapter_model.safetensors").is_file()
+            assert json.loads((cell / name / "adapter_config.json").read_text())["r"] == 16
+        metrics = json.loads((cell / "metrics.json").read_text())
+        assert metrics["quantization"] == "nf4" and metrics["optimizer_steps"] >= 2
+        assert np.isfinite(metrics["eval_loss_after"])
+        assert len((cell / "train_log.jsonl").read_text().splitlines()) == metrics["optimizer_steps"]
+
+
+def test_delta_parquet_layout(smoke, params):
+    domain, lr, seed = layout.cells(params)[0]
+    df = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
+    assert list(df.columns) == ["layer", "block", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs"]
+    assert len(df) == 30 * 6 * 2 and sorted(df.layer.unique()) == list(range(30))
+    assert set(df.module) == {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"}
+    # SmolLM2: q is 576x576, so lora_A (16x576) has 9216 entries; up_proj's lora_B is 1536x16.
+    assert df[(df.module == "q_proj") & (df.matrix == "A")].n.unique().tolist() == [16 * 576]
+    assert df[(df.module == "up_proj") & (df.matrix == "B")].n.unique().tolist() == [1536 * 16]
+
+
+def test_hive_layout_reads_as_one_dataset(smoke, params):
+    import pyarrow.dataset as ds
+
+    runs = smoke / params.results_dir / "runs"
+    table = ds.dataset(runs, format="parquet", partitioning="hive").to_table().to_pandas()
+    assert len(table) == len(layout.cells(params)) * 360
+    assert set(table["lr"].astype(float)) == set(params.grid.learning_rates)
+
+
+def test_statistics_match_an_independent_computation(smoke, params):
+    """Recompute the seed's statistics with torch straight from the saved safetensors."""
+    import torch
+    from safetensors import safe_open
+
+    domain, lr, seed = layout.cells(params)[-1]
+    cell = smoke / layout.cell_dir(params, domain, lr, seed)
+    df = pd.read_parquet(cell / "delta.parquet").set_index(["layer", "module", "matrix"])
+    with safe_open(cell / "adapter_init" / "adapter_model.safetensors", "pt") as a, \
+         safe_open(cell / "adapter_final" / "adapter_model.safetensors", "pt") as b:
+        for key in a.keys():
+            parts = key.split(".")
+            layer, module, matrix = int(parts[4]), parts[6], parts[7][-1]
+            d = b.get_tensor(key).double() - a.get_tensor(key).double()
+            row = df.loc[(layer, module, matrix)]
+            assert row["mean"] == pytest.approx(d.mean().item(), rel=1e-9, abs=1e-15)
+            assert row["var"] == pytest.approx(d.var(unbiased=False).item(), rel=1e-9)
+            assert row["mean_abs"] == pytest.approx(d.abs().mean().item(), rel=1e-9)
+            assert row["var_abs"] == pytest.approx(d.abs().var(unbiased=False).item(), rel=1e-9)
+
+
+def test_layer_aggregation(smoke, params):
+    layers = pd.read_parquet(smoke / params.results_dir / "layers.parquet")
+    assert len(layers) == len(layout.cells(params)) * 30
+    assert (layers.n_matrices == 12).all()
+    modules = pd.read_parquet(smoke / params.results_dir / "modules.parquet")
+    assert len(modules) == len(layout.cells(params)) * 30 * 6
+    # Layer means are equal-weight means over the layer's matrices, as in the seed.
+    domain, lr, seed = layout.cells(params)[0]
+    delta = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
+    row = layers[(layers.domain == domain) & (layers.lr == lr) & (layers.seed == seed) & (layers.layer == 7)]
+    assert row.mean_abs.item() == pytest.approx(delta[delta.layer == 7].mean_abs.mean())
+
+
+def test_report_is_self_contained(smoke, params):
+    html = (smoke / params.results_dir / "report.html").read_text()
+    assert "vegaEmbed" in html and "<script src" not in html and "cdn.jsdelivr" not in html
+    for lr in ("0.0002", "0.001"):
+        assert f"LR = {lr}" in html
+    for domain in params.grid.domains:
+        assert domain in html
+    figures = smoke / params.results_dir / "figures"
+    n_charts = 2 + len(params.grid.domains) * 2 + 1
+    assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
+    assert (figures / "cross_domain_lr=0.001.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_has_nothing_to_do(smoke):
+    run = snakemake(smoke, "-n", "--", "results/smoke/report.html")
+    assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_snakemake_report(smoke):
+    run = snakemake(smoke, "--report", "results/smoke/snakemake_report.zip", "--", "results/smoke/report.html")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (smoke / "results/smoke/snakemake_report.zip").stat().st_size > 10_000
+
+
+def test_training_is_deterministic_on_the_real_model(smoke, params, tmp_path):
+    """Retrain one cell from its saved initial adapter: the final adapter is bit-identical."""
+    domain, lr, seed = layout.cells(params)[0]
+    cell = layout.cell_dir(params, domain, lr, seed)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = ["locus", "train", "--preset", "smoke", "--model", str(layout.model_dir(params)),
+           "--data", str(layout.data_dir(params, domain)), "--init", str(cell / "adapter_init"),
+           "--lr", str(lr), "--seed", str(seed), "--out", str(tmp_path / "again")]
+    run = subprocess.run(cmd, cwd=smoke, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    original = (smoke / cell / "adapter_final" / "adapter_model.safetensors").read_bytes()
+    assert (tmp_path / "again" / "adapter_final" / "adapter_model.safetensors").read_bytes() == original

@@ -1,0 +1,105 @@
+"""The init -> train -> delta chain on a tiny random Llama, through the same CLI the workflows call."""
+
+import json
+
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from conftest import write_params
+from locus.cli import main
+from locus.modeling import load_base, lora_config, seed_everything
+from locus.params import load
+
+
+def run_cell(tmp_path, tiny_model, params_file, out_name, seed=0, lr=0.001):
+    res = tmp_path / "res"
+    data = res / "data" / "arith"
+    cell = res / out_name
+    common = ["--params", str(params_file)]
+    if not data.exists():
+        assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
+    assert main(["init-adapter", *common, "--model", str(tiny_model), "--seed", str(seed),
+                 "--out", str(cell / "adapter_init")]) == 0
+    assert main(["train", *common, "--model", str(tiny_model), "--data", str(data),
+                 "--init", str(cell / "adapter_init"), "--lr", str(lr), "--seed", str(seed), "--out", str(cell)]) == 0
+    return cell
+
+
+@pytest.mark.parametrize("quant", ["none", "nf4"])
+def test_same_seed_gives_bit_identical_adapters(tmp_path, tiny_model, arith_raw, quant):
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": quant})
+    a = run_cell(tmp_path, tiny_model, params, "a")
+    b = run_cell(tmp_path, tiny_model, params, "b")
+    for name in ("adapter_init", "adapter_final"):
+        assert (a / name / "adapter_model.safetensors").read_bytes() == (b / name / "adapter_model.safetensors").read_bytes()
+    init = load_file(a / "adapter_init" / "adapter_model.safetensors")
+    final = load_file(a / "adapter_final" / "adapter_model.safetensors")
+    assert set(init) == set(final)
+    for key in init:
+        if ".lora_B." in key:
+            assert not init[key].any(), "lora_B must start at exactly zero"
+    assert any((init[k] != final[k]).any() for k in init), "training changed nothing"
+    log = [json.loads(line) for line in (a / "train_log.jsonl").read_text().splitlines()]
+    metrics = json.loads((a / "metrics.json").read_text())
+    assert [r["step"] for r in log] == list(range(1, metrics["optimizer_steps"] + 1))
+    assert metrics["quantization"] == quant and metrics["eval_loss_after"] < metrics["eval_loss_before"]
+
+
+def test_other_seed_gives_other_init(tmp_path, tiny_model, arith_raw):
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
+    p = load(params)
+    inits = []
+    for seed in (0, 1):
+        assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", str(seed),
+                     "--out", str(tmp_path / f"i{seed}")]) == 0
+        inits.append((tmp_path / f"i{seed}" / "adapter_model.safetensors").read_bytes())
+    assert inits[0] != inits[1] and p.lora.r == 4
+
+
+def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
+    import pandas as pd
+
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
+    cell = run_cell(tmp_path, tiny_model, params, "c")
+    assert main(["delta", "--params", str(params), "--init", str(cell / "adapter_init"),
+                 "--final", str(cell / "adapter_final"), "--out", str(cell / "delta.parquet")]) == 0
+    df = pd.read_parquet(cell / "delta.parquet")
+    assert len(df) == 3 * 6 * 2  # layers x modules x {A, B}
+    assert set(df.columns) >= {"layer", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs"}
+    assert (df["mean_abs"] > 0).all()
+
+
+def test_unknown_target_module_lists_available(tmp_path, tiny_model, arith_raw, capsys):
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"target_modules": ["qkv"]})
+    assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0",
+                 "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "lora.target_modules" in err and "q_proj" in err and "down_proj" in err
+    assert not (tmp_path / "x").exists()
+
+
+def lora_grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
+    """An eval-mode forward on CPU must not change later NF4 gradients (bitsandbytes repacking trap)."""
+    from peft import get_peft_model
+
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"dropout": 0.0}))
+    batch = {"input_ids": torch.arange(3, 40).reshape(1, -1)}
+    batch["labels"] = batch["input_ids"]
+    grads = []
+    for evaluate_first in (False, True):
+        seed_everything(0)
+        model = get_peft_model(load_base(params, tiny_model), lora_config(params))
+        if evaluate_first:
+            model.eval()
+            with torch.no_grad():
+                model(**batch)
+        model.train()
+        model(**batch).loss.backward()
+        grads.append(lora_grads(model))
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
