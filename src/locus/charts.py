@@ -80,7 +80,7 @@ def module_heatmap(modules: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         .encode(
             x=alt.X("layer:O"),
             y=alt.Y("module:N", title=None),
-            color=alt.Color(f"{metric}:Q", title=LABELS[metric], scale=alt.Scale(scheme="viridis")),
+            color=alt.Color(f"{metric}:Q", title=LABELS[metric], scale=alt.Scale(type="log", scheme="viridis")),
             tooltip=["domain", "lr", "layer", "module", alt.Tooltip(f"{metric}:Q", format=".3e")],
         )
         .properties(width=380, height=110)
