@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         importlib.import_module(STAGES[args.stage]).run(args, params)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, ArithmeticError) as e:
         print(f"locus {args.stage}: error: {e}", file=sys.stderr)
         return 1
     return 0

