@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +76,27 @@ def arith_raw(tmp_path) -> Path:
     raw.mkdir()
     (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     return raw
+
+
+REPO = Path(__file__).resolve().parents[1]
+# What a pipeline run needs from the repository (the package itself is installed in the venv).
+PIPELINE_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", "presets", "data/raw", "src"]
+
+
+def copy_repo(dst: Path) -> Path:
+    """A fresh working copy of the pipeline files, so integration runs never touch the checkout."""
+    for item in PIPELINE_FILES:
+        src, target = REPO / item, dst / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, target)
+    return dst
+
+
+def run_tool(cwd: Path, *cmd: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    """Run a command with the venv's bin/ first on PATH (where `locus`, snakemake and dvc live)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):  # CI machines may have no git identity
+        env.setdefault(var, "Locus tests")
+    for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        env.setdefault(var, "tests@locus.invalid")
+    return subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

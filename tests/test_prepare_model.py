@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from conftest import write_params
@@ -11,16 +13,11 @@ def test_local_model_directory_is_prepared_as_safetensors(tmp_path, tiny_model, 
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
                                model={"source": str(tiny_model)}, models_dir=str(tmp_path / "models"))
     out = layout.model_dir(load(params_file))
-    assert out == tmp_path / "models" / "model"
+    assert out == tmp_path / "models" / "base"
     assert main(["prepare-model", "--params", str(params_file), "--out", str(out)]) == 0
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert not list(out.glob("*.bin")), "weights must be safetensors, never pickles"
-
-
-def test_hub_ids_get_a_flat_directory_name(tmp_path, arith_raw):
-    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
-                               model={"source": "meta-llama/Llama-3.2-3B"})
-    assert layout.model_dir(load(params_file)).name == "meta-llama--Llama-3.2-3B"
+    assert json.loads((out / "locus_provenance.json").read_text())["source"] == str(tiny_model)
 
 
 def test_sha256_mismatch_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 """The init -> train -> delta chain on a tiny random Llama, through the same CLI the workflows call."""
 
+import csv
 import json
 
 import pytest
@@ -40,9 +41,10 @@ def test_same_seed_gives_bit_identical_adapters(tmp_path, tiny_model, arith_raw,
         if ".lora_B." in key:
             assert not init[key].any(), "lora_B must start at exactly zero"
     assert any((init[k] != final[k]).any() for k in init), "training changed nothing"
-    log = [json.loads(line) for line in (a / "train_log.jsonl").read_text().splitlines()]
+    log = list(csv.DictReader((a / "train_log.csv").open()))
     metrics = json.loads((a / "metrics.json").read_text())
-    assert [r["step"] for r in log] == list(range(1, metrics["optimizer_steps"] + 1))
+    assert [int(r["step"]) for r in log] == list(range(1, metrics["optimizer_steps"] + 1))
+    assert all(float(r["loss"]) > 0 for r in log)
     assert metrics["quantization"] == quant and metrics["eval_loss_after"] < metrics["eval_loss_before"]
 
 

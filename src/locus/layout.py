@@ -1,16 +1,16 @@
-"""Where every artefact lives.
+"""Where every artefact lives. Snakemake, DVC and the stages all build paths from here.
 
-models/{slug}/                                             prepared base model Snakemake, DVC and the stages all build paths from here.
-
+models/base/                                               prepared base model
 results/
   data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
   runs/{domain}/lr={lr}/seed={seed}/adapter_init/          PEFT adapter before training
                                    /adapter_final/         PEFT adapter after training
-                                   /train_log.jsonl        one line per optimizer step
+                                   /train_log.csv          one row per optimizer step
                                    /metrics.json           final train/eval loss, timing
                                    /delta.parquet          statistics of final - initial
-  layers.parquet, modules.parquet                          aggregation over the grid
+  layers.parquet, modules.parquet, layer_profile.csv       aggregation over the grid
   report.html, figures/                                    the report
+  experiment/                                              the same three for a DVC experiment
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ _CELL = re.compile(r"runs/(?P<domain>[^/]+)/lr=(?P<lr>[^/]+)/seed=(?P<seed>-?\d+
 
 
 def model_dir(params: Params) -> Path:
-    """models/{slug}: the prepared base model (safetensors + tokenizer) for params.model.source."""
-    source = params.model.source.rstrip("/")
-    name = Path(source).name if Path(source).is_dir() else source
-    return Path(params.models_dir) / re.sub(r"[^A-Za-z0-9._-]+", "--", name)
+    """models/base: the prepared base model (safetensors + tokenizer + locus_provenance.json).
+
+    A fixed name, so Snakemake and dvc.yaml agree without computing it; the model it holds is
+    recorded in locus_provenance.json, and changing `model` re-runs the stage in both tools.
+    """
+    return Path(params.models_dir) / "base"
 
 
 def data_dir(params: Params, domain: str) -> Path:

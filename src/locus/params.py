@@ -119,6 +119,10 @@ class Params(Section):
     data: DataParams = DataParams()
     report: ReportParams = ReportParams()
 
+    def as_experiment(self) -> "Params":
+        """The params of one DVC experiment: the grid at the single learning rate `lr`."""
+        return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})
+
     @model_validator(mode="after")
     def _paths_relative(self) -> "Params":
         for key in ("results_dir", "models_dir"):

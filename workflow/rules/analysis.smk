@@ -22,6 +22,7 @@ rule aggregate:
     output:
         layers=f"{RESULTS}/layers.parquet",
         modules=f"{RESULTS}/modules.parquet",
+        profile=f"{RESULTS}/layer_profile.csv",
     log:
         f"{LOGS}/aggregate.log",
     shell:
@@ -48,4 +49,4 @@ rule report:
     log:
         f"{LOGS}/report.log",
     shell:
-        "locus report {STAGE_ARGS} --out {output.html} --figures {output.figures} 2>&1 | tee {log}"
+        "locus report {STAGE_ARGS} --tables {RESULTS} --out {output.html} --figures {output.figures} 2>&1 | tee {log}"

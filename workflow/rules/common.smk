@@ -9,7 +9,11 @@ from locus.records import find_raw
 PARAMS_FILE = config.get("params", "params.yaml")
 PRESET = config.get("preset")
 PARAMS = load(PARAMS_FILE, PRESET)
-STAGE_ARGS = f"--params {PARAMS_FILE}" + (f" --preset {PRESET}" if PRESET else "")
+# Extra flags only when not the defaults, so commands read exactly as dvc.yaml's.
+STAGE_ARGS = " ".join(
+    ([f"--params {PARAMS_FILE}"] if PARAMS_FILE != "params.yaml" else [])
+    + ([f"--preset {PRESET}"] if PRESET else [])
+)
 RESULTS = PARAMS.results_dir
 MODEL = str(layout.model_dir(PARAMS))
 LOGS = f"{RESULTS}/logs"

@@ -5,6 +5,8 @@ rule prepare_model:
         code("layout", "modeling", "stages/prepare_model"),
     output:
         directory(MODEL),
+    params:
+        model=PARAMS.model.model_dump(),  # changing the model re-runs this rule
     log:
         f"{LOGS}/prepare_model.log",
     shell:
@@ -21,8 +23,10 @@ rule prepare_data:
         train=f"{RESULTS}/data/{{domain}}/train.jsonl",
         eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
         stats=f"{RESULTS}/data/{{domain}}/stats.json",
+    params:
+        out=lambda w, output: os.path.dirname(output.train),
     log:
         f"{LOGS}/prepare_data/{{domain}}.log",
     shell:
         "locus prepare-data {STAGE_ARGS} --domain {wildcards.domain} "
-        "--out $(dirname {output.train}) 2>&1 | tee {log}"
+        "--out {params.out} 2>&1 | tee {log}"

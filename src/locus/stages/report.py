@@ -88,14 +88,14 @@ SECTIONS = [
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("--tables", required=True, help="directory holding layers.parquet and modules.parquet")
     parser.add_argument("--out", required=True, help="report.html to write")
     parser.add_argument("--figures", required=True, help="directory for PNG and SVG figures")
 
 
 def run(args, params) -> None:
-    results = Path(params.results_dir)
-    layers = pd.read_parquet(results / "layers.parquet")
-    modules = pd.read_parquet(results / "modules.parquet")
+    layers = pd.read_parquet(Path(args.tables) / "layers.parquet")
+    modules = pd.read_parquet(Path(args.tables) / "modules.parquet")
     metric = params.report.metric
     figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers), **charts.module_heatmap(modules, metric)}
 

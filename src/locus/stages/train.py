@@ -4,12 +4,11 @@ QLoRA as in the seed experiment: the base is loaded in NF4 with double quantizat
 compute (bitsandbytes; works on CPU and CUDA), prepared with `prepare_model_for_kbit_training`,
 and the adapter from the init stage is loaded trainable. The loop is transformers' `Trainer`
 with a padding collator that pads labels with -100; prompt tokens are masked (see sft_data).
-Outputs in --out: adapter_final/, train_log.jsonl (one line per optimizer step), metrics.json.
+Outputs in --out: adapter_final/, train_log.csv (one row per optimizer step), metrics.json.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -39,6 +38,12 @@ class StepLog(TrainerCallback):
             if not math.isfinite(row["loss"]):
                 raise FloatingPointError(f"loss is {row['loss']} at step {state.global_step}; stopping")
             self.rows.append(row)
+
+    def to_csv(self) -> str:
+        """CSV that DVC plots read natively: step, epoch, loss, learning_rate, grad_norm."""
+        columns = ["step", "epoch", "loss", "learning_rate", "grad_norm"]
+        lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in self.rows]
+        return "\n".join(lines) + "\n"
 
 
 def load_split(tokenizer, path: Path, params) -> tuple[Dataset, dict]:
@@ -102,7 +107,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", required=True, help="initial adapter directory")
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="cell directory: adapter_final/, train_log.jsonl, metrics.json")
+    parser.add_argument("--out", required=True, help="cell directory: adapter_final/, train_log.csv, metrics.json")
 
 
 def run(args, params) -> None:
@@ -132,7 +137,7 @@ def run(args, params) -> None:
     out = Path(args.out)
     with io.atomic_path(out / "adapter_final", is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-    io.write_text(out / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in log.rows))
+    io.write_text(out / "train_log.csv", log.to_csv())
     epochs = params.training.epochs if params.training.max_steps < 0 else None
     metrics = {
         "train_loss": result.training_loss,
