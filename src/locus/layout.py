@@ -15,12 +15,9 @@ results/
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from locus.params import Params, lr_label
-
-_CELL = re.compile(r"runs/(?P<domain>[^/]+)/lr=(?P<lr>[^/]+)/seed=(?P<seed>-?\d+)")
 
 
 def model_dir(params: Params) -> Path:
@@ -45,11 +42,3 @@ def cells(params: Params) -> list[tuple[str, float, int]]:
     """Every (domain, lr, seed) of the grid, in params order."""
     g = params.grid
     return [(d, lr, s) for d in g.domains for lr in g.learning_rates for s in g.seeds]
-
-
-def parse_cell(path: str | Path) -> tuple[str, float, int]:
-    """(domain, lr, seed) from any path inside a cell directory."""
-    m = _CELL.search(Path(path).as_posix())
-    if not m:
-        raise ValueError(f"{path}: not inside runs/{{domain}}/lr={{lr}}/seed={{seed}}/")
-    return m["domain"], float(m["lr"]), int(m["seed"])
