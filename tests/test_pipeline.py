@@ -66,13 +66,30 @@ def test_delta_parquet_layout(smoke, params):
     assert df[(df.module == "up_proj") & (df.matrix == "B")].n.unique().tolist() == [1536 * 16]
 
 
+def test_effective_update_of_a_real_cell(smoke, params):
+    """‖s·B·A‖_F from the saved adapter, densely, equals the effective stage's number."""
+    from safetensors.numpy import load_file
+
+    domain, lr, seed = layout.cells(params)[1]
+    cell = smoke / layout.cell_dir(params, domain, lr, seed)
+    eff = pd.read_parquet(cell / "effective.parquet")
+    assert len(eff) == 30 * 6 and (eff["rank"] == 16).all() and (eff["scaling"] == 2.0).all()
+    adapter = load_file(cell / "adapter_final" / "adapter_model.safetensors")
+    key = "base_model.model.model.layers.17.mlp.down_proj"
+    dense = 2.0 * adapter[f"{key}.lora_B.weight"].astype(np.float64) @ adapter[f"{key}.lora_A.weight"]
+    row = eff[(eff.layer == 17) & (eff.module == "down_proj")].iloc[0]
+    assert row.fro == pytest.approx(np.linalg.norm(dense), rel=1e-9)
+    assert row.spectral == pytest.approx(np.linalg.norm(dense, 2), rel=1e-9)
+
+
 def test_hive_layout_reads_as_one_dataset(smoke, params):
     import pyarrow.dataset as ds
 
     runs = smoke / params.results_dir / "runs"
     for domain in params.grid.domains:
-        table = ds.dataset(runs / domain, format="parquet", partitioning="hive",
-                           exclude_invalid_files=True).to_table().to_pandas()
+        files = [str(p) for p in sorted((runs / domain).glob("lr=*/seed=*/delta.parquet"))]
+        table = ds.dataset(files, format="parquet", partitioning="hive",
+                           partition_base_dir=str(runs / domain)).to_table().to_pandas()
         assert len(table) == len(params.grid.learning_rates) * len(params.grid.seeds) * 360
         assert set(table["lr"].astype(float)) == set(params.grid.learning_rates)
         assert set(table["seed"]) == set(params.grid.seeds)
@@ -102,6 +119,8 @@ def test_layer_aggregation(smoke, params):
     layers = pd.read_parquet(smoke / params.results_dir / "layers.parquet")
     assert len(layers) == len(layout.cells(params)) * 30
     assert (layers.n_matrices == 12).all()
+    assert (layers.fro > 0).all() and (layers.rel_fro > 0).all()
+    assert layers.attention_share.between(0, 1).all()
     modules = pd.read_parquet(smoke / params.results_dir / "modules.parquet")
     assert len(modules) == len(layout.cells(params)) * 30 * 6
     # Layer means are equal-weight means over the layer's matrices, as in the seed.
@@ -119,7 +138,10 @@ def test_report_is_self_contained(smoke, params):
     for domain in params.grid.domains:
         assert domain in html
     figures = smoke / params.results_dir / "figures"
-    n_charts = 2 + len(params.grid.domains) * 2 + 1
+    n_lr = len(params.grid.learning_rates)
+    # seed figures (cross-domain, per-domain, heatmap) + effective ‖ΔW‖, relative, attention share + heatmap
+    n_charts = n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1
+    assert html.count('class=note') == 4 * n_lr  # a computed finding above each per-LR profile
     assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
     assert (figures / "cross_domain_lr=0.001.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -15,6 +15,7 @@ STAGES = {
     "init-adapter": "locus.stages.init_adapter",
     "train": "locus.stages.train",
     "delta": "locus.stages.delta",
+    "effective": "locus.stages.effective",
     "aggregate": "locus.stages.aggregate",
     "report": "locus.stages.report",
 }

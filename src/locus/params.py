@@ -8,6 +8,7 @@ overlays: they are deep-merged over params.yaml and validated together.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -103,7 +104,43 @@ class DataParams(Section):
 
 class ReportParams(Section):
     title: str = "Locus: where does fine-tuning write?"
-    metric: Literal["mean_abs", "mean", "var", "var_abs"] = "mean_abs"
+    # The seed's headline statistic by default; rel_fro (‖ΔW‖_F/‖W₀‖_F) is the size-normalised view.
+    metric: Literal["mean_abs", "mean", "var", "var_abs", "fro", "rel_fro"] = "mean_abs"
+
+
+class ClusterParams(Section):
+    """Resources for `snakemake --profile workflow/profiles/slurm` (ignored by local runs and DVC).
+
+    Every submitted job gets cpus/mem_mb/runtime_min; the train jobs get the train_* values and,
+    when gpus_per_train_job > 0, `--gpus=[gpu_type:]N`. Empty partition/account: the cluster's
+    default (the SLURM plugin then tries to guess an account).
+    """
+
+    partition: str = ""
+    account: str = ""
+    cpus: int = Field(1, gt=0)                    # --cpus-per-task of every job but train
+    mem_mb: int = Field(4000, gt=0)               # --mem of every job but train
+    runtime_min: int = Field(30, gt=0)            # -t (minutes) of every job but train
+    train_cpus: int = Field(2, gt=0)
+    train_mem_mb: int = Field(16000, gt=0)
+    train_runtime_min: int = Field(120, gt=0)
+    gpus_per_train_job: int = Field(0, ge=0)      # 0: train on CPU
+    gpu_type: str = ""                            # e.g. a100 -> --gpus=a100:N; empty: any GPU
+    slurm_extra: str = ""                         # extra sbatch flags for every job, e.g. "--qos=short"
+
+    @field_validator("partition", "account")
+    @classmethod
+    def _slurm_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_.,-]+", v):
+            raise ValueError(f"{v!r} must be letters, digits, '_', '.', ',' or '-'")
+        return v
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _gpu_type(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z0-9_.]+", v):
+            raise ValueError(f"{v!r} must be letters, digits, '_' or '.' (e.g. a100)")
+        return v
 
 
 class Params(Section):
@@ -118,6 +155,7 @@ class Params(Section):
     grid: GridParams
     data: DataParams = DataParams()
     report: ReportParams = ReportParams()
+    cluster: ClusterParams = ClusterParams()
 
     def as_experiment(self) -> "Params":
         """The params of one DVC experiment: the grid at the single learning rate `lr`."""

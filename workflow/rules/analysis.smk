@@ -13,12 +13,30 @@ rule delta:
         "locus delta {STAGE_ARGS} --init {input.init} --final {input.final} --out {output} 2>&1 | tee {log}"
 
 
+rule effective:
+    message:
+        "Effective update ΔW for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        model=MODEL,
+        final=f"{CELL}/adapter_final",
+        code=code("effective", "stages/effective"),
+    output:
+        f"{CELL}/effective.parquet",
+    log:
+        f"{LOGS}/effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus effective {STAGE_ARGS} --model {input.model} --adapter {input.final} --out {output} 2>&1 | tee {log}"
+
+
 rule aggregate:
     message:
         "Aggregating the grid by layer"
     input:
         deltas=every_cell("{cell}/delta.parquet"),
-        code=code("layout", "stats", "stages/aggregate"),
+        effective=every_cell("{cell}/effective.parquet"),
+        code=code("layout", "stats", "effective", "stages/aggregate"),
     output:
         layers=f"{RESULTS}/layers.parquet",
         modules=f"{RESULTS}/modules.parquet",

@@ -40,3 +40,33 @@ def every_cell(pattern):
     return [
         pattern.format(cell=layout.cell_dir(PARAMS, d, lr, s)) for d, lr, s in layout.cells(PARAMS)
     ]
+
+
+def cluster_resources(kind="default"):
+    """SLURM resources from params.yaml's `cluster:` section (used by the slurm profile only).
+
+    Empty strings are left out, so the cluster's defaults apply; train jobs get the train_* values
+    and, with cluster.gpus_per_train_job > 0, a GPU (the plugin turns gpu/gpu_model into --gpus).
+    """
+    c = PARAMS.cluster
+    train = kind == "train"
+    res = {
+        "cpus_per_task": c.train_cpus if train else c.cpus,
+        "mem_mb": c.train_mem_mb if train else c.mem_mb,
+        "runtime": c.train_runtime_min if train else c.runtime_min,
+        "slurm_partition": c.partition,
+        "slurm_account": c.account,
+        "slurm_extra": c.slurm_extra,
+    }
+    if train and c.gpus_per_train_job:
+        res["gpu"] = c.gpus_per_train_job
+        res["gpu_model"] = c.gpu_type
+    return {k: v for k, v in res.items() if v != ""}
+
+
+# Cheap steps run on the submitting machine instead of waiting in the queue.
+localrules:
+    all,
+    delta,
+    aggregate,
+    report,

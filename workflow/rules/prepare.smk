@@ -9,6 +9,8 @@ rule prepare_model:
         model=PARAMS.model.model_dump(),  # changing the model re-runs this rule
     log:
         f"{LOGS}/prepare_model.log",
+    resources:
+        **cluster_resources("default"),
     shell:
         "locus prepare-model {STAGE_ARGS} --out {output} 2>&1 | tee {log}"
 
@@ -27,6 +29,8 @@ rule prepare_data:
         out=lambda w, output: os.path.dirname(output.train),
     log:
         f"{LOGS}/prepare_data/{{domain}}.log",
+    resources:
+        **cluster_resources("default"),
     shell:
         "locus prepare-data {STAGE_ARGS} --domain {wildcards.domain} "
         "--out {params.out} 2>&1 | tee {log}"

@@ -8,6 +8,8 @@ rule init_adapter:
         directory(f"{CELL}/adapter_init"),
     log:
         f"{LOGS}/init_adapter/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("default"),
     shell:
         "locus init-adapter {STAGE_ARGS} --model {input.model} --seed {wildcards.seed} "
         "--out {output} 2>&1 | tee {log}"
@@ -31,6 +33,8 @@ rule train:
         out=lambda w, output: os.path.dirname(output.metrics),
     log:
         f"{LOGS}/train/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("train"),
     shell:
         "locus train {STAGE_ARGS} --model {input.model} --data {params.data} "
         "--init {input.init} --lr {wildcards.lr} --seed {wildcards.seed} "

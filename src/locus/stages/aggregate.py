@@ -1,8 +1,8 @@
-"""Stage: aggregate every cell's delta.parquet by layer (and by layer × module).
+"""Stage: aggregate every cell's delta.parquet and effective.parquet by layer (and layer × module).
 
 layers.parquet  one row per (domain, lr, seed, layer): the seed's four statistics averaged with
                 equal weight over that layer's LoRA matrices (A and B of every adapted module),
-                exactly as the seed experiment aggregates.
+                exactly as the seed experiment aggregates; plus the effective-update metrics.
 modules.parquet one row per (domain, lr, seed, layer, block, module): averaged over A and B —
                 for layer × module heatmaps.
 summary.json    per domain (and LR, when the grid has several): eval loss before/after, train
@@ -23,30 +23,44 @@ import pandas as pd
 from locus import io
 from locus.layout import cell_dir, cells
 from locus.params import lr_label
+from locus.effective import METRICS
 from locus.stats import STATISTICS
 
 CELL = ["domain", "lr", "seed"]
 
 
-def read_grid(params) -> pd.DataFrame:
+def read_grid(params, filename: str) -> pd.DataFrame:
+    """One per-cell table (delta.parquet or effective.parquet) for the whole grid, cell columns added."""
     frames = []
     for domain, lr, seed in cells(params):
-        path = cell_dir(params, domain, lr, seed) / "delta.parquet"
+        path = cell_dir(params, domain, lr, seed) / filename
         if not path.exists():
-            raise FileNotFoundError(f"{path}: missing delta for cell {domain}, lr={lr}, seed={seed}")
+            raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr}, seed={seed}")
         frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
 
-def by_layer(deltas: pd.DataFrame) -> pd.DataFrame:
+def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+    """Seed statistics averaged over the layer's matrices, plus effective-update metrics.
+
+    Effective metrics are means over the layer's modules, except `fro` (‖ΔW‖_F of the whole layer,
+    √Σ‖ΔW_m‖²_F) and `attention_share` (the attention modules' share of Σ‖ΔW_m‖²_F).
+    """
     grouped = deltas.groupby(CELL + ["layer"], sort=True)
     out = grouped[list(STATISTICS)].mean()
     out["n_matrices"] = grouped.size()
+    eff = effective.assign(fro2=effective["fro"] ** 2, attn2=effective["fro"].where(effective.block == "attention", 0) ** 2)
+    g = eff.groupby(CELL + ["layer"], sort=True)
+    out = out.join(g[[m for m in METRICS if m != "fro"]].mean())
+    out["fro"] = g["fro2"].sum() ** 0.5
+    out["attention_share"] = g["attn2"].sum() / g["fro2"].sum()
     return out.reset_index()
 
 
-def by_module(deltas: pd.DataFrame) -> pd.DataFrame:
-    return deltas.groupby(CELL + ["layer", "block", "module"], sort=True)[list(STATISTICS)].mean().reset_index()
+def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+    keys = CELL + ["layer", "block", "module"]
+    seed_stats = deltas.groupby(keys, sort=True)[list(STATISTICS)].mean().reset_index()
+    return seed_stats.merge(effective[keys + list(METRICS)], on=keys, how="left", validate="one_to_one")
 
 
 def layer_profile(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -79,10 +93,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args, params) -> None:
-    deltas = read_grid(params)
+    deltas, effective = read_grid(params, "delta.parquet"), read_grid(params, "effective.parquet")
     out = Path(args.out_dir)
-    layers = by_layer(deltas)
-    for name, table in (("layers", layers), ("modules", by_module(deltas))):
+    layers = by_layer(deltas, effective)
+    for name, table in (("layers", layers), ("modules", by_module(deltas, effective))):
         with io.atomic_path(out / f"{name}.parquet") as tmp:
             table.to_parquet(tmp, index=False)
     io.write_json(out / "summary.json", summary(params, layers))

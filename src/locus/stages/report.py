@@ -15,7 +15,7 @@ import pandas as pd
 import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert  # the Vega-Lite version Altair emits
 
-from locus import charts, io
+from locus import charts, io, summaries
 from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
 
@@ -66,7 +66,7 @@ PAGE = """<!DOCTYPE html>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
 dt{{font-weight:600;float:left;clear:left;width:9em}}dd{{margin-left:10em}}
 table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;padding:2px 6px}}
-.chart{{margin:1.5em 0}}</style>
+.chart{{margin:1.5em 0}}.note{{background:#f4f6fa;padding:.4em .8em;border-left:3px solid #4c78a8}}</style>
 <script>{bundle}</script></head><body>
 <h1>{title}</h1>
 <p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
@@ -81,8 +81,11 @@ for (const [id, spec] of Object.entries(specs)) {{ vegaEmbed('#' + id, spec, {{a
 """
 
 SECTIONS = [
-    ("Comparative weight changes across domains", "cross_domain"),
+    ("Comparative weight changes across domains (seed statistics)", "cross_domain"),
     ("Weight change across layers in individual domains", "domain_"),
+    ("Effective update ‖ΔW‖_F = ‖s·B·A‖_F by layer", "fro_"),
+    ("Size-normalised change ‖ΔW‖_F / ‖W₀‖_F by layer", "rel_fro_"),
+    ("Attention vs MLP: attention's share of ‖ΔW‖²_F per layer", "attention_share_"),
     ("Layer × module", "module_heatmap"),
 ]
 
@@ -97,7 +100,9 @@ def run(args, params) -> None:
     layers = pd.read_parquet(Path(args.tables) / "layers.parquet")
     modules = pd.read_parquet(Path(args.tables) / "modules.parquet")
     metric = params.report.metric
-    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers), **charts.module_heatmap(modules, metric)}
+    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers), **charts.module_heatmap(modules, metric),
+               **charts.effective_profiles(layers), **charts.module_heatmap(modules, "rel_fro")}
+    notes = summaries.describe(layers, metric)
 
     with io.atomic_path(args.figures, is_dir=True) as tmp:
         for name, chart in figures.items():
@@ -112,7 +117,8 @@ def run(args, params) -> None:
             div_id = f"{prefix.strip('_')}_{i}"
             specs[div_id] = figures[name].to_dict()
             divs.append(f'<div class="chart" id="{div_id}"></div>')
-        sections.append(f"<h2>{title}</h2>" + "".join(divs))
+        note = "".join(f"<p class=note>{html.escape(notes[n])}</p>" for n in names if n in notes)
+        sections.append(f"<h2>{html.escape(title)}</h2>" + note + "".join(divs))
     page = PAGE.format(
         title=html.escape(params.report.title),
         bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
