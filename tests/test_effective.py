@@ -1,31 +1,46 @@
-"""Effective-update metrics checked against dense computations (PEFT-style: many small cases)."""
+"""Effective-update metrics against dense computations; scaling against PEFT; NF4 W₀ against Linear4bit;
+the `effective` stage and the cross-cell similarity on PEFT adapters of the tiny model."""
+
+import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.numpy import load_file, save_file
 
-from conftest import write_params
+from conftest import build_tiny_model, write_params
 from locus.cli import main
-from locus.effective import scaling, subspace_similarity, thin_svd, update_metrics
+from locus.effective import (
+    random_similarity, scaling, subspace_similarity, thin_svd, update_metrics, update_similarity,
+)
 from locus.params import load
 
-SHAPES = [(12, 20, 4), (20, 12, 4), (8, 8, 8), (6, 30, 10), (64, 48, 16), (5, 7, 1)]
+# (out, in, r): tall, wide, square, r > out, r > in, r > both, rank 1
+SHAPES = [(12, 20, 4), (20, 12, 4), (8, 8, 8), (6, 30, 10), (30, 6, 10), (5, 7, 9), (64, 48, 16), (5, 7, 1)]
 
 
-def dense_metrics(a, b, s, w0):
+def dense_metrics(a, b, s, w0, r):
     dw = s * b.astype(np.float64) @ a.astype(np.float64)
-    sig = np.linalg.svd(dw, compute_uv=False)
-    r = a.shape[0]
-    u, _, vt = np.linalg.svd(dw)
-    k = min(r, *dw.shape)
+    u, sig, vt = np.linalg.svd(dw)
     fro = np.linalg.norm(dw)
-    p = sig[sig > 1e-12 * sig[0]] / sig[sig > 1e-12 * sig[0]].sum()
-    return {
-        "fro": fro, "spectral": sig[0], "stable_rank": fro**2 / sig[0] ** 2,
-        "effective_rank": np.exp(-(p * np.log(p)).sum()), "rel_fro": fro / np.linalg.norm(w0),
-        "amplification": fro / np.linalg.norm(u[:, :k].T @ w0 @ vt[:k].T),
-    }
+    out = {"fro": fro, "spectral": sig[0], "rel_fro": fro / np.linalg.norm(w0)}
+    k = min(r, np.linalg.matrix_rank(dw))
+    if k == 0:
+        return out | {"stable_rank": np.nan, "effective_rank": np.nan, "amplification": np.nan, "numerical_rank": 0}
+    p = sig[:k] / sig[:k].sum()
+    return out | {"stable_rank": fro**2 / sig[0] ** 2, "effective_rank": np.exp(-(p * np.log(p)).sum()),
+                  "amplification": fro / np.linalg.norm(u[:, :k].T @ w0 @ vt[:k].T), "numerical_rank": k}
+
+
+def check(a, b, s, w0, r):
+    got, want = update_metrics(thin_svd(a, b, s), w0, r=r), dense_metrics(a, b, s, w0, r)
+    for key, value in want.items():
+        if np.isnan(value):
+            assert np.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-7, abs=1e-12), key
 
 
 @pytest.mark.parametrize("out_dim, in_dim, r", SHAPES)
@@ -33,95 +48,230 @@ def dense_metrics(a, b, s, w0):
 def test_metrics_match_dense_svd(out_dim, in_dim, r, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=(r, in_dim)), rng.normal(size=(out_dim, r))
-    w0 = rng.normal(size=(out_dim, in_dim))
-    got = update_metrics(thin_svd(a, b, 2.0), w0)
-    want = dense_metrics(a, b, 2.0, w0)
-    for key, value in want.items():
-        assert got[key] == pytest.approx(value, rel=1e-6), key
+    check(a, b, 2.0, rng.normal(size=(out_dim, in_dim)), r)
 
 
-def test_rank_deficient_update():
-    rng = np.random.default_rng(3)
-    b = rng.normal(size=(30, 1)) @ rng.normal(size=(1, 8))  # rank-1 B with r = 8
-    a = rng.normal(size=(8, 40))
-    m = update_metrics(thin_svd(a, b, 1.0), rng.normal(size=(30, 40)))
-    assert m["stable_rank"] == pytest.approx(1.0, rel=1e-9)
-    assert m["effective_rank"] == pytest.approx(1.0, abs=1e-6)
+@pytest.mark.parametrize("true_rank", [1, 2, 3])
+def test_rank_deficient_b(true_rank):
+    rng = np.random.default_rng(true_rank)
+    b = rng.normal(size=(30, true_rank)) @ rng.normal(size=(true_rank, 8))  # r = 8, rank(B) < r
+    a, w0 = rng.normal(size=(8, 40)), rng.normal(size=(30, 40))
+    check(a, b, 0.5, w0, 8)
+    m = update_metrics(thin_svd(a, b, 0.5), w0, r=8)
+    assert m["numerical_rank"] == true_rank and 1 <= m["stable_rank"] <= m["effective_rank"] <= true_rank + 1e-9
 
 
 def test_zero_b_is_no_update():
     """lora_B starts at zero: the initial adapter's effective update is exactly 0."""
     rng = np.random.default_rng(4)
-    upd = thin_svd(rng.normal(size=(4, 10)), np.zeros((6, 4)), 2.0)
-    m = update_metrics(upd, rng.normal(size=(6, 10)))
-    assert m["fro"] == 0 and m["spectral"] == 0 and m["stable_rank"] == 0 and m["rel_fro"] == 0
+    m = update_metrics(thin_svd(rng.normal(size=(4, 10)), np.zeros((6, 4)), 2.0), rng.normal(size=(6, 10)), r=4)
+    assert m["fro"] == m["spectral"] == m["rel_fro"] == m["numerical_rank"] == 0
+    assert np.isnan(m["stable_rank"]) and np.isnan(m["effective_rank"]) and np.isnan(m["amplification"])
 
 
-def test_thin_svd_reconstructs_the_update():
+def test_thin_svd_reconstructs_and_float32_w0():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(4, 9)), rng.normal(size=(7, 4))
-    upd = thin_svd(a, b, 0.5)
-    np.testing.assert_allclose(upd.u @ np.diag(upd.sigma) @ upd.vt, 0.5 * b @ a, atol=1e-12)
+    upd = thin_svd(a.astype(np.float32), b.astype(np.float32), 0.5)
+    np.testing.assert_allclose(upd.u @ np.diag(upd.sigma) @ upd.vt, 0.5 * b.astype(np.float32).astype(float) @ a.astype(np.float32), atol=1e-12)
     np.testing.assert_allclose(upd.u.T @ upd.u, np.eye(4), atol=1e-12)
+    w0 = rng.normal(size=(7, 9))
+    m32, m64 = update_metrics(upd, w0.astype(np.float32)), update_metrics(upd, w0.astype(np.float32).astype(float))
+    assert m32["amplification"] == pytest.approx(m64["amplification"], rel=1e-5)
+    assert m32["rel_fro"] == pytest.approx(m64["rel_fro"], rel=1e-6)
 
 
 def test_scaling_rules():
     cfg = {"r": 16, "lora_alpha": 32}
-    assert scaling(cfg, "model.layers.0.self_attn.q_proj") == 2.0
-    assert scaling({**cfg, "use_rslora": True}, "model.layers.0.self_attn.q_proj") == 8.0
+    q = "model.layers.0.self_attn.q_proj"
+    assert scaling(cfg, q) == 2.0 and scaling({**cfg, "use_rslora": True}, q) == 8.0
     patterned = {**cfg, "rank_pattern": {"q_proj": 4}, "alpha_pattern": {"layers.1.mlp.up_proj": 4}}
-    assert scaling(patterned, "model.layers.0.self_attn.q_proj") == 8.0
-    assert scaling(patterned, "model.layers.1.mlp.up_proj") == 0.25
+    assert scaling(patterned, q) == 8.0 and scaling(patterned, "model.layers.1.mlp.up_proj") == 0.25
     assert scaling(patterned, "model.layers.0.self_attn.k_proj") == 2.0
+    assert scaling(patterned, "model.layers.11.mlp.up_proj") == 2.0  # "layers.1." must not match layer 11
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_scaling_matches_peft(tiny_model, rslora):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "up_proj", "down_proj"], use_rslora=rslora,
+                        rank_pattern={"q_proj": 2}, alpha_pattern={"layers.1.mlp.up_proj": 3})
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config)
+    cfg = model.peft_config["default"].to_dict()
+    layers = [(n.removeprefix("base_model.model."), m) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")]
+    assert len(layers) == 9
+    for path, module in layers:
+        assert scaling(cfg, path) == pytest.approx(module.scaling["default"]), path
 
 
 def test_subspace_similarity_properties():
     rng = np.random.default_rng(6)
     q, _ = np.linalg.qr(rng.normal(size=(50, 8)))
-    assert subspace_similarity(q, q, 8) == pytest.approx(1.0)
-    eye = np.eye(50)
-    assert subspace_similarity(eye[:, :4], eye[:, 4:8], 4) == pytest.approx(0.0)
     q2, _ = np.linalg.qr(rng.normal(size=(50, 8)))
-    assert subspace_similarity(q, q2, 5) == pytest.approx(subspace_similarity(q2, q, 5))
-    assert 0 <= subspace_similarity(q, q2, 8) <= 1
+    assert subspace_similarity(q, q) == pytest.approx(1.0)
+    assert subspace_similarity(q, q, 3, 8) == pytest.approx(1.0)  # nested subspaces
+    eye = np.eye(50)
+    assert subspace_similarity(eye[:, :4], eye[:, 4:8]) == 0.0
+    for i, j in [(5, 5), (3, 7), (8, 8)]:
+        assert subspace_similarity(q, q2, i, j) == pytest.approx(subspace_similarity(q2, q, j, i))
+        assert 0 <= subspace_similarity(q, q2, i, j) <= 1
+    # invariant to the B->BG, A->G^-1 A reparametrisation; random subspaces average k/dim
+    a, b, g = rng.normal(size=(4, 30)), rng.normal(size=(50, 4)), rng.normal(size=(4, 4))
+    assert update_similarity(thin_svd(a, b), thin_svd(np.linalg.solve(g, a), b @ g), 4) == pytest.approx(1.0)
+    phis = [subspace_similarity(*(np.linalg.qr(rng.normal(size=(50, 4)))[0] for _ in range(2))) for _ in range(400)]
+    assert np.mean(phis) == pytest.approx(random_similarity(4, 50), rel=0.15)
 
 
 def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
-    """W₀ for QLoRA is the NF4-dequantized weight the Linear4bit layer actually uses."""
+    """W₀ for QLoRA is the NF4-dequantized weight Linear4bit holds and computes with (identity in -> Wᵀ out)."""
     import bitsandbytes.functional as bnbf
 
     from locus.modeling import load_base
-    from locus.stages.effective import base_weights
+    from locus.stages.effective import BaseWeights
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res"))
+    assert params.quantization.method == "nf4" and params.quantization.double_quant
     model = load_base(params, tiny_model)
-    name = "model.layers.1.mlp.down_proj.weight"
-    weight = model.get_submodule(name.removesuffix(".weight")).weight
-    in_model = bnbf.dequantize_4bit(weight.data, weight.quant_state).double().numpy()
-    ours = base_weights(tiny_model, [name], params)[name]
-    np.testing.assert_array_equal(ours, in_model)
+    with BaseWeights(tiny_model, params) as base:
+        for name in ("model.layers.1.mlp.down_proj.weight", "model.layers.0.self_attn.k_proj.weight"):
+            layer = model.get_submodule(name.removesuffix(".weight"))
+            assert type(layer).__name__ == "Linear4bit"
+            ours = base[name]
+            held = bnbf.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float().numpy()
+            np.testing.assert_array_equal(ours, held)
+            with torch.no_grad():
+                out = layer(torch.eye(layer.in_features, dtype=torch.bfloat16)).float().numpy()
+            np.testing.assert_array_equal(out, ours.T)
+            assert not np.array_equal(ours, load_file(tiny_model / "model.safetensors")[name])
 
 
-def test_stage_on_a_trained_tiny_cell(tmp_path, tiny_model, arith_raw):
-    from safetensors.numpy import load_file
+def make_cell(tmp_path, tiny_model, params_file, name, seed, scale=0.05, b_init=None):
+    """init-adapter through the CLI, then a 'trained' final adapter: random B (and a nudged A)."""
+    cell = tmp_path / name
+    assert main(["init-adapter", "--params", str(params_file), "--model", str(tiny_model), "--seed", str(seed),
+                 "--out", str(cell / "adapter_init")]) == 0
+    shutil.copytree(cell / "adapter_init", cell / "adapter_final")
+    rng = np.random.default_rng(seed + 100)
+    path = cell / "adapter_final" / "adapter_model.safetensors"
+    tensors = load_file(path)
+    for k, v in tensors.items():
+        tensors[k] = (v + scale * rng.normal(size=v.shape)).astype(v.dtype)
+    save_file(tensors, path)
+    if b_init is not None:
+        init = cell / "adapter_init" / "adapter_model.safetensors"
+        save_file({k: (v + b_init * rng.normal(size=v.shape).astype(v.dtype) if ".lora_B." in k else v)
+                   for k, v in load_file(init).items()}, init)
+    return cell
+
+
+def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
+    from locus.stages.effective import BaseWeights
+
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")  # NF4, r=4, alpha=8
+    cell = make_cell(tmp_path, tiny_model, params_file, "c", seed=0)
+    assert not any(v.any() for k, v in load_file(cell / "adapter_init" / "adapter_model.safetensors").items() if ".lora_B." in k)
+    out = cell / "effective.parquet"
+    assert main(["effective", "--params", str(params_file), "--model", str(tiny_model), "--init",
+                 str(cell / "adapter_init"), "--final", str(cell / "adapter_final"), "--out", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert len(df) == 3 * 6 and (df["rank"] == 4).all() and (df["scaling"] == 2.0).all()
+    assert set(df.block) == {"attention", "mlp"} and (df.numerical_rank == 4).all()
+    adapter = load_file(cell / "adapter_final" / "adapter_model.safetensors")
+    with BaseWeights(tiny_model, load(params_file)) as base:
+        for row in df.itertuples():
+            block = "self_attn" if row.block == "attention" else "mlp"
+            prefix = f"base_model.model.model.layers.{row.layer}.{block}.{row.module}"
+            w0 = base[f"model.layers.{row.layer}.{block}.{row.module}.weight"].astype(np.float64)
+            want = dense_metrics(adapter[f"{prefix}.lora_A.weight"], adapter[f"{prefix}.lora_B.weight"], 2.0, w0, 4)
+            for key, value in want.items():
+                assert getattr(row, key) == pytest.approx(value, rel=1e-5), (prefix, key)
+    # without --init (the argument the seed workflow had: --adapter) the same table
+    assert main(["effective", "--params", str(params_file), "--model", str(tiny_model), "--adapter",
+                 str(cell / "adapter_final"), "--out", str(tmp_path / "e2.parquet")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "e2.parquet"), df)
+
+
+def test_nonzero_init_and_sharded_model(tmp_path, arith_raw, capsys):
+    from transformers import AutoModelForCausalLM
+
+    model_dir = build_tiny_model(tmp_path / "m", layers=2)
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(model_dir).save_pretrained(sharded, max_shard_size="100KB")
+    assert (sharded / "model.safetensors.index.json").exists() and not (sharded / "model.safetensors").exists()
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
+    cell = make_cell(tmp_path, model_dir, params_file, "c", seed=1, b_init=0.01)
+    tables = []
+    for model in (model_dir, sharded):
+        out = tmp_path / f"{model.name}.parquet"
+        assert main(["effective", "--params", str(params_file), "--model", str(model), "--init",
+                     str(cell / "adapter_init"), "--final", str(cell / "adapter_final"), "--out", str(out)]) == 0
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert "non-zero" in capsys.readouterr().out
+    init, final = (load_file(cell / f"adapter_{n}" / "adapter_model.safetensors") for n in ("init", "final"))
+    p = "base_model.model.model.layers.1.mlp.up_proj.lora_"
+    dw = 2.0 * (final[p + "B.weight"].astype(float) @ final[p + "A.weight"] - init[p + "B.weight"].astype(float) @ init[p + "A.weight"])
+    row = tables[0].query("layer == 1 and module == 'up_proj'").iloc[0]
+    assert row.fro == pytest.approx(np.linalg.norm(dw), rel=1e-9)
+    assert row.numerical_rank == 8  # rank ≤ 2r when the initial ΔW is not zero
+
+
+def test_similarity_table(tmp_path, tiny_model, arith_raw):
+    from locus.similarity import cell_label, domain_matrix, pair_kind, similarity_table
 
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
-    common = ["--params", str(params_file)]
-    data, cell = tmp_path / "data", tmp_path / "cell"
-    assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")]) == 0
-    assert main(["train", *common, "--model", str(tiny_model), "--data", str(data), "--init", str(cell / "adapter_init"),
-                 "--lr", "0.01", "--seed", "0", "--out", str(cell)]) == 0
-    assert main(["effective", *common, "--model", str(tiny_model), "--adapter", str(cell / "adapter_final"),
-                 "--out", str(cell / "effective.parquet")]) == 0
-    df = pd.read_parquet(cell / "effective.parquet")
-    assert len(df) == 3 * 6 and (df["rank"] == 4).all() and (df["scaling"] == 2.0).all()
-    # Independent dense check of one module straight from the files.
-    adapter = load_file(cell / "adapter_final" / "adapter_model.safetensors")
-    base = load_file(tiny_model / "model.safetensors")
-    prefix = "base_model.model.model.layers.2.self_attn.v_proj"
-    dw = 2.0 * adapter[f"{prefix}.lora_B.weight"].astype(np.float64) @ adapter[f"{prefix}.lora_A.weight"]
-    row = df[(df.layer == 2) & (df.module == "v_proj")].iloc[0]
-    assert row.fro == pytest.approx(np.linalg.norm(dw), rel=1e-9)
-    assert row.rel_fro == pytest.approx(np.linalg.norm(dw) / np.linalg.norm(base["model.layers.2.self_attn.v_proj.weight"]), rel=1e-6)
-    assert (df.fro > 0).all()
+    a = make_cell(tmp_path / "runs" / "x" / "lr=0.001", tiny_model, params_file, "seed=0", seed=0)
+    b = make_cell(tmp_path / "runs" / "y" / "lr=0.001", tiny_model, params_file, "seed=0", seed=1)
+    c = tmp_path / "runs" / "x" / "lr=0.001" / "seed=1"
+    shutil.copytree(a, c)  # a second "seed" identical to the first: φ = 1
+    assert cell_label(c) == ("x", 0.001, 1)
+    table = similarity_table([a, b, c], k=2)
+    assert len(table) == 3 * 18 and (table.k == 2).all()
+    kinds = pair_kind(table)
+    assert sorted(kinds.unique()) == ["domain", "mixed", "seed"]
+    assert np.allclose(table.phi[kinds == "seed"], 1.0)
+    assert ((table.phi >= 0) & (table.phi <= 1 + 1e-12)).all() and (table.phi[kinds == "domain"] < 0.99).all()
+    assert np.allclose(table.baseline[table.module == "q_proj"], 2 / 64)
+    m = domain_matrix(table)
+    assert set(zip(m.domain_a, m.domain_b)) == {("x", "x"), ("x", "y"), ("y", "x"), ("y", "y")}
+    assert m.query("domain_a == 'x' and domain_b == 'x'").iloc[0].diag == "seed vs seed"
+    full = similarity_table({("x", 0.001, 0): a, ("y", 0.001, 0): b / "adapter_final"})
+    assert (full.k == 4).all() and json.loads((a / "adapter_final" / "adapter_config.json").read_text())["r"] == 4
+
+
+def synthetic_modules(seeds=(0,), noise=0.0):
+    """modules.parquet-like rows: relative change growing with depth (3× from first to last third)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for domain in ("a", "b"):
+        for seed in seeds:
+            for layer in range(12):
+                for block, module, w0 in (("attention", "q_proj", 2.0), ("mlp", "up_proj", 4.0)):
+                    rel = (1 + 2 * (layer >= 8)) * 1e-3 * (1 + noise * rng.normal())
+                    rows.append({"domain": domain, "lr": 0.001, "seed": seed, "layer": layer, "block": block,
+                                 "module": module, "fro": rel * w0, "rel_fro": rel})
+    return pd.DataFrame(rows)
+
+
+def test_effective_charts_and_summaries():
+    from locus import charts_effective as ce
+
+    mods = synthetic_modules()
+    layers = ce.layer_effective(mods)
+    assert layers.attention_w0_share.iloc[0] == pytest.approx(4 / 20) and layers.attention_share.iloc[0] == pytest.approx(0.2)
+    assert layers.rel_fro.iloc[0] == pytest.approx(1e-3)
+    sim = pd.DataFrame({"domain_a": ["a"] * 2, "lr_a": [0.001] * 2, "seed_a": [0] * 2, "domain_b": ["b"] * 2,
+                        "lr_b": [0.001] * 2, "seed_b": [0] * 2, "layer": [0, 1], "block": ["mlp"] * 2,
+                        "module": ["up_proj"] * 2, "k": [4] * 2, "phi": [0.3, 0.5], "baseline": [0.01] * 2})
+    charts, notes = ce.figures(mods, sim)
+    assert set(charts) == set(notes) == {"effective_profile_lr=0.001", "effective_heatmap",
+                                         "effective_attention_lr=0.001", "effective_similarity_lr=0.001"}
+    for chart in charts.values():
+        chart.to_dict()
+    assert "Late layers (8–11) vs early layers (0–3): a 3.00× more, b 3.00× more" in notes["effective_profile_lr=0.001"]
+    assert "a–b (φ = 0.40)" in notes["effective_similarity_lr=0.001"]
+    assert "20% of ‖ΔW‖²_F" in notes["effective_attention_lr=0.001"]
+    noisy = ce.summaries(synthetic_modules(seeds=(0, 1, 2), noise=0.05))["effective_profile_lr=0.001"]
+    assert "exceeds 2× its across-seed s.d. for a, b" in noisy

@@ -121,6 +121,8 @@ def test_layer_aggregation(smoke, params):
     assert (layers.n_matrices == 12).all()
     assert (layers.fro > 0).all() and (layers.rel_fro > 0).all()
     assert layers.attention_share.between(0, 1).all()
+    sim = pd.read_parquet(smoke / params.results_dir / "similarity.parquet")
+    assert sim.phi.between(0, 1 + 1e-9).all() and len(sim) > 0
     modules = pd.read_parquet(smoke / params.results_dir / "modules.parquet")
     assert len(modules) == len(layout.cells(params)) * 30 * 6
     # Layer means are equal-weight means over the layer's matrices, as in the seed.
@@ -139,9 +141,10 @@ def test_report_is_self_contained(smoke, params):
         assert domain in html
     figures = smoke / params.results_dir / "figures"
     n_lr = len(params.grid.learning_rates)
-    # seed figures (cross-domain, per-domain, heatmap) + effective ‖ΔW‖, relative, attention share + heatmap
+    # seed figures (cross-domain per LR, per domain and LR, heatmap) + effective (profile, attention
+    # share and similarity per LR, one heatmap)
     n_charts = n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1
-    assert html.count('class=note') == 4 * n_lr  # a computed finding above each per-LR profile
+    assert html.count("class=note") == 4 * n_lr + 1  # a computed finding above each summary figure
     assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
     assert (figures / "cross_domain_lr=0.001.png").read_bytes()[:4] == b"\x89PNG"
 

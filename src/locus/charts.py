@@ -26,7 +26,7 @@ def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
     return g.agg(value="mean", low="min", high="max", seeds="count").reset_index()
 
 
-def cross_domain(layers: pd.DataFrame, metric: str, prefix: str = "cross_domain") -> dict[str, alt.Chart]:
+def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
     """Seed figure 1: for each LR, the metric by layer with one line per domain (seed band if >1 seed)."""
     charts = {}
     summary = _seed_summary(layers, metric)
@@ -42,7 +42,7 @@ def cross_domain(layers: pd.DataFrame, metric: str, prefix: str = "cross_domain"
         layer = line
         if df["seeds"].max() > 1:
             layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
-        charts[f"{prefix}_lr={lr_label(lr)}"] = layer.properties(
+        charts[f"cross_domain_lr={lr_label(lr)}"] = layer.properties(
             width=WIDTH, height=HEIGHT, title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
         )
     return charts
@@ -90,12 +90,4 @@ def module_heatmap(modules: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         .facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
         .properties(title=f"{LABELS[metric]} by layer and module")
     )
-    return {f"module_heatmap_{metric}": chart}
-
-
-def effective_profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
-    """Raw ‖ΔW‖_F beside the size-normalised ‖ΔW‖_F/‖W₀‖_F, and the attention share, per LR."""
-    charts = {}
-    for metric in ("fro", "rel_fro", "attention_share"):
-        charts.update(cross_domain(layers, metric, prefix=metric))
-    return charts
+    return {"module_heatmap": chart}

@@ -1,115 +1,283 @@
-"""The effective LoRA update ΔW = s·B·A and its geometry, computed without forming ΔW.
+"""The effective LoRA update ΔW = s·B·A and its geometry, computed without ever forming ΔW.
 
-PEFT's LoRA adds s·B·A to a frozen W₀, with A ∈ ℝ^{r×in}, B ∈ ℝ^{out×r} and s = α/r
-(α/√r with rsLoRA, Kalajdzievski 2023) — `get_delta_weight` in peft/tuners/lora/layer.py. Because
-B starts at zero, the final adapter's s·B·A *is* the change to the model, and unlike the seed's
-per-matrix statistics it is invariant to B→BG, A→G⁻¹A.
+Why ΔW. PEFT's LoRA layer computes h = W₀x + s·B·A·x with A ∈ ℝ^{r×in}, B ∈ ℝ^{out×r} (Hu et al.
+2021, "LoRA", eq. 3) and s = α/r, or α/√r with rsLoRA (Kalajdzievski 2023); `rank_pattern` and
+`alpha_pattern` override r and α per module (peft/tuners/lora/layer.py `update_layer`,
+peft/utils/other.py `get_pattern_key`). B·A is unchanged by B→BG, A→G⁻¹A, so statistics of A and B
+alone are not identifiable; ΔW is. B starts at exactly zero, so the initial ΔW is 0 and the final
+adapter's s·B·A *is* the change training made (the stage verifies this when given the initial
+adapter, and otherwise uses s·(B_f A_f − B_i A_i) = s·[B_f, −B_i]·[A_f; A_i], rank ≤ 2r).
 
-Exact thin SVD in O((out+in)·r²): B = Q_b R_b and Aᵀ = Q_a R_a (reduced QR), so
-ΔW = s·Q_b (R_b R_aᵀ) Q_aᵀ; the SVD of the r×r core, R_b R_aᵀ = U_c Σ V_cᵀ, gives
-ΔW = (Q_b U_c) (sΣ) (Q_a V_c)ᵀ. Metrics per module (σ the singular values of ΔW):
-  fro            ‖ΔW‖_F = √Σσ²
-  rel_fro        ‖ΔW‖_F / ‖W₀‖_F — size-normalised change (W₀ as trained: NF4-dequantized for QLoRA)
-  spectral       ‖ΔW‖₂ = σ₁
-  stable_rank    ‖ΔW‖²_F / ‖ΔW‖²₂ (Rudelson & Vershynin 2007)
-  effective_rank exp(H(p)), p = σ/Σσ (Roy & Vetterli 2007)
-  amplification  ‖ΔW‖_F / ‖Uᵀ W₀ V‖_F with U, V the top-r singular vectors of ΔW (Hu et al.
-                 2021, §7.3: how much ΔW amplifies directions W₀ does not emphasise)
-Subspace similarity (Hu et al. 2021, §7.2): φ(U_i, U_j) = ‖U_iᵀ U_j‖²_F / k for the top-k left
-singular vectors of two updates; 1 for the same subspace, ~k/out for random ones.
+Exact thin SVD in O((out+in)·r²) (the randomized-SVD literature's "QR then small SVD", e.g. Halko,
+Martinsson & Tropp 2011 §5.1, here exact because rank ≤ r): with reduced QR B = Q_b R_b and
+Aᵀ = Q_a R_a, ΔW = s·Q_b (R_b R_aᵀ) Q_aᵀ; the SVD of the small core R_b R_aᵀ = U_c Σ V_cᵀ gives
+ΔW = (Q_b U_c)(sΣ)(Q_a V_c)ᵀ = U Σ' Vᵀ, singular values and vectors exact to rounding.
+r > min(out, in) is fine: the core is min(out, r) × min(in, r).
+
+Metrics per module (σ₁ ≥ σ₂ ≥ … the singular values of ΔW; k its numerical rank, σ_i > tol):
+  fro             ‖ΔW‖_F = √Σσ²
+  rel_fro         ‖ΔW‖_F / ‖W₀‖_F — size-normalised change (W₀ as trained: NF4-dequantized for QLoRA)
+  spectral        ‖ΔW‖₂ = σ₁
+  stable_rank     ‖ΔW‖²_F / ‖ΔW‖²₂ = Σσ²/σ₁² ∈ [1, k] (Rudelson & Vershynin 2007)
+  effective_rank  exp(H(p)), p_i = σ_i/Σσ, H the Shannon entropy (Roy & Vetterli 2007) ∈ [1, k]
+  amplification   ‖ΔW‖_F / ‖Uᵀ W₀ V‖_F (Hu et al. 2021 §7.3, Table 7). Convention: ΔW = U diag(σ) Vᵀ
+                  with U ∈ ℝ^{out×k}, V ∈ ℝ^{in×k} the top-k left/right singular vectors (k = min(r,
+                  numerical rank)); Uᵀ W₀ V ∈ ℝ^{k×k} is W₀ projected onto ΔW's row and column
+                  subspaces (the paper writes UᵀWVᵀ with its V the k×in matrix of right singular
+                  vectors as rows — numpy's `vt`). Large: ΔW amplifies directions W₀ barely uses.
+For ΔW = 0 the rank-type metrics and the amplification are undefined and reported as NaN.
+
+Subspace similarity (Hu et al. 2021 §7.2, eq. 4): φ(U_i, U_j) = ‖U_iᵀ U_j‖²_F / min(i, j) for the
+top-i and top-j singular vectors of two updates; 1 for nested subspaces, 0 for orthogonal ones,
+and k/out in expectation for two random k-dim subspaces of ℝ^out (`random_similarity`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
-ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<base>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
+ADAPTER_FILE = "adapter_model.safetensors"
+ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<path>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
                          r"\.lora_(?P<matrix>[AB])\.weight$")
 METRICS = ("fro", "rel_fro", "spectral", "stable_rank", "effective_rank", "amplification")
+ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Update:
-    """The thin SVD of one module's ΔW: ΔW = U · diag(sigma) · Vt."""
+    """The thin SVD of one module's ΔW = u · diag(sigma) · vt (sigma descending, zeros included)."""
 
-    u: np.ndarray  # (out, r)
-    sigma: np.ndarray  # (r,), descending
-    vt: np.ndarray  # (r, in)
+    u: np.ndarray  # (out, m), orthonormal columns
+    sigma: np.ndarray  # (m,)
+    vt: np.ndarray  # (m, in), orthonormal rows
+
+    @property
+    def rank(self) -> int:
+        """Numerical rank: σ_i > max(out, in)·eps·σ₁ (numpy.linalg.matrix_rank's tolerance)."""
+        if not self.sigma.size or self.sigma[0] == 0:
+            return 0
+        tol = max(self.u.shape[0], self.vt.shape[1]) * np.finfo(np.float64).eps * self.sigma[0]
+        return int(np.count_nonzero(self.sigma > tol))
 
 
-def scaling(config: dict, module_path: str) -> float:
-    """s for one module from adapter_config.json: α/r (α/√r with rsLoRA), honouring rank/alpha patterns."""
-    r = _pattern_value(config.get("rank_pattern") or {}, module_path, config["r"])
-    alpha = _pattern_value(config.get("alpha_pattern") or {}, module_path, config["lora_alpha"])
-    return alpha / (r ** 0.5 if config.get("use_rslora") else r)
-
+# ---------------------------------------------------------------- scaling (adapter_config.json)
 
 def _pattern_value(pattern: dict, module_path: str, default):
-    # PEFT matches pattern keys as regex suffixes of the module name.
+    """PEFT's get_pattern_key: the first key that matches the module path as a regex suffix."""
     for key, value in pattern.items():
-        if re.match(rf"(.*\.)?{key}$", module_path):
+        if re.match(rf"(.*\.)?({key})$", module_path):
             return value
     return default
 
 
-def thin_svd(a: np.ndarray, b: np.ndarray, scale: float) -> Update:
-    """Exact SVD of scale·B·A via QR of B and Aᵀ and an r×r SVD (see module docstring)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    qb, rb = np.linalg.qr(b)
-    qa, ra = np.linalg.qr(a.T)
-    uc, sigma, vct = np.linalg.svd(rb @ ra.T, full_matrices=False)
-    return Update(u=qb @ uc, sigma=scale * sigma, vt=vct @ qa.T)
+def module_rank_alpha(config: dict, module_path: str) -> tuple[int, float]:
+    """(r, α) of one module, e.g. module_path "model.layers.3.self_attn.q_proj"."""
+    r = _pattern_value(config.get("rank_pattern") or {}, module_path, config["r"])
+    alpha = _pattern_value(config.get("alpha_pattern") or {}, module_path, config["lora_alpha"])
+    return int(r), float(alpha)
 
 
-def update_metrics(upd: Update, w0: np.ndarray | None) -> dict:
-    sigma = upd.sigma
+def scaling(config: dict, module_path: str) -> float:
+    """s = α/r, or α/√r when use_rslora — exactly as PEFT's LoraLayer.update_layer sets `scaling`."""
+    r, alpha = module_rank_alpha(config, module_path)
+    return alpha / (r ** 0.5 if config.get("use_rslora") else r)
+
+
+# ---------------------------------------------------------------- the update and its metrics
+
+@contextmanager
+def _one_thread():
+    """Run small LAPACK calls on one thread: a multithreaded QR of a tall r-column matrix is 10–100×
+    slower than a serial one on a busy CPU (measured: 350 ms vs 2–4 ms for 8192×16)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(n)
+
+
+def thin_svd(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> Update:
+    """Exact SVD of scale·B·A (A: m×in, B: out×m) via QR of B and Aᵀ and an SVD of the small core.
+
+    float64 throughout (torch.linalg on CPU, one thread); returns numpy arrays.
+    """
+    if a.shape[0] != b.shape[1]:
+        raise ValueError(f"lora_A {a.shape} and lora_B {b.shape} do not share the rank dimension")
+    with _one_thread() as torch:
+        at = torch.as_tensor(np.asarray(a)).double()
+        bt = torch.as_tensor(np.asarray(b)).double()
+        qb, rb = torch.linalg.qr(bt)
+        qa, ra = torch.linalg.qr(at.T)
+        uc, sigma, vct = torch.linalg.svd(rb @ ra.T, full_matrices=False)
+        u, vt = (qb @ uc).numpy(), (vct @ qa.T).numpy()
+    return Update(u=u, sigma=abs(scale) * sigma.numpy(), vt=np.sign(scale or 1.0) * vt)
+
+
+def spectrum_metrics(sigma: np.ndarray) -> dict:
+    """fro, spectral, stable_rank and effective_rank from the singular values alone."""
+    sigma = np.asarray(sigma, np.float64)
     fro = float(np.sqrt(np.sum(sigma**2)))
-    spectral = float(sigma[0]) if sigma.size else 0.0
-    out = {"fro": fro, "spectral": spectral, "rank": int(sigma.size)}
-    out["stable_rank"] = fro**2 / spectral**2 if spectral > 0 else 0.0
-    p = sigma[sigma > 0] / sigma.sum() if fro > 0 else np.array([1.0])
-    out["effective_rank"] = float(np.exp(-np.sum(p * np.log(p)))) if fro > 0 else 0.0
+    spectral = float(sigma.max()) if sigma.size else 0.0
+    if spectral == 0:
+        return {"fro": 0.0, "spectral": 0.0, "stable_rank": np.nan, "effective_rank": np.nan}
+    p = sigma[sigma > 0] / sigma.sum()
+    return {"fro": fro, "spectral": spectral, "stable_rank": fro**2 / spectral**2,
+            "effective_rank": float(np.exp(-np.sum(p * np.log(p))))}
+
+
+def update_metrics(upd: Update, w0: np.ndarray | None = None, r: int | None = None) -> dict:
+    """Every metric of METRICS (the W₀-dependent two only when w0 is given) plus `numerical_rank`.
+
+    The amplification projects W₀ on the top-k singular directions, k = min(r, numerical rank).
+    W₀ may be float32: ‖W₀‖_F is accumulated in float64, the projection computed in float32.
+    """
+    out = spectrum_metrics(upd.sigma)
+    k = upd.rank if r is None else min(r, upd.rank)
+    out["numerical_rank"] = upd.rank
     if w0 is not None:
-        w0 = np.asarray(w0, np.float64)
-        out["rel_fro"] = fro / float(np.linalg.norm(w0))
-        projected = float(np.linalg.norm(upd.u.T @ w0 @ upd.vt.T))
-        out["amplification"] = fro / projected if projected > 0 else float("nan")
+        if w0.shape != (upd.u.shape[0], upd.vt.shape[1]):
+            raise ValueError(f"W₀ has shape {w0.shape}, the update {(upd.u.shape[0], upd.vt.shape[1])}")
+        import torch
+
+        w = torch.as_tensor(w0)
+        w = w if w.dtype in (torch.float32, torch.float64) else w.double()
+        # row norms in W₀'s dtype (pairwise summation), their squares summed in float64: 15× faster
+        # than a float64 copy, within 1e-8 relative of it (a float32 total is off by ~1e-3).
+        w0_fro = float(torch.linalg.vector_norm(w, dim=1).double().square().sum().sqrt())
+        out["w0_fro"] = w0_fro
+        out["rel_fro"] = out["fro"] / w0_fro if w0_fro > 0 else np.nan
+        if k == 0:
+            out["amplification"] = np.nan
+        else:
+            u, v = (torch.as_tensor(np.ascontiguousarray(x)).to(w.dtype) for x in (upd.u[:, :k].T, upd.vt[:k].T))
+            norm = float(torch.linalg.matrix_norm((u @ w) @ v).double())
+            out["amplification"] = out["fro"] / norm if norm > 0 else np.inf
     return out
 
 
-def subspace_similarity(u_i: np.ndarray, u_j: np.ndarray, k: int) -> float:
-    """φ = ‖U_iᵀ U_j‖²_F / k over the top-k columns (both bases orthonormal)."""
-    k = min(k, u_i.shape[1], u_j.shape[1])
-    return float(np.linalg.norm(u_i[:, :k].T @ u_j[:, :k]) ** 2 / k)
+def subspace_similarity(u_i: np.ndarray, u_j: np.ndarray, i: int | None = None, j: int | None = None) -> float:
+    """φ(U_i, U_j, i, j) = ‖U_i[:, :i]ᵀ U_j[:, :j]‖²_F / min(i, j), columns orthonormal (LoRA eq. 4)."""
+    i = u_i.shape[1] if i is None else i
+    j = u_j.shape[1] if j is None else j
+    if not (0 < i <= u_i.shape[1] and 0 < j <= u_j.shape[1]):
+        raise ValueError(f"i={i}, j={j} outside the {u_i.shape[1]} and {u_j.shape[1]} available directions")
+    return float(np.sum((u_i[:, :i].T @ u_j[:, :j]) ** 2) / min(i, j))
 
 
-def adapter_updates(tensors: dict[str, np.ndarray], config: dict) -> dict[str, tuple[dict, Update]]:
-    """{base weight name: (key info, Update)} for every LoRA module of a PEFT adapter."""
-    pairs: dict[str, dict] = {}
-    for key, value in tensors.items():
-        m = ADAPTER_KEY.match(key)
-        if not m:
-            raise ValueError(f"adapter tensor {key!r} is not a per-layer LoRA weight")
-        entry = pairs.setdefault(m["base"], {"layer": int(m["layer"]), "block": m["block"], "module": m["module"]})
-        entry[m["matrix"]] = value
-    out = {}
-    for base, entry in sorted(pairs.items()):
-        if "A" not in entry or "B" not in entry:
-            raise ValueError(f"{base}: adapter has lora_A or lora_B but not both")
-        a, b = entry.pop("A"), entry.pop("B")
-        out[base + ".weight"] = (entry, thin_svd(a, b, scaling(config, base)))
-    return out
+def update_similarity(x: Update, y: Update, k: int, side: str = "left") -> float:
+    """φ between the top-k left (column-space) or right (row-space) singular vectors of two updates.
 
+    k is capped at both updates' numerical ranks (beyond it the vectors are arbitrary); NaN if 0.
+    """
+    k = min(k, x.rank, y.rank)
+    if k == 0:
+        return np.nan
+    if side == "left":
+        return subspace_similarity(x.u, y.u, k, k)
+    if side == "right":
+        return subspace_similarity(x.vt.T, y.vt.T, k, k)
+    raise ValueError(f"side must be 'left' or 'right', not {side!r}")
+
+
+def random_similarity(k: int, dim: int) -> float:
+    """E φ for two independent uniformly random k-dim subspaces of ℝ^dim: k/dim."""
+    return k / dim
+
+
+# ---------------------------------------------------------------- reading PEFT adapters
 
 def read_adapter_config(directory: str | Path) -> dict:
     path = Path(directory) / "adapter_config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no adapter_config.json here")
     config = json.loads(path.read_text())
     kind = config.get("peft_type", "LORA")
     if kind != "LORA" or config.get("use_dora"):
         raise ValueError(f"{path}: {'DoRA' if config.get('use_dora') else kind} adapters are not supported (plain LoRA only)")
+    if config.get("fan_in_fan_out"):
+        raise ValueError(f"{path}: fan_in_fan_out adapters (Conv1D bases) are not supported")
     return config
+
+
+def module_keys(directory: str | Path) -> dict[str, dict]:
+    """{module path: {layer, block, module, A: key, B: key}} of a PEFT adapter, sorted by path."""
+    from safetensors import safe_open
+
+    path = Path(directory) / ADAPTER_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
+    with safe_open(path, "np") as f:
+        keys = list(f.keys())
+    modules: dict[str, dict] = {}
+    for key in keys:
+        m = ADAPTER_KEY.match(key)
+        if not m:
+            raise ValueError(f"adapter tensor {key!r} is not a per-layer lora_A/lora_B weight")
+        block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
+        entry = modules.setdefault(m["path"], {"layer": int(m["layer"]), "block": block, "module": m["module"]})
+        entry[m["matrix"]] = key
+    for module_path, entry in modules.items():
+        if "A" not in entry or "B" not in entry:
+            raise ValueError(f"{path}: {module_path} has lora_A or lora_B but not both")
+    if not modules:
+        raise ValueError(f"{path}: the adapter holds no LoRA matrices")
+    return dict(sorted(modules.items(), key=lambda kv: (kv[1]["layer"], kv[0])))
+
+
+def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[tuple[str, dict, Update]]:
+    """(module path, {layer, block, module, rank, scaling, init_zero}, Update) per module, streamed.
+
+    With `init`, ΔW = s·(B_f A_f − B_i A_i); when B_i = 0 (PEFT's default init) that is s·B_f A_f.
+    """
+    from safetensors import safe_open
+
+    config = read_adapter_config(final)
+    modules = module_keys(final)
+    if init is not None and set(module_keys(init)) != set(modules):
+        raise ValueError(f"{init} and {final} adapt different modules")
+    with ExitStack() as stack:
+        ff = stack.enter_context(safe_open(Path(final) / ADAPTER_FILE, "np"))
+        fi = stack.enter_context(safe_open(Path(init) / ADAPTER_FILE, "np")) if init is not None else None
+        for module_path, entry in modules.items():
+            a, b = ff.get_tensor(entry["A"]), ff.get_tensor(entry["B"])
+            init_zero = True
+            if fi is not None:
+                a0, b0 = fi.get_tensor(entry["A"]), fi.get_tensor(entry["B"])
+                init_zero = not np.any(b0)
+                if not init_zero:
+                    a, b = np.concatenate([a, a0]), np.concatenate([b, -b0.astype(np.float64)], axis=1)
+            s = scaling(config, module_path)
+            r, _ = module_rank_alpha(config, module_path)
+            info = {k: entry[k] for k in ("layer", "block", "module")} | {"rank": r, "scaling": s, "init_zero": init_zero}
+            yield module_path, info, thin_svd(a, b, s)
+
+
+CELL = ["domain", "lr", "seed"]
+
+
+def layer_effective(modules: pd.DataFrame) -> pd.DataFrame:
+    """Per (domain, lr, seed, layer) from per-module rows: the layer's stacked adapted weights.
+
+    fro = √Σ_m‖ΔW_m‖²_F, rel_fro = √Σ_m‖ΔW_m‖²_F / √Σ_m‖W₀_m‖²_F (big and small matrices weigh
+    by size), attention_share = attention's part of Σ‖ΔW_m‖²_F, attention_w0_share = its part of
+    Σ‖W₀_m‖²_F (the share it would have if change followed weight mass).
+    """
+    m = modules.copy()
+    w0 = m["w0_fro"] if "w0_fro" in m else m["fro"] / m["rel_fro"]
+    attn = m["block"] == "attention"
+    m = m.assign(f2=m["fro"] ** 2, w2=w0**2, af2=np.where(attn, m["fro"] ** 2, 0.0), aw2=np.where(attn, w0**2, 0.0))
+    g = m.groupby(CELL + ["layer"], sort=True)[["f2", "w2", "af2", "aw2"]].sum()
+    out = pd.DataFrame({"fro": np.sqrt(g.f2), "rel_fro": np.sqrt(g.f2 / g.w2),
+                        "attention_share": g.af2 / g.f2, "attention_w0_share": g.aw2 / g.w2})
+    return out.reset_index()

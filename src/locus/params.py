@@ -102,6 +102,11 @@ class DataParams(Section):
     split_salt: str = "locus"  # changing it draws a different train/eval split
 
 
+class AnalysisParams(Section):
+    # Number of top singular directions compared by the subspace similarity φ (capped at r).
+    similarity_k: int = Field(4, gt=0)
+
+
 class ReportParams(Section):
     title: str = "Locus: where does fine-tuning write?"
     # The seed's headline statistic by default; rel_fro (‖ΔW‖_F/‖W₀‖_F) is the size-normalised view.
@@ -154,6 +159,7 @@ class Params(Section):
     training: TrainingParams = TrainingParams()
     grid: GridParams
     data: DataParams = DataParams()
+    analysis: AnalysisParams = AnalysisParams()
     report: ReportParams = ReportParams()
     cluster: ClusterParams = ClusterParams()
 

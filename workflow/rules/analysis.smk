@@ -18,6 +18,7 @@ rule effective:
         "Effective update ΔW for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
+        init=f"{CELL}/adapter_init",
         final=f"{CELL}/adapter_final",
         code=code("effective", "stages/effective"),
     output:
@@ -27,7 +28,8 @@ rule effective:
     resources:
         **cluster_resources("default"),
     shell:
-        "locus effective {STAGE_ARGS} --model {input.model} --adapter {input.final} --out {output} 2>&1 | tee {log}"
+        "locus effective {STAGE_ARGS} --model {input.model} --init {input.init} --final {input.final} "
+        "--out {output} 2>&1 | tee {log}"
 
 
 rule aggregate:
@@ -36,11 +38,15 @@ rule aggregate:
     input:
         deltas=every_cell("{cell}/delta.parquet"),
         effective=every_cell("{cell}/effective.parquet"),
-        code=code("layout", "stats", "effective", "stages/aggregate"),
+        metrics=every_cell("{cell}/metrics.json"),
+        adapters=every_cell("{cell}/adapter_final"),
+        code=code("layout", "stats", "effective", "similarity", "stages/aggregate"),
     output:
         layers=f"{RESULTS}/layers.parquet",
         modules=f"{RESULTS}/modules.parquet",
         profile=f"{RESULTS}/layer_profile.csv",
+        summary=f"{RESULTS}/summary.json",
+        similarity=f"{RESULTS}/similarity.parquet",
     log:
         f"{LOGS}/aggregate.log",
     shell:
@@ -53,9 +59,10 @@ rule report:
     input:
         layers=f"{RESULTS}/layers.parquet",
         modules=f"{RESULTS}/modules.parquet",
+        similarity=f"{RESULTS}/similarity.parquet",
         metrics=every_cell("{cell}/metrics.json"),
         stats=expand(f"{RESULTS}/data/{{domain}}/stats.json", domain=PARAMS.grid.domains),
-        code=code("layout", "charts", "stages/report"),
+        code=code("layout", "charts", "charts_effective", "stages/report"),
     output:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
         figures=report(

@@ -8,6 +8,8 @@ modules.parquet one row per (domain, lr, seed, layer, block, module): averaged o
 summary.json    per domain (and LR, when the grid has several): eval loss before/after, train
                 loss and the report metric's mean over layers, averaged over seeds — the
                 metrics `dvc exp show` and `dvc metrics diff` compare.
+similarity.parquet  subspace similarity φ of ΔW between every pair of cells, per layer and module
+                (LoRA §7.2; locus.similarity).
 layer_profile.csv  the report metric by layer, one column per domain (mean over seeds and LRs;
                 a DVC experiment has one LR) — the file `dvc plots diff` compares.
 The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
@@ -23,7 +25,8 @@ import pandas as pd
 from locus import io
 from locus.layout import cell_dir, cells
 from locus.params import lr_label
-from locus.effective import METRICS
+from locus.effective import METRICS, layer_effective
+from locus.similarity import similarity_table
 from locus.stats import STATISTICS
 
 CELL = ["domain", "lr", "seed"]
@@ -41,26 +44,18 @@ def read_grid(params, filename: str) -> pd.DataFrame:
 
 
 def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
-    """Seed statistics averaged over the layer's matrices, plus effective-update metrics.
-
-    Effective metrics are means over the layer's modules, except `fro` (‖ΔW‖_F of the whole layer,
-    √Σ‖ΔW_m‖²_F) and `attention_share` (the attention modules' share of Σ‖ΔW_m‖²_F).
-    """
+    """Seed statistics averaged over the layer's matrices, plus the layer's effective update
+    (locus.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share)."""
     grouped = deltas.groupby(CELL + ["layer"], sort=True)
     out = grouped[list(STATISTICS)].mean()
     out["n_matrices"] = grouped.size()
-    eff = effective.assign(fro2=effective["fro"] ** 2, attn2=effective["fro"].where(effective.block == "attention", 0) ** 2)
-    g = eff.groupby(CELL + ["layer"], sort=True)
-    out = out.join(g[[m for m in METRICS if m != "fro"]].mean())
-    out["fro"] = g["fro2"].sum() ** 0.5
-    out["attention_share"] = g["attn2"].sum() / g["fro2"].sum()
-    return out.reset_index()
+    return out.reset_index().merge(layer_effective(effective), on=CELL + ["layer"], validate="one_to_one")
 
 
 def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
     keys = CELL + ["layer", "block", "module"]
     seed_stats = deltas.groupby(keys, sort=True)[list(STATISTICS)].mean().reset_index()
-    return seed_stats.merge(effective[keys + list(METRICS)], on=keys, how="left", validate="one_to_one")
+    return seed_stats.merge(effective[keys + list(METRICS) + ["w0_fro"]], on=keys, how="left", validate="one_to_one")
 
 
 def layer_profile(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -100,5 +95,8 @@ def run(args, params) -> None:
         with io.atomic_path(out / f"{name}.parquet") as tmp:
             table.to_parquet(tmp, index=False)
     io.write_json(out / "summary.json", summary(params, layers))
+    adapters = {cell: cell_dir(params, *cell) / "adapter_final" for cell in cells(params)}
+    with io.atomic_path(out / "similarity.parquet") as tmp:
+        similarity_table(adapters, k=params.analysis.similarity_k).to_parquet(tmp, index=False)
     io.write_text(out / "layer_profile.csv", layer_profile(layers, params.report.metric).to_csv(index=False))
     print(f"aggregated {deltas.groupby(CELL).ngroups} cells -> {out}/layers.parquet, modules.parquet")

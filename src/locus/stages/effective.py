@@ -1,29 +1,44 @@
 """Stage: the effective update ΔW = s·B·A of every adapted module of one cell -> effective.parquet.
 
-Reads the final PEFT adapter and the base weights W₀ it was trained against (NF4-dequantized
-exactly as bitsandbytes' Linear4bit holds them when params quantize to NF4), and writes one row
-per (layer, module) with the metrics in locus.effective. No dense ΔW is formed.
+    locus effective --model models/base --init CELL/adapter_init --final CELL/adapter_final \
+                    --out CELL/effective.parquet
+
+One row per (layer, block, module): rank, scaling, numerical_rank, w0_fro and the metrics of
+locus.effective (fro, rel_fro, spectral, stable_rank, effective_rank, amplification). No dense ΔW
+is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4` the
+NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
+compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
+dequantizes in its forward (tests/test_effective.py checks it against a loaded model); otherwise
+the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
+shards named by model.safetensors.index.json, so memory stays at one matrix.
+
+`--init` is optional: with it the stage checks that the initial lora_B is zero, i.e. that the
+initial ΔW is exactly 0 (PEFT's default init), and otherwise measures s·(B_f A_f − B_i A_i).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
-from safetensors.numpy import load_file
 
 from locus import io
-from locus.effective import adapter_updates, read_adapter_config, scaling, update_metrics
+from locus.effective import iter_updates, update_metrics
 from locus.modeling import DTYPES
-from locus.stats import ATTENTION_BLOCKS
+
+COLUMNS = ["layer", "block", "module", "rank", "scaling", "numerical_rank", "w0_fro", "fro", "rel_fro",
+           "spectral", "stable_rank", "effective_rank", "amplification"]
 
 
-def weight_files(model_dir: Path) -> dict[str, Path]:
-    """{tensor name: safetensors file} for a single-file or sharded checkpoint."""
+def weight_files(model_dir: str | Path) -> dict[str, Path]:
+    """{tensor name: safetensors file} for a single-file or sharded (index json) checkpoint."""
+    from safetensors import safe_open
+
+    model_dir = Path(model_dir)
     index = model_dir / "model.safetensors.index.json"
     if index.exists():
         return {k: model_dir / f for k, f in json.loads(index.read_text())["weight_map"].items()}
@@ -34,54 +49,76 @@ def weight_files(model_dir: Path) -> dict[str, Path]:
         return {k: single for k in f.keys()}
 
 
-def as_trained(weight: torch.Tensor, params) -> torch.Tensor:
-    """W₀ as the training forward pass saw it: cast to the compute dtype and NF4 round-tripped."""
-    q = params.quantization
-    if q.method != "nf4":
-        return weight.to(DTYPES[params.model.dtype]).double()
+def nf4_roundtrip(weight: torch.Tensor, compute_dtype: torch.dtype, double_quant: bool) -> torch.Tensor:
+    """The NF4-dequantized weight Linear4bit computes with (bitsandbytes Params4bit defaults: blocksize 64)."""
     import bitsandbytes.functional as bnbf
 
-    packed, state = bnbf.quantize_4bit(weight.to(DTYPES[q.compute_dtype]).contiguous(), blocksize=64,
-                                       compress_statistics=q.double_quant, quant_type="nf4")
-    return bnbf.dequantize_4bit(packed, state).double()
+    packed, state = bnbf.quantize_4bit(weight.to(compute_dtype).contiguous(), blocksize=64,
+                                       compress_statistics=double_quant, quant_type="nf4")
+    return bnbf.dequantize_4bit(packed, state)
 
 
-def base_weights(model_dir: str | Path, names: list[str], params) -> dict[str, np.ndarray]:
-    files = weight_files(Path(model_dir))
-    missing = [n for n in names if n not in files]
-    if missing:
-        raise ValueError(f"{model_dir}: base model has no weights {missing[:3]} for this adapter")
-    out = {}
-    for name in names:
-        with safe_open(files[name], "pt") as f:
-            out[name] = as_trained(f.get_tensor(name), params).numpy()
-    return out
+def as_trained(weight: torch.Tensor, params) -> np.ndarray:
+    """W₀ as the training forward pass saw it, as float32 (exact for bf16/fp16/fp32 values) numpy."""
+    q = params.quantization
+    if q.method == "nf4":
+        w = nf4_roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)
+    else:
+        w = weight.to(DTYPES[params.model.dtype])
+    return w.float().numpy()
 
 
-def effective_table(adapter_dir: str | Path, model_dir: str | Path, params) -> pd.DataFrame:
-    config = read_adapter_config(adapter_dir)
-    tensors = load_file(Path(adapter_dir) / "adapter_model.safetensors")
-    updates = adapter_updates(tensors, config)
-    w0 = base_weights(model_dir, list(updates), params)
-    rows = []
-    for name, (info, upd) in updates.items():
-        block = "attention" if info["block"] in ATTENTION_BLOCKS else "mlp"
-        metrics = update_metrics(upd, w0[name])
-        rows.append({"layer": info["layer"], "block": block, "module": info["module"],
-                     "scaling": scaling(config, name.removesuffix(".weight")),
-                     "w0_fro": float(np.linalg.norm(w0[name])), **metrics})
-    return pd.DataFrame(rows).sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
+class BaseWeights:
+    """Lazy reader of base weights W₀ by name, one matrix at a time, shards opened once each."""
+
+    def __init__(self, model_dir: str | Path, params):
+        self.model_dir, self.params, self.files = Path(model_dir), params, weight_files(model_dir)
+        self._stack, self._handles = ExitStack(), {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        from safetensors import safe_open
+
+        if name not in self.files:
+            raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
+        path = self.files[name]
+        if path not in self._handles:
+            self._handles[path] = self._stack.enter_context(safe_open(path, "pt"))
+        return as_trained(self._handles[path].get_tensor(name), self.params)
+
+
+def effective_table(final: str | Path, model_dir: str | Path, params, init: str | Path | None = None) -> pd.DataFrame:
+    rows, nonzero_init = [], []
+    with BaseWeights(model_dir, params) as base:
+        for module_path, info, upd in iter_updates(final, init):
+            if not info.pop("init_zero"):
+                nonzero_init.append(module_path)
+            w0 = base[module_path + ".weight"]
+            rows.append(info | update_metrics(upd, w0, r=info["rank"]))
+    if nonzero_init:
+        print(f"note: the initial adapter's lora_B is non-zero in {len(nonzero_init)} modules "
+              f"(e.g. {nonzero_init[0]}); measured ΔW = s·(B_f A_f − B_i A_i)")
+    table = pd.DataFrame(rows)[COLUMNS].sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
+    return table.astype({"layer": "int32", "rank": "int32", "numerical_rank": "int32"})
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
-    parser.add_argument("--adapter", required=True, help="final adapter directory")
+    parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
+    parser.add_argument("--final", "--adapter", dest="final", required=True, help="adapter directory after training")
+    parser.add_argument("--init", default=None,
+                        help="adapter directory before training (checks that the initial ΔW is 0)")
     parser.add_argument("--out", required=True, help="effective.parquet to write")
 
 
 def run(args, params) -> None:
-    table = effective_table(args.adapter, args.model, params)
+    table = effective_table(args.final, args.model, params, init=args.init)
     with io.atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
     top = table.loc[table.rel_fro.idxmax()]
-    print(f"{len(table)} modules; largest relative change {top.rel_fro:.2e} at layer {top.layer} {top.module} -> {args.out}")
+    print(f"{len(table)} modules; largest ‖ΔW‖_F/‖W₀‖_F {top.rel_fro:.2e} at layer {top.layer} {top.module} "
+          f"-> {args.out}")

@@ -15,7 +15,7 @@ import pandas as pd
 import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert  # the Vega-Lite version Altair emits
 
-from locus import charts, io, summaries
+from locus import charts, charts_effective, io
 from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
 
@@ -83,10 +83,11 @@ for (const [id, spec] of Object.entries(specs)) {{ vegaEmbed('#' + id, spec, {{a
 SECTIONS = [
     ("Comparative weight changes across domains (seed statistics)", "cross_domain"),
     ("Weight change across layers in individual domains", "domain_"),
-    ("Effective update ‖ΔW‖_F = ‖s·B·A‖_F by layer", "fro_"),
-    ("Size-normalised change ‖ΔW‖_F / ‖W₀‖_F by layer", "rel_fro_"),
-    ("Attention vs MLP: attention's share of ‖ΔW‖²_F per layer", "attention_share_"),
-    ("Layer × module", "module_heatmap"),
+    ("Layer × module (seed statistic)", "module_heatmap"),
+    ("Effective update: size-normalised vs raw ‖ΔW‖_F", "effective_profile"),
+    ("‖ΔW‖_F / ‖W₀‖_F by layer × module", "effective_heatmap"),
+    ("Attention vs MLP share of ‖ΔW‖²_F", "effective_attention"),
+    ("Domain similarity of ΔW subspaces (φ, LoRA §7.2)", "effective_similarity"),
 ]
 
 
@@ -100,9 +101,12 @@ def run(args, params) -> None:
     layers = pd.read_parquet(Path(args.tables) / "layers.parquet")
     modules = pd.read_parquet(Path(args.tables) / "modules.parquet")
     metric = params.report.metric
-    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers), **charts.module_heatmap(modules, metric),
-               **charts.effective_profiles(layers), **charts.module_heatmap(modules, "rel_fro")}
-    notes = summaries.describe(layers, metric)
+    similarity = pd.read_parquet(Path(args.tables) / "similarity.parquet")
+    effective_figures, notes = charts_effective.figures(modules, similarity)
+    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers),
+               **charts.module_heatmap(modules, metric), **effective_figures}
+    for lr in params.grid.learning_rates:
+        notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric)
 
     with io.atomic_path(args.figures, is_dir=True) as tmp:
         for name, chart in figures.items():

@@ -1,0 +1,200 @@
+"""Charts and plain-language findings for the effective update ΔW = s·B·A (locus.effective).
+
+Input: modules.parquet rows (domain, lr, seed, layer, block, module, fro, rel_fro, …; w0_fro when
+present, else ‖W₀‖_F = fro/rel_fro) and optionally a similarity table (locus.similarity).
+Per layer, ‖ΔW‖_F = √Σ_m‖ΔW_m‖²_F and the relative change is √Σ_m‖ΔW_m‖²_F / √Σ_m‖W₀_m‖²_F — the
+change of the layer's stacked adapted weights, so big and small matrices weigh by their size.
+Every function returns {figure name: chart}; all names start with "effective_".
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from locus.charts import LABELS
+from locus.effective import layer_effective
+from locus.params import lr_label
+
+CELL = ["domain", "lr", "seed"]
+W, H = 400, 240
+
+
+def _bands(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean over seeds per (domain, lr, layer) with mean ± 1 s.d. across seeds (0 with one seed)."""
+    g = layers.groupby(["domain", "lr", "layer"])[metric].agg(value="mean", sd="std", seeds="count").reset_index()
+    g["sd"] = g["sd"].fillna(0.0)
+    return g.assign(low=g.value - g.sd, high=g.value + g.sd)
+
+
+def _profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
+    base = alt.Chart(df).encode(x=alt.X("layer:Q", title="layer"), color=alt.Color("domain:N"))
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
+        tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("sd:Q", format=".2e"), "seeds"])
+    chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if df.seeds.max() > 1 else line
+    return chart.properties(width=W, height=H, title=title)
+
+
+def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Per LR: ‖ΔW‖_F/‖W₀‖_F by layer (one line per domain) beside raw ‖ΔW‖_F; seed mean ± s.d. bands."""
+    rel, raw = _bands(layers, "rel_fro"), _bands(layers, "fro")
+    charts = {}
+    for lr in sorted(layers.lr.unique()):
+        seeds = int(layers[layers.lr == lr].seed.nunique())
+        note = f" (mean ± s.d. over {seeds} seeds)" if seeds > 1 else ""
+        charts[f"effective_profile_lr={lr_label(lr)}"] = alt.hconcat(
+            _profile(rel[rel.lr == lr], "rel_fro", f"size-normalised ‖ΔW‖_F/‖W₀‖_F, LR {lr_label(lr)}{note}"),
+            _profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"))
+    return charts
+
+
+def heatmap(modules: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Layer × module heatmap of ‖ΔW‖_F/‖W₀‖_F, one panel per (domain, LR), seeds averaged (log colour)."""
+    df = modules.groupby(["domain", "lr", "layer", "module"], as_index=False)["rel_fro"].mean()
+    df["lr"] = df["lr"].map(lr_label)
+    chart = alt.Chart(df).mark_rect().encode(
+        x=alt.X("layer:O"), y=alt.Y("module:N", title=None),
+        color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
+        tooltip=["domain", "lr", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
+    ).properties(width=380, height=110).facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
+    return {"effective_heatmap": chart.properties(title="‖ΔW‖_F / ‖W₀‖_F by layer and module")}
+
+
+def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Per LR: attention's share of the layer's ‖ΔW‖²_F by layer; dashed: its share of ‖W₀‖²_F (size alone)."""
+    charts = {}
+    for lr in sorted(layers.lr.unique()):
+        df = _bands(layers[layers.lr == lr], "attention_share")
+        ref = layers[layers.lr == lr].groupby("layer", as_index=False)["attention_w0_share"].mean()
+        line = _profile(df, "attention_share", f"attention vs MLP, LR {lr_label(lr)}")
+        rule = alt.Chart(ref).mark_line(strokeDash=[4, 4], color="gray").encode(
+            x="layer:Q", y=alt.Y("attention_w0_share:Q", scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")])
+        charts[f"effective_attention_lr={lr_label(lr)}"] = (line + rule).properties(width=W, height=H)
+    return charts
+
+
+def similarity_matrix(matrix: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Per LR: domain × domain mean φ (locus.similarity.domain_matrix output), diagonal = seed vs seed."""
+    charts = {}
+    for lr, df in matrix.groupby("lr"):
+        base = alt.Chart(df).encode(x=alt.X("domain_a:N", title=None), y=alt.Y("domain_b:N", title=None))
+        rect = base.mark_rect().encode(
+            color=alt.Color("phi:Q", title="mean φ", scale=alt.Scale(domain=[0, 1], scheme="blues")),
+            tooltip=["domain_a", "domain_b", "diag", alt.Tooltip("phi:Q", format=".3f")])
+        text = base.mark_text().encode(text=alt.Text("phi:Q", format=".2f"))
+        charts[f"effective_similarity_lr={lr_label(lr)}"] = (rect + text).properties(
+            width=260, height=260, title=f"subspace similarity φ of ΔW (mean over layers), LR {lr_label(lr)}")
+    return charts
+
+
+# ---------------------------------------------------------------- plain-language findings
+
+def _span(layers: np.ndarray) -> str:
+    return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else f"{layers[0]}"
+
+
+def _peak(profile: pd.Series) -> tuple[int, int]:
+    width = max(1, min(5, len(profile) // 6 or 1))
+    end = int(profile.sort_index().rolling(width).mean().idxmax())
+    return end - width + 1, end
+
+
+def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.sort(np.unique(layer_ids))
+    third = max(1, len(ids) // 3)
+    return ids[:third], ids[-third:]
+
+
+def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
+    cell = layers[layers.lr == lr]
+    early, late = _groups(cell.layer)
+    peaks, ratios, beyond, within = {}, {}, [], []
+    for domain, df in cell.groupby("domain"):
+        per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
+        profile = per_seed.mean(axis=1)
+        peaks[domain] = _peak(profile)
+        ratios[domain] = profile.loc[late].mean() / profile.loc[early].mean()
+        if per_seed.shape[1] > 1:
+            diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
+            (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
+    where = (f"layers {peaks[next(iter(peaks))][0]}–{peaks[next(iter(peaks))][1]} for all domains"
+             if len(set(peaks.values())) == 1 else "; ".join(f"{d}: {a}–{b}" for d, (a, b) in peaks.items()))
+    parts = []
+    for d, r in ratios.items():
+        parts.append(f"{d} {r:.2f}× more" if r >= 1 else f"{d} {1 / r:.2f}× less")
+    text = (f"LR {lr_label(lr)}: largest {LABELS[metric]} at {where}. Late layers ({_span(late)}) vs early "
+            f"layers ({_span(early)}): {', '.join(parts)}.")
+    seeds = cell.seed.nunique()
+    if seeds > 1:
+        text += (f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
+                 f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}." if within else "."))
+    else:
+        text += " One seed: seed noise not estimated (add seeds to grid.seeds)."
+    return text
+
+
+def describe_modules(modules: pd.DataFrame, lr: float) -> str:
+    m = modules[modules.lr == lr].groupby("module")["rel_fro"].mean().sort_values()
+    return (f"LR {lr_label(lr)}: relative change is largest in {m.index[-1]} ({m.iloc[-1]:.2e}) and smallest in "
+            f"{m.index[0]} ({m.iloc[0]:.2e}), {m.iloc[-1] / m.iloc[0]:.2g}× apart (mean over layers, domains, seeds).")
+
+
+def describe_attention(layers: pd.DataFrame, lr: float) -> str:
+    cell = layers[layers.lr == lr]
+    share, ref = cell.attention_share.mean(), cell.attention_w0_share.mean()
+    by_layer = cell.groupby("layer").attention_share.mean()
+    verdict = "about" if abs(share - ref) < 0.02 else "more than" if share > ref else "less than"
+    return (f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
+            f"of ‖W₀‖²_F; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
+            f"layer {int(by_layer.idxmin())} ({by_layer.min():.0%}).")
+
+
+def describe_similarity(matrix: pd.DataFrame, lr: float, baseline: float | None = None) -> str:
+    df = matrix[(matrix.lr == lr)]
+    cross = df[df.diag == "domain vs domain"]
+    if cross.empty:
+        return f"LR {lr_label(lr)}: one domain only, no domain similarity."
+    cross = cross[cross.domain_a < cross.domain_b].sort_values("phi")
+    hi, lo = cross.iloc[-1], cross.iloc[0]
+    text = (f"LR {lr_label(lr)}: domains share ΔW's top directions most for {hi.domain_a}–{hi.domain_b} "
+            f"(φ = {hi.phi:.2f}) and least for {lo.domain_a}–{lo.domain_b} (φ = {lo.phi:.2f}); mean φ {cross.phi.mean():.2f}")
+    text += f" vs {baseline:.3f} for random subspaces" if baseline is not None else ""
+    seeds = df[df.diag == "seed vs seed"]
+    if not seeds.empty:
+        text += f"; same domain, other seed: mean φ {seeds.phi.mean():.2f} (the noise floor)"
+    return text + "."
+
+
+def summaries(modules: pd.DataFrame, similarity: pd.DataFrame | None = None) -> dict[str, str]:
+    """{figure name: sentence computed from the data} for every figure of `figures`."""
+    layers, notes = layer_effective(modules), {}
+    matrix, baseline = _matrix(similarity)
+    for lr in sorted(layers.lr.unique()):
+        lab = lr_label(lr)
+        notes[f"effective_profile_lr={lab}"] = describe_profile(layers, lr)
+        notes[f"effective_attention_lr={lab}"] = describe_attention(layers, lr)
+        if matrix is not None and (matrix.lr == lr).any():
+            notes[f"effective_similarity_lr={lab}"] = describe_similarity(matrix, lr, baseline)
+    notes["effective_heatmap"] = " ".join(describe_modules(modules, lr) for lr in sorted(modules.lr.unique()))
+    return notes
+
+
+def _matrix(similarity: pd.DataFrame | None):
+    if similarity is None or similarity.empty:
+        return None, None
+    from locus.similarity import domain_matrix
+
+    return domain_matrix(similarity), float(similarity.baseline.mean())
+
+
+def figures(modules: pd.DataFrame, similarity: pd.DataFrame | None = None) -> tuple[dict[str, alt.Chart], dict[str, str]]:
+    """Every effective-update figure and its sentence: (charts, notes), both keyed by figure name."""
+    layers = layer_effective(modules)
+    charts = {**profiles(layers), **heatmap(modules), **attention_share(layers)}
+    matrix, _ = _matrix(similarity)
+    if matrix is not None:
+        charts.update(similarity_matrix(matrix))
+    return charts, summaries(modules, similarity)
