@@ -2,6 +2,7 @@
 #   make report   default grid -> results/report.html
 #   make smoke    small preset, same layout -> results/smoke/report.html (a few minutes on CPU)
 #   make test     the test suite (unit + integration on the smoke preset)
+#   make cluster-test  the pipeline through a real single-node SLURM cluster (root; installs SLURM)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 CORES  ?= 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install report smoke test test-unit clean
+.PHONY: install report smoke test test-unit cluster-test clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not integration"
+
+cluster-test: $(STAMP)
+	$(BIN)/python -m pytest -ra -m cluster tests/cluster
 
 clean:
 	rm -rf results .snakemake
