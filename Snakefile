@@ -5,10 +5,16 @@
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/trajectory.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/full_ft.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/validation.smk"
+include: "workflow/rules/external.smk"
 
 
 rule all:
     input:
         REPORT,
+        VALIDATION_TARGETS,  # [] unless params validation.domains is set
     default_target: True

@@ -144,9 +144,35 @@ def test_report_is_self_contained(smoke, params):
     # seed figures (cross-domain per LR, per domain and LR, heatmap) + effective (profile, attention
     # share and similarity per LR, one heatmap)
     n_charts = n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1
-    assert html.count("class=note") == 4 * n_lr + 1  # a computed finding above each summary figure
+    # optional experiments on in the smoke preset: evaluation (one per LR), full FT (a profile per
+    # domain, ρ, rank), each with its finding
+    n_experiments = n_lr * bool(params.evaluation.domains) + (len(params.full_ft.domains) + 2) * bool(params.full_ft.domains)
+    n_charts += n_experiments
+    assert html.count("class=note") == 4 * n_lr + 1 + n_experiments  # a computed finding above each summary figure
     assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
     assert (figures / "cross_domain_lr=0.001.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_held_out_evaluation_and_full_ft_arm(smoke, params):
+    """The optional experiments of the smoke preset: evaluation.parquet and the full-FT tables."""
+    results = smoke / params.results_dir
+    ev = pd.read_parquet(results / "evaluation.parquet")
+    n_eval = len(params.evaluation.domains)
+    assert len(ev) == n_eval * len(params.grid.learning_rates) * len(params.grid.seeds) * n_eval
+    assert np.isfinite(ev[["loss_before", "loss_after"]]).all().all() and ev.accuracy_after.between(0, 1).all()
+    domain, lr, seed = layout.evaluated_cells(params)[0]
+    metrics = json.loads((smoke / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+    base = ev[(ev.domain == domain) & ev.in_domain].loss_before.iloc[0]
+    # the Trainer's eval loss (batch-mean) and ours (token-mean) weigh tokens differently, but agree closely
+    assert base == pytest.approx(metrics["eval_loss_before"], rel=0.1)
+    ft = pd.read_parquet(results / "full_ft_modules.parquet")
+    assert len(ft) == len(layout.full_ft_cells(params)) * 30 * 6 and (ft.fro > 0).all()
+    assert (ft.effective_rank > 16).all()  # full-FT ΔW is not rank-16
+    rho = pd.read_parquet(results / "full_ft_rho.parquet")
+    assert len(rho) == len(layout.full_ft_cells(params)) * len(params.grid.learning_rates) * 2
+    assert rho.rho.between(-1, 1).all()
+    html = (results / "report.html").read_text()
+    assert "Held-out evaluation" in html and "Full fine-tuning vs LoRA" in html and "LoRA&#x27;s map" in html
 
 
 def test_rerun_has_nothing_to_do(smoke):

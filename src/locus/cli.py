@@ -16,8 +16,15 @@ STAGES = {
     "train": "locus.stages.train",
     "delta": "locus.stages.delta",
     "effective": "locus.stages.effective",
+    "trajectory": "locus.stages.trajectory",
+    "evaluate": "locus.stages.evaluate",
+    "train-full": "locus.stages.train_full",
+    "full-ft-effective": "locus.stages.full_ft_effective",
     "aggregate": "locus.stages.aggregate",
     "report": "locus.stages.report",
+    "external": "locus.stages.external",
+    "rank-layers": "locus.stages.rank_layers",
+    "validation-report": "locus.stages.validation_report",
 }
 
 
@@ -48,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         importlib.import_module(STAGES[args.stage]).run(args, params)
-    except (ValueError, FileNotFoundError, RuntimeError, ArithmeticError) as e:
+    # OSError: a missing file, or a full disk (ENOSPC) while writing; outputs are never partial.
+    except (ValueError, OSError, RuntimeError, ArithmeticError) as e:
         print(f"locus {args.stage}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -34,8 +34,6 @@ and k/out in expectation for two random k-dim subspaces of ℝ^out (`random_simi
 
 from __future__ import annotations
 
-import json
-import re
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +42,13 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-ADAPTER_FILE = "adapter_model.safetensors"
-ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<path>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
-                         r"\.lora_(?P<matrix>[AB])\.weight$")
+# Reading adapters lives in locus.adapters; these names are re-exported for existing callers.
+from locus.adapters import (  # noqa: F401
+    ADAPTER_FILE, ATTENTION_BLOCKS, adapter_tensors, module_keys, module_rank_alpha, read_adapter_config,
+    read_matrix, scaling, starts_at_zero,
+)
+
 METRICS = ("fro", "rel_fro", "spectral", "stable_rank", "effective_rank", "amplification")
-ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
 
 
 @dataclass(frozen=True)
@@ -66,29 +66,6 @@ class Update:
             return 0
         tol = max(self.u.shape[0], self.vt.shape[1]) * np.finfo(np.float64).eps * self.sigma[0]
         return int(np.count_nonzero(self.sigma > tol))
-
-
-# ---------------------------------------------------------------- scaling (adapter_config.json)
-
-def _pattern_value(pattern: dict, module_path: str, default):
-    """PEFT's get_pattern_key: the first key that matches the module path as a regex suffix."""
-    for key, value in pattern.items():
-        if re.match(rf"(.*\.)?({key})$", module_path):
-            return value
-    return default
-
-
-def module_rank_alpha(config: dict, module_path: str) -> tuple[int, float]:
-    """(r, α) of one module, e.g. module_path "model.layers.3.self_attn.q_proj"."""
-    r = _pattern_value(config.get("rank_pattern") or {}, module_path, config["r"])
-    alpha = _pattern_value(config.get("alpha_pattern") or {}, module_path, config["lora_alpha"])
-    return int(r), float(alpha)
-
-
-def scaling(config: dict, module_path: str) -> float:
-    """s = α/r, or α/√r when use_rslora — exactly as PEFT's LoraLayer.update_layer sets `scaling`."""
-    r, alpha = module_rank_alpha(config, module_path)
-    return alpha / (r ** 0.5 if config.get("use_rslora") else r)
 
 
 # ---------------------------------------------------------------- the update and its metrics
@@ -195,65 +172,36 @@ def random_similarity(k: int, dim: int) -> float:
     return k / dim
 
 
-# ---------------------------------------------------------------- reading PEFT adapters
-
-def read_adapter_config(directory: str | Path) -> dict:
-    path = Path(directory) / "adapter_config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no adapter_config.json here")
-    config = json.loads(path.read_text())
-    kind = config.get("peft_type", "LORA")
-    if kind != "LORA" or config.get("use_dora"):
-        raise ValueError(f"{path}: {'DoRA' if config.get('use_dora') else kind} adapters are not supported (plain LoRA only)")
-    if config.get("fan_in_fan_out"):
-        raise ValueError(f"{path}: fan_in_fan_out adapters (Conv1D bases) are not supported")
-    return config
-
-
-def module_keys(directory: str | Path) -> dict[str, dict]:
-    """{module path: {layer, block, module, A: key, B: key}} of a PEFT adapter, sorted by path."""
-    from safetensors import safe_open
-
-    path = Path(directory) / ADAPTER_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
-    with safe_open(path, "np") as f:
-        keys = list(f.keys())
-    modules: dict[str, dict] = {}
-    for key in keys:
-        m = ADAPTER_KEY.match(key)
-        if not m:
-            raise ValueError(f"adapter tensor {key!r} is not a per-layer lora_A/lora_B weight")
-        block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
-        entry = modules.setdefault(m["path"], {"layer": int(m["layer"]), "block": block, "module": m["module"]})
-        entry[m["matrix"]] = key
-    for module_path, entry in modules.items():
-        if "A" not in entry or "B" not in entry:
-            raise ValueError(f"{path}: {module_path} has lora_A or lora_B but not both")
-    if not modules:
-        raise ValueError(f"{path}: the adapter holds no LoRA matrices")
-    return dict(sorted(modules.items(), key=lambda kv: (kv[1]["layer"], kv[0])))
-
+# ---------------------------------------------------------------- the updates of a PEFT adapter
 
 def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[tuple[str, dict, Update]]:
     """(module path, {layer, block, module, rank, scaling, init_zero}, Update) per module, streamed.
 
     With `init`, ΔW = s·(B_f A_f − B_i A_i); when B_i = 0 (PEFT's default init) that is s·B_f A_f.
+    Without it the adapter must have been initialised with lora_B = 0 (adapters.starts_at_zero).
+    Tensors that are not per-layer LoRA matrices are skipped with a note (adapters.adapter_tensors).
     """
     from safetensors import safe_open
 
     config = read_adapter_config(final)
-    modules = module_keys(final)
+    if init is None and not starts_at_zero(config):
+        raise ValueError(f"{Path(final) / 'adapter_config.json'}: init_lora_weights="
+                         f"{config.get('init_lora_weights')!r} does not start from lora_B = 0, so the update "
+                         f"is not s·B·A of the saved adapter; pass the adapter saved before training as the initial one")
+    modules, skipped = adapter_tensors(final)
+    if skipped:
+        print(f"note: {final}: {len(skipped)} tensors are not per-layer LoRA matrices and are not analysed, "
+              f"e.g. {next(iter(skipped))} ({next(iter(skipped.values()))})")
     if init is not None and set(module_keys(init)) != set(modules):
         raise ValueError(f"{init} and {final} adapt different modules")
     with ExitStack() as stack:
-        ff = stack.enter_context(safe_open(Path(final) / ADAPTER_FILE, "np"))
-        fi = stack.enter_context(safe_open(Path(init) / ADAPTER_FILE, "np")) if init is not None else None
+        ff = stack.enter_context(safe_open(Path(final) / ADAPTER_FILE, "pt"))
+        fi = stack.enter_context(safe_open(Path(init) / ADAPTER_FILE, "pt")) if init is not None else None
         for module_path, entry in modules.items():
-            a, b = ff.get_tensor(entry["A"]), ff.get_tensor(entry["B"])
+            a, b = read_matrix(ff, entry["A"]), read_matrix(ff, entry["B"])
             init_zero = True
             if fi is not None:
-                a0, b0 = fi.get_tensor(entry["A"]), fi.get_tensor(entry["B"])
+                a0, b0 = read_matrix(fi, entry["A"]), read_matrix(fi, entry["B"])
                 init_zero = not np.any(b0)
                 if not init_zero:
                     a, b = np.concatenate([a, a0]), np.concatenate([b, -b0.astype(np.float64)], axis=1)

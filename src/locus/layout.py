@@ -8,9 +8,15 @@ results/
                                    /train_log.csv          one row per optimizer step
                                    /metrics.json           final train/eval loss, timing
                                    /delta.parquet          statistics of final - initial
+                                   /eval.json              held-out eval (evaluation.domains)
+  runs/{domain}/eval_base.json                             the base model on the domain's eval split
+  runs/{domain}/full_ft/lr={lr}/seed={seed}/               full fine-tuning arm: delta.safetensors,
+                                                           metrics.json, effective.parquet
   layers.parquet, modules.parquet, layer_profile.csv       aggregation over the grid
   report.html, figures/                                    the report
   experiment/                                              the same three for a DVC experiment
+  validation/{domain}/arms.json, {arm}/seed={seed}/         targeted-layer validation (cell layout)
+  validation.html, validation.parquet                      its report and table
 """
 
 from __future__ import annotations
@@ -38,7 +44,60 @@ def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> P
     return Path(params.results_dir) / "runs" / domain / f"lr={lr}" / f"seed={seed}"
 
 
+def eval_base_path(params: Params, domain: str) -> Path:
+    """runs/{domain}/eval_base.json: the base model (no adapter) scored on the domain's eval split."""
+    return Path(params.results_dir) / "runs" / domain / "eval_base.json"
+
+
+def full_ft_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
+    """runs/{domain}/full_ft/lr={lr}/seed={seed}: one cell of the full fine-tuning arm."""
+    return Path(params.results_dir) / "runs" / domain / "full_ft" / f"lr={lr_label(float(lr))}" / f"seed={seed}"
+
+
+def evaluated_cells(params: Params) -> list[tuple[str, float, int]]:
+    """The grid cells the held-out evaluation scores (trained on an evaluation domain)."""
+    return [c for c in cells(params) if c[0] in params.evaluation.domains]
+
+
+def full_ft_cells(params: Params) -> list[tuple[str, float, int]]:
+    """Every (domain, full-FT lr, seed) of the full fine-tuning arm; empty when it is off."""
+    f = params.full_ft
+    return [(d, lr, s) for d in f.domains for lr in f.learning_rates for s in params.grid.seeds]
+
+
+def trajectory_cells(params: Params) -> list[tuple[str, float, int]]:
+    """The grid cells whose snapshots (CELL/trajectory/) are analysed; empty when trajectories are off."""
+    return [c for c in cells(params) if c[0] in params.trajectory.domains]
+
+
 def cells(params: Params) -> list[tuple[str, float, int]]:
     """Every (domain, lr, seed) of the grid, in params order."""
     g = params.grid
     return [(d, lr, s) for d in g.domains for lr in g.learning_rates for s in g.seeds]
+
+
+def validation_dir(params: Params, domain: str) -> Path:
+    """validation/{domain}: arms.json (ranking and arm layer sets) and one directory per arm."""
+    return Path(params.results_dir) / "validation" / domain
+
+
+def arms_path(params: Params, domain: str) -> Path:
+    """validation/{domain}/arms.json: the layer ranking and every arm's layer set (locus rank-layers)."""
+    return validation_dir(params, domain) / "arms.json"
+
+
+def arm_dir(params: Params, domain: str, arm: str, seed: int | str) -> Path:
+    """validation/{domain}/{arm}/seed={seed}: one targeted-layer run, laid out like a grid cell.
+
+    The all-layer arm is exactly a grid cell (same init, data, budget and LR), so it is that cell
+    (trained by the grid's own rules when the seed is not one of grid.seeds).
+    """
+    if arm == "all":
+        return cell_dir(params, domain, params.validation.learning_rate, seed)
+    return validation_dir(params, domain) / arm / f"seed={seed}"
+
+
+def validation_runs(params: Params) -> list[tuple[str, str, int]]:
+    """Every (domain, arm, seed) of the targeted-layer validation, "all" included; empty when off."""
+    v = params.validation
+    return [(d, a, s) for d in v.domains for a in [*v.arms, "all"] for s in v.seeds]

@@ -33,6 +33,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
     kwargs = dict(dtype=DTYPES[params.model.dtype], use_safetensors=True, trust_remote_code=False)
     q = params.quantization
     if quantize and q.method == "nf4":
+        require_bitsandbytes()
         compute = DTYPES[q.compute_dtype]
         kwargs.update(
             dtype=compute,
@@ -48,6 +49,17 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
     keep_cpu_nf4_differentiable(model)
     check_target_modules(model, params.lora.target_modules)
     return model
+
+
+def require_bitsandbytes() -> None:
+    """Fail before any work, naming the key, where NF4 (bitsandbytes) cannot run on this machine."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as e:  # ImportError, or a backend library that fails to load
+        raise RuntimeError(
+            f"quantization.method: nf4 needs bitsandbytes, which cannot be loaded here ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); install it or set quantization.method: none"
+        ) from None
 
 
 def keep_cpu_nf4_differentiable(model) -> None:
@@ -81,7 +93,9 @@ def check_target_modules(model, targets: list[str]) -> None:
         )
 
 
-def lora_config(params: Params):
+def lora_config(params: Params, layers: list[int] | None = None):
+    """PEFT's LoraConfig from params; `layers` restricts the adapters to those layer indices
+    (PEFT's layers_to_transform, used by the targeted-layer validation), None = every layer."""
     from peft import LoraConfig
 
     lp = params.lora
@@ -90,6 +104,7 @@ def lora_config(params: Params):
         lora_alpha=lp.alpha,
         lora_dropout=lp.dropout,
         target_modules=list(lp.target_modules),
+        layers_to_transform=sorted(layers) if layers is not None else None,
         use_rslora=lp.use_rslora,
         bias="none",
         task_type="CAUSAL_LM",

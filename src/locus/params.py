@@ -68,6 +68,19 @@ class TrainingParams(Section):
     overlength: Literal["truncate", "drop"] = "truncate"
     gradient_checkpointing: bool = False
     optimizer: str = "adamw_torch"
+    # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
+    # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).
+    checkpoint_every: float = Field(0.25, ge=0)
+    # Learning trajectories (locus.snapshots): save the LoRA tensors every K optimizer steps and
+    # after the last one to CELL/trajectory/step=NNNNNN.safetensors; 0 = off.
+    snapshot_every: int = Field(0, ge=0)
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _every(cls, v: float) -> float:
+        if v >= 1 and v != int(v):
+            raise ValueError(f"{v} must be an integer number of steps (>= 1), a fraction in (0, 1), or 0 (off)")
+        return v
 
 
 class GridParams(Section):
@@ -105,6 +118,112 @@ class DataParams(Section):
 class AnalysisParams(Section):
     # Number of top singular directions compared by the subspace similarity φ (capped at r).
     similarity_k: int = Field(4, gt=0)
+
+
+class EvaluationParams(Section):
+    """Held-out cross-domain evaluation (stages/evaluate.py). A list, not a flag, switches it on so
+    that dvc.yaml can gate its stages with a matrix over it (an empty matrix yields no stage)."""
+
+    # Domains of the cross-domain matrix: every grid cell trained on one of them is scored on each
+    # of their eval splits, and so is the base model. [] = off. Must be grid domains.
+    domains: list[str] = Field(default_factory=list)
+
+
+class FullFtParams(Section):
+    """The full fine-tuning arm (stages/train_full.py): all weights, same data, budget and schedule."""
+
+    domains: list[str] = Field(default_factory=list)  # grid domains to fine-tune fully; [] = off
+    # Full FT wants a much smaller LR than LoRA (see params.yaml for the choice).
+    learning_rates: list[float] = Field(default_factory=lambda: [1.0e-5, 5.0e-5], min_length=1)
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _sane_lrs(cls, v: list[float]) -> list[float]:
+        for lr in v:
+            if not 0 < lr <= 1:
+                raise ValueError(f"learning rate {lr} is outside (0, 1]")
+        return v
+
+
+class ValidationParams(Section):
+    """Targeted-layer validation of the layer map (stages/rank_layers.py, stages/validation_report.py).
+
+    Layers are ranked by `metric` (averaged over the grid's seeds at `learning_rate`); adapters are
+    then trained on the top-k layers only, on k random layers (one arm per randomN) and compared
+    with the all-layer grid cell, each at every seed in `seeds`. Like the other optional
+    experiments, a non-empty domain list switches it on (it gates dvc.yaml's stages: an empty
+    matrix yields no stage). The arms are a list, not a count, because dvc.yaml needs a list to
+    make one stage per arm.
+    """
+
+    domains: list[str] = Field(default_factory=list)  # grid domains to validate; [] = off
+    # What "most modified" means: a size-aware magnitude. `mean` (signed bias) cannot rank.
+    metric: Literal["rel_fro", "fro", "mean_abs", "var_abs", "var"] = "rel_fro"
+    k: int = Field(4, gt=0)  # layers per targeted arm; checked against the model's layer count at run time
+    # top: the k highest-ranked layers; random0..random{R-1}: R seeded random k-sets; bottom: the
+    # k lowest-ranked. The all-layer arm is always the grid cell at the same seed and LR.
+    arms: list[str] = Field(default_factory=lambda: ["top", "random0", "random1", "random2"])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    learning_rate: float = Field(0.001, gt=0, le=1)  # must be one of grid.learning_rates
+    draw_seed: int = Field(0, ge=0)  # seeds the numpy Generator that draws the random k-sets
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ("top", "bottom") and not re.fullmatch(r"random(0|[1-9]\d*)", a)]
+        if bad:
+            raise ValueError(f"{bad}: arms are top, bottom or random0, random1, ... ('all' is the grid cell)")
+        draws = sorted(int(a[6:]) for a in v if a.startswith("random"))
+        if "top" not in v or draws != list(range(len(draws))) or not draws or len(set(v)) != len(v):
+            raise ValueError(f"{v} must hold 'top' and random0..random{{R-1}} (R >= 1, each once)")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate seeds in {v}")
+        return v
+
+    @property
+    def random_arms(self) -> list[str]:
+        return [a for a in self.arms if a.startswith("random")]
+
+
+class TrajectoryParams(Section):
+    """Learning trajectories (stages/trajectory.py): training.snapshot_every says how often the train
+    stage saves the adapter; this list says which domains' cells are analysed and reported. A list,
+    because dvc.yaml gates its trajectory stages with a matrix over it (a matrix cannot test a
+    number). Non-empty exactly when training.snapshot_every > 0."""
+
+    domains: list[str] = Field(default_factory=list)  # grid domains; [] = off
+
+
+class ExternalAnalysis(Section):
+    """One `locus external` comparison (stages/external.py): adapters trained elsewhere, one base model.
+
+    The Snakemake target results/external/{name}/report.html runs it for `external.{name}`.
+    """
+
+    model: str = Field(min_length=1)  # base model directory the adapters were trained on (safetensors)
+    adapters: dict[str, str] = Field(min_length=1)  # label -> PEFT adapter directory (save_pretrained)
+    init: dict[str, str] = Field(default_factory=dict)  # label -> adapter saved before training (optional)
+    base_quantization: Literal["nf4", "none"] | None = None  # W₀ as trained; None: quantization.method
+
+    @field_validator("adapters", "init")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, directory in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", label) or not directory:
+                raise ValueError(f"{label!r}: labels are letters, digits, '_', '.' or '-' (they name files), "
+                                 f"each with a directory")
+        return v
+
+    @model_validator(mode="after")
+    def _init_labels(self) -> "ExternalAnalysis":
+        if unknown := sorted(set(self.init) - set(self.adapters)):
+            raise ValueError(f"init: {unknown} are not labels of adapters {sorted(self.adapters)}")
+        return self
 
 
 class ReportParams(Section):
@@ -160,18 +279,59 @@ class Params(Section):
     grid: GridParams
     data: DataParams = DataParams()
     analysis: AnalysisParams = AnalysisParams()
+    evaluation: EvaluationParams = EvaluationParams()
+    full_ft: FullFtParams = FullFtParams()
+    validation: ValidationParams = ValidationParams()
+    trajectory: TrajectoryParams = TrajectoryParams()
     report: ReportParams = ReportParams()
     cluster: ClusterParams = ClusterParams()
+    # Adapters trained elsewhere: {name: {model, adapters: {label: dir}}} -> results/external/{name}/.
+    external: dict[str, ExternalAnalysis] = Field(default_factory=dict)
+
+    @field_validator("external")
+    @classmethod
+    def _external_names(cls, v: dict) -> dict:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise ValueError(f"{name!r}: names are letters, digits, '_' or '-' (they name directories)")
+        return v
 
     def as_experiment(self) -> "Params":
         """The params of one DVC experiment: the grid at the single learning rate `lr`."""
         return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})
 
     @model_validator(mode="after")
+    def _trajectory(self) -> "Params":
+        every, domains = self.training.snapshot_every, self.trajectory.domains
+        if bool(every) != bool(domains):
+            raise ValueError(f"training.snapshot_every={every} and trajectory.domains={domains}: set both "
+                             f"(snapshots every K steps, analysed for these domains) or neither")
+        if any(d not in self.grid.domains for d in domains) or len(set(domains)) != len(domains):
+            raise ValueError(f"trajectory.domains: {domains} must be distinct grid.domains {self.grid.domains}")
+        return self
+
+    @model_validator(mode="after")
     def _paths_relative(self) -> "Params":
         for key in ("results_dir", "models_dir"):
             if not getattr(self, key):
                 raise ValueError(f"{key} must not be empty")
+        for key in ("evaluation", "full_ft"):
+            domains = getattr(self, key).domains
+            unknown = [d for d in domains if d not in self.grid.domains]
+            if unknown or len(set(domains)) != len(domains):
+                raise ValueError(f"{key}.domains: {domains} must be distinct grid.domains {self.grid.domains}")
+        return self
+
+    @model_validator(mode="after")
+    def _validation_in_grid(self) -> "Params":
+        """The layer map being validated comes from the grid, so its domains and LR must be in it."""
+        v = self.validation
+        unknown = [d for d in v.domains if d not in self.grid.domains]
+        if unknown or len(set(v.domains)) != len(v.domains):
+            raise ValueError(f"validation.domains: {v.domains} must be distinct grid.domains {self.grid.domains}")
+        if v.domains and v.learning_rate not in self.grid.learning_rates:
+            raise ValueError(f"validation.learning_rate: {v.learning_rate:g} is not in grid.learning_rates "
+                             f"{self.grid.learning_rates} (the layers are ranked from the grid at this LR)")
         return self
 
 

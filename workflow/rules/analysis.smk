@@ -40,8 +40,11 @@ rule aggregate:
         effective=every_cell("{cell}/effective.parquet"),
         metrics=every_cell("{cell}/metrics.json"),
         adapters=every_cell("{cell}/adapter_final"),
-        code=code("layout", "stats", "effective", "similarity", "stages/aggregate"),
+        evaluation=EVALUATION_INPUTS,  # optional experiments: empty lists when off
+        full_ft=FULL_FT_INPUTS,
+        code=code("layout", "stats", "effective", "similarity", "experiments", "evaluation", "full_ft", "stages/aggregate"),
     output:
+        **EXPERIMENT_TABLES,
         layers=f"{RESULTS}/layers.parquet",
         modules=f"{RESULTS}/modules.parquet",
         profile=f"{RESULTS}/layer_profile.csv",
@@ -62,7 +65,9 @@ rule report:
         similarity=f"{RESULTS}/similarity.parquet",
         metrics=every_cell("{cell}/metrics.json"),
         stats=expand(f"{RESULTS}/data/{{domain}}/stats.json", domain=PARAMS.grid.domains),
-        code=code("layout", "charts", "charts_effective", "stages/report"),
+        experiments=list(EXPERIMENT_TABLES.values()),
+        trajectories=TRAJECTORY_INPUTS,  # [] unless training.snapshot_every > 0 (trajectory.smk)
+        code=code("layout", "charts", "charts_effective", "charts_experiments", "stages/report"),
     output:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
         figures=report(

@@ -28,6 +28,8 @@ rule train:
         adapter=directory(f"{CELL}/adapter_final"),
         log=f"{CELL}/train_log.csv",
         metrics=f"{CELL}/metrics.json",
+        # snapshots for learning trajectories (trajectory.smk), only when training.snapshot_every > 0
+        **({"trajectory": directory(f"{CELL}/trajectory")} if PARAMS.training.snapshot_every else {}),
     params:
         data=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.metrics),

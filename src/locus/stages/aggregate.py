@@ -12,6 +12,8 @@ similarity.parquet  subspace similarity φ of ΔW between every pair of cells, p
                 (LoRA §7.2; locus.similarity).
 layer_profile.csv  the report metric by layer, one column per domain (mean over seeds and LRs;
                 a DVC experiment has one LR) — the file `dvc plots diff` compares.
+evaluation.parquet, full_ft_*.parquet  the optional experiments' tables, when switched on in
+                params (locus.experiments).
 The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
 """
 
@@ -26,6 +28,7 @@ from locus import io
 from locus.layout import cell_dir, cells
 from locus.params import lr_label
 from locus.effective import METRICS, layer_effective
+from locus.experiments import tables as experiment_tables
 from locus.similarity import similarity_table
 from locus.stats import STATISTICS
 
@@ -99,4 +102,7 @@ def run(args, params) -> None:
     with io.atomic_path(out / "similarity.parquet") as tmp:
         similarity_table(adapters, k=params.analysis.similarity_k).to_parquet(tmp, index=False)
     io.write_text(out / "layer_profile.csv", layer_profile(layers, params.report.metric).to_csv(index=False))
+    for name, table in experiment_tables(params, layers).items():  # optional experiments, if on
+        with io.atomic_path(out / f"{name}.parquet") as tmp:
+            table.to_parquet(tmp, index=False)
     print(f"aggregated {deltas.groupby(CELL).ngroups} cells -> {out}/layers.parquet, modules.parquet")

@@ -12,19 +12,47 @@ from peft import get_peft_model
 
 from locus import io
 from locus.modeling import load_base, lora_config, seed_everything
+from locus.validation import read_arm_layers
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="adapter directory to write")
+    # Targeted-layer validation: adapt only some layers (PEFT layers_to_transform).
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--layers", default=None, help="comma-separated layer indices to adapt, e.g. 3,7,12 "
+                                                      "(default: every layer)")
+    which.add_argument("--layers-from", default=None, help="arms.json of `locus rank-layers`: adapt the layers of --arm")
+    parser.add_argument("--arm", default=None, help="arm of --layers-from: top, bottom or randomN")
+
+
+def selected_layers(args, n_layers: int | None) -> list[int] | None:
+    """The layers to adapt from --layers or --layers-from/--arm, checked against the model; None = all."""
+    if args.layers_from or args.arm:
+        if not (args.layers_from and args.arm):
+            raise ValueError("--layers-from and --arm go together")
+        layers, source = read_arm_layers(args.layers_from, args.arm), f"{args.layers_from}: arms.{args.arm}"
+    elif args.layers is not None:
+        try:
+            layers, source = [int(x) for x in args.layers.split(",")], "--layers"
+        except ValueError:
+            raise ValueError(f"--layers {args.layers!r}: expected comma-separated integers, e.g. 3,7,12") from None
+    else:
+        return None
+    bad = [x for x in layers if x < 0 or (n_layers is not None and x >= n_layers)]
+    if bad or len(set(layers)) != len(layers):
+        raise ValueError(f"{source}: {layers} must be distinct layer indices of the model's {n_layers} layers")
+    return sorted(layers)
 
 
 def run(args, params) -> None:
     base = load_base(params, args.model, quantize=False)
+    layers = selected_layers(args, getattr(base.config, "num_hidden_layers", None))
     seed_everything(args.seed)
-    model = get_peft_model(base, lora_config(params))
+    model = get_peft_model(base, lora_config(params, layers))
     with io.atomic_path(args.out, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"initial adapter (seed {args.seed}, {trainable:,} trainable parameters) -> {args.out}")
+    where = "every layer" if layers is None else f"layers {','.join(map(str, layers))}"
+    print(f"initial adapter (seed {args.seed}, {where}, {trainable:,} trainable parameters) -> {args.out}")

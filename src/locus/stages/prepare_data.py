@@ -37,13 +37,18 @@ def deduplicate(records: list[dict]) -> list[dict]:
     return out
 
 
+def shared_instructions(train: list[dict], evals: list[dict]) -> list[str]:
+    """Instructions (by instruction_key) present in both splits, sorted; must be empty."""
+    return sorted({instruction_key(r["instruction"]) for r in train} & {instruction_key(r["instruction"]) for r in evals})
+
+
 def split(records: list[dict], eval_fraction: float, salt: str) -> tuple[list[dict], list[dict]]:
     train, evals = [], []
     for r in records:
         (evals if split_score(r, salt) < eval_fraction else train).append(r)
-    overlap = {instruction_key(r["instruction"]) for r in train} & {instruction_key(r["instruction"]) for r in evals}
+    overlap = shared_instructions(train, evals)
     if overlap:
-        raise DataError(f"{len(overlap)} instructions are in both train and eval, e.g. {sorted(overlap)[0][:80]!r}")
+        raise DataError(f"{len(overlap)} instructions are in both train and eval, e.g. {overlap[0][:80]!r}")
     return train, evals
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert  # the Vega-Lite version Altair emits
 
-from locus import charts, charts_effective, io
+from locus import charts, charts_effective, charts_experiments, io
+from locus import charts_trajectory
 from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
 
@@ -61,7 +62,8 @@ def header(params) -> str:
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"
 
 
-PAGE = """<!DOCTYPE html>
+# The page shell shared with `locus external`: inlined Vega bundle, the body, then every chart spec.
+SHELL = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
 dt{{font-weight:600;float:left;clear:left;width:9em}}dd{{margin-left:10em}}
@@ -69,16 +71,18 @@ table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;pad
 .chart{{margin:1.5em 0}}.note{{background:#f4f6fa;padding:.4em .8em;border-left:3px solid #4c78a8}}</style>
 <script>{bundle}</script></head><body>
 <h1>{title}</h1>
-<p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
-averaged per transformer layer — the seed experiment's "locus of learning".</p>
-{header}
-<h2>Data</h2>{data}
-<h2>Runs</h2>{runs}
-{sections}
+{body}
 <script>const specs = {specs};
 for (const [id, spec] of Object.entries(specs)) {{ vegaEmbed('#' + id, spec, {{actions: false}}).catch(console.error); }}
 </script></body></html>
 """
+
+PAGE = """<p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
+averaged per transformer layer — the seed experiment's "locus of learning".</p>
+{header}
+<h2>Data</h2>{data}
+<h2>Runs</h2>{runs}
+{sections}"""
 
 SECTIONS = [
     ("Comparative weight changes across domains (seed statistics)", "cross_domain"),
@@ -89,6 +93,36 @@ SECTIONS = [
     ("Attention vs MLP share of ‖ΔW‖²_F", "effective_attention"),
     ("Domain similarity of ΔW subspaces (φ, LoRA §7.2)", "effective_similarity"),
 ]
+
+
+def save_figures(figures: dict, directory) -> None:
+    """Every chart as PNG (2×) and SVG in `directory`, written atomically as one directory."""
+    with io.atomic_path(directory, is_dir=True) as tmp:
+        for name, chart in figures.items():
+            chart.save(tmp / f"{name}.png", scale_factor=2)
+            chart.save(tmp / f"{name}.svg")
+
+
+def chart_sections(figures: dict, notes: dict, sections: list[tuple[str, str]]) -> tuple[str, dict]:
+    """(HTML of each (title, figure-name prefix) section with its notes, {div id: Vega-Lite spec})."""
+    specs, out = {}, []
+    for title, prefix in sections:
+        names = [n for n in figures if n.startswith(prefix)]
+        divs = []
+        for i, name in enumerate(names):
+            div_id = f"{prefix.strip('_')}_{i}"
+            specs[div_id] = figures[name].to_dict()
+            divs.append(f'<div class="chart" id="{div_id}"></div>')
+        note = "".join(f"<p class=note>{html.escape(notes[n])}</p>" for n in names if n in notes)
+        out.append(f"<h2>{html.escape(title)}</h2>" + note + "".join(divs))
+    return "\n".join(out), specs
+
+
+def html_page(title: str, body: str, specs: dict) -> str:
+    """A self-contained page: the Vega bundle inlined once (no CDN), `body`, and the specs embedded."""
+    return SHELL.format(title=html.escape(title),
+                        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
+                        body=body, specs=json.dumps(specs).replace("</", "<\\/"))
 
 
 def add_arguments(parser) -> None:
@@ -108,29 +142,15 @@ def run(args, params) -> None:
     for lr in params.grid.learning_rates:
         notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric)
 
-    with io.atomic_path(args.figures, is_dir=True) as tmp:
-        for name, chart in figures.items():
-            chart.save(tmp / f"{name}.png", scale_factor=2)
-            chart.save(tmp / f"{name}.svg")
-
-    specs, sections = {}, []
-    for title, prefix in SECTIONS:
-        names = [n for n in figures if n.startswith(prefix)]
-        divs = []
-        for i, name in enumerate(names):
-            div_id = f"{prefix.strip('_')}_{i}"
-            specs[div_id] = figures[name].to_dict()
-            divs.append(f'<div class="chart" id="{div_id}"></div>')
-        note = "".join(f"<p class=note>{html.escape(notes[n])}</p>" for n in names if n in notes)
-        sections.append(f"<h2>{html.escape(title)}</h2>" + note + "".join(divs))
-    page = PAGE.format(
-        title=html.escape(params.report.title),
-        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
-        header=header(params),
-        data=data_table(params).to_html(index=False),
-        runs=run_table(params).to_html(index=False),
-        sections="\n".join(sections),
-        specs=json.dumps(specs).replace("</", "<\\/"),
-    )
-    io.write_text(args.out, page)
+    # optional experiments (held-out evaluation, full FT): nothing when they are off
+    more_figures, more_notes, more_sections = charts_experiments.sections(args.tables, params, layers, modules)
+    figures, notes = figures | more_figures, notes | more_notes
+    trajectory_figures, trajectory_notes = charts_trajectory.figures(params)  # ({}, {}) when off
+    figures, notes = figures | trajectory_figures, notes | trajectory_notes
+    more_sections = [*more_sections, *([charts_trajectory.SECTION] if trajectory_figures else [])]
+    save_figures(figures, args.figures)
+    sections, specs = chart_sections(figures, notes, SECTIONS + more_sections)
+    body = PAGE.format(header=header(params), data=data_table(params).to_html(index=False),
+                       runs=run_table(params).to_html(index=False), sections=sections)
+    io.write_text(args.out, html_page(params.report.title, body, specs))
     print(f"report with {len(figures)} figures -> {args.out}, {args.figures}/")

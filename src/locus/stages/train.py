@@ -5,12 +5,15 @@ compute (bitsandbytes; works on CPU and CUDA), prepared with `prepare_model_for_
 and the adapter from the init stage is loaded trainable. The loop is transformers' `Trainer`
 with a padding collator that pads labels with -100; prompt tokens are masked (see sft_data).
 Outputs in --out: adapter_final/, train_log.csv (one row per optimizer step), metrics.json.
+With training.snapshot_every: K > 0 also trajectory/: the LoRA tensors every K steps (locus.snapshots).
+While training, --out/checkpoints/ holds the newest complete checkpoint (training.checkpoint_every);
+a rerun after a kill resumes from it bit-identically (locus.checkpoints), and it is deleted once
+the outputs are written. A NaN/inf loss or gradient norm stops the run, keeping that checkpoint.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,24 +22,40 @@ from datasets import Dataset
 from peft import PeftModel, prepare_model_for_kbit_training
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-from locus import io
+from locus import checkpoints, io, snapshots
 from locus.modeling import load_base, load_tokenizer, seed_everything
 from locus.records import DataError, read_records
 from locus.sft_data import IGNORE_INDEX, encode_all
+from locus.stages.prepare_data import shared_instructions
 
 
 class StepLog(TrainerCallback):
-    """Collects one record per logged optimizer step (loss, lr, grad norm)."""
+    """Collects one record per logged optimizer step (loss, lr, grad norm); stops on a NaN/inf.
+
+    The check runs in on_log, before the Trainer saves that step's checkpoint, so a non-finite
+    loss or gradient norm is never checkpointed (requires logging_nan_inf_filter=False, which
+    would otherwise replace a NaN loss by the running mean).
+    """
 
     def __init__(self):
         self.rows: list[dict] = []
 
+    @staticmethod
+    def _row(logs: dict, step: int, epoch: float | None) -> dict:
+        row = {"step": step, "epoch": round(epoch or 0.0, 4)}
+        row.update({k: float(v) for k, v in logs.items() if k in ("loss", "learning_rate", "grad_norm")})
+        return row
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run restores the earlier steps' logs with the checkpoint's trainer state.
+        self.rows = [self._row(h, h["step"], h.get("epoch")) for h in state.log_history if "loss" in h]
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            row.update({k: float(v) for k, v in logs.items() if k in ("loss", "learning_rate", "grad_norm")})
-            if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"loss is {row['loss']} at step {state.global_step}; stopping")
+            row = self._row(logs, state.global_step, state.epoch)
+            for key in ("loss", "grad_norm"):
+                if not math.isfinite(row.get(key, 0.0)):
+                    raise FloatingPointError(f"{key} is {row[key]} at step {state.global_step}; stopping")
             self.rows.append(row)
 
     def to_csv(self) -> str:
@@ -52,6 +71,9 @@ def load_split(tokenizer, path: Path, params) -> tuple[Dataset, dict]:
     enc = encode_all(tokenizer, records, t.max_seq_length, t.overlength)
     if not enc.examples:
         raise DataError(f"{path}: no example left after applying max_seq_length={t.max_seq_length}")
+    if enc.n_truncated or enc.n_dropped:
+        print(f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {len(records)} examples "
+              f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})")
     counts = {
         "examples": len(enc.examples),
         "truncated": enc.n_truncated,
@@ -72,7 +94,9 @@ def build_model(params, model_dir: str, init_dir: str):
     return PeftModel.from_pretrained(model, init_dir, is_trainable=True)
 
 
-def training_arguments(params, lr: float, seed: int, output_dir: str) -> TrainingArguments:
+def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps: float = 0) -> TrainingArguments:
+    """Trainer settings from params; save_steps > 0 writes resumable checkpoints into output_dir
+    (every N steps, or a fraction < 1 of the run, as transformers reads save_steps)."""
     t = params.training
     return TrainingArguments(
         output_dir=output_dir,
@@ -90,7 +114,9 @@ def training_arguments(params, lr: float, seed: int, output_dir: str) -> Trainin
         activation_checkpointing=t.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},
         logging_steps=1,
-        save_strategy="no",
+        logging_nan_inf_filter=False,  # let StepLog see a NaN/inf loss instead of a running mean
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,  # ignored when save_strategy is "no"
         eval_strategy="no",
         report_to=[],
         seed=seed,
@@ -115,32 +141,50 @@ def run(args, params) -> None:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.model)
-    train_set, train_counts = load_split(tokenizer, Path(args.data) / "train.jsonl", params)
-    eval_set, eval_counts = load_split(tokenizer, Path(args.data) / "eval.jsonl", params)
+    train_path, eval_path = Path(args.data) / "train.jsonl", Path(args.data) / "eval.jsonl"
+    # prepare-data never splits an instruction across train and eval; a hand-made --data dir might.
+    shared = shared_instructions(read_records(train_path), read_records(eval_path))
+    if shared:
+        raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
+    train_set, train_counts = load_split(tokenizer, train_path, params)
+    eval_set, eval_counts = load_split(tokenizer, eval_path, params)
     if len(train_set) < params.training.per_device_batch_size:
         raise DataError(f"{args.data}/train.jsonl: {len(train_set)} examples, fewer than one batch "
                         f"(training.per_device_batch_size={params.training.per_device_batch_size})")
     model = build_model(params, args.model, args.init)
     log = StepLog()
     collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(
-            model=model, args=training_arguments(params, args.lr, args.seed, scratch),
-            train_dataset=train_set, eval_dataset=eval_set, data_collator=collator, callbacks=[log],
-        )
-        eval_before = trainer.evaluate()["eval_loss"]
-        start = time.perf_counter()
-        result = trainer.train()
-        seconds = time.perf_counter() - start
-        eval_after = trainer.evaluate()["eval_loss"]
-
     out = Path(args.out)
+    # Resume from the newest complete checkpoint of a killed run with the same inputs (see
+    # locus.checkpoints); the Trainer saves into a staging dir that AtomicCheckpoints promotes.
+    fp = checkpoints.fingerprint(params, args.lr, args.seed, args.model, args.data, args.init)
+    resume = checkpoints.resume_point(out, fp)
+    trainer = Trainer(
+        model=model, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
+        args=training_arguments(params, args.lr, args.seed, str(checkpoints.staging_dir(out)),
+                                save_steps=params.training.checkpoint_every),
+        callbacks=[log, checkpoints.AtomicCheckpoints(out, fp), *snapshots.callbacks(params, model, out)],
+    )
+    # Before any training step, on the initial adapter: the same number whether or not we resume.
+    eval_before = trainer.evaluate()["eval_loss"]
+    start = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except FloatingPointError as e:
+        kept = checkpoints.resume_point(out, fp)
+        raise FloatingPointError(f"{e}; last good checkpoint: {kept or 'none'}; no adapter written") from None
+    seconds = time.perf_counter() - start
+    eval_after = trainer.evaluate()["eval_loss"]
+    resumed_step = int(resume.name.removeprefix(checkpoints.PREFIX)) if resume else 0
     with io.atomic_path(out / "adapter_final", is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
     io.write_text(out / "train_log.csv", log.to_csv())
     epochs = params.training.epochs if params.training.max_steps < 0 else None
+    # The mean of every step's loss: Trainer's training_loss covers only the steps since a resume.
+    losses = [r["loss"] for r in log.rows]
+    steps_now = result.global_step - resumed_step
     metrics = {
-        "train_loss": result.training_loss,
+        "train_loss": sum(losses) / len(losses) if losses else result.training_loss,
         "final_step_loss": log.rows[-1]["loss"] if log.rows else None,
         "eval_loss_before": eval_before,
         "eval_loss_after": eval_after,
@@ -148,11 +192,14 @@ def run(args, params) -> None:
         "epochs": epochs,
         "train": train_counts,
         "eval": eval_counts,
-        "train_seconds": round(seconds, 2),
-        "train_tokens_per_second": round(train_counts["tokens"] * (epochs or 1) / seconds, 1),
+        "resumed_from_step": resumed_step,
+        "train_seconds": round(seconds, 2),  # this process only, when resumed
+        "train_tokens_per_second": round(
+            train_counts["tokens"] * (epochs or 1) * steps_now / max(result.global_step, 1) / seconds, 1),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "quantization": params.quantization.method,
     }
     io.write_json(out / "metrics.json", metrics)
+    checkpoints.remove(out)  # only once every output is in place
     print(f"trained lr={args.lr} seed={args.seed}: {result.global_step} steps in {seconds:.1f}s, "
           f"eval loss {eval_before:.3f} -> {eval_after:.3f} -> {out}")

@@ -1,0 +1,89 @@
+"""Charts and findings comparing adapters trained elsewhere (`locus external`), side by side.
+
+Input: the per-(adapter, layer) table of `layer_table` and the per-module effective rows with an
+`adapter` column. One line (or heatmap row) per adapter; the layer aggregation is the grid's
+(locus.effective.layer_effective: stacked-weight ‖ΔW‖_F and ‖ΔW‖_F/‖W₀‖_F, attention share) and
+the line charts are charts_effective's. Every function returns {figure name: chart}; all names
+start with "external_".
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from locus.charts import LABELS
+from locus.charts_effective import W, H, _groups, _peak, _profile, _span
+from locus.effective import layer_effective
+from locus.stats import STATISTICS
+
+# layer_effective groups by the grid's cell columns; an external adapter is one "cell".
+_CELL = {"lr": 0.0, "seed": 0}
+
+
+def layer_table(modules: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
+    """Per (adapter, layer): effective metrics of the stacked layer, n_modules, and the seed's
+    statistics averaged over the layer's lora_B matrices (`{stat}_B`), lora_A matrices (`{stat}_A`,
+    NaN without an initial snapshot) and both (`{stat}`, the seed's own layer number; NaN without A)."""
+    eff = layer_effective(modules.assign(domain=modules.adapter, **_CELL)).rename(columns={"domain": "adapter"})
+    out = eff.drop(columns=list(_CELL)).merge(modules.groupby(["adapter", "layer"]).size().rename("n_modules").reset_index())
+    stats = list(STATISTICS)
+    for matrix in "BA":
+        part = deltas[deltas.matrix == matrix].groupby(["adapter", "layer"])[stats].mean()
+        out = out.merge(part.add_suffix(f"_{matrix}").reset_index(), on=["adapter", "layer"], how="left")
+    both = deltas.groupby(["adapter", "layer"])[stats].mean().reset_index()
+    has_a = deltas[deltas.matrix == "A"].groupby("adapter").size().index
+    both.loc[~both.adapter.isin(has_a), stats] = float("nan")
+    return out.merge(both, on=["adapter", "layer"], how="left")
+
+
+def _lines(layers: pd.DataFrame, column: str, metric: str, title: str) -> alt.Chart:
+    """charts_effective's layer profile of `column` (axis: LABELS[metric]), one line per adapter, no band."""
+    df = pd.DataFrame({"domain": layers.adapter, "layer": layers.layer, "value": layers[column], "sd": 0.0, "seeds": 1})
+    return _profile(df, metric, title).encode(color=alt.Color("domain:N", title="adapter"))
+
+
+def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
+    return {"external_profile": alt.hconcat(_lines(layers, "rel_fro", "rel_fro", "size-normalised ‖ΔW‖_F/‖W₀‖_F"),
+                                            _lines(layers, "fro", "fro", "raw ‖ΔW‖_F")),
+            "external_seed_B": _lines(layers, "mean_abs_B", "mean_abs", "lora_B: mean |Δ_B| = mean |B| (B starts at 0)")}
+
+
+def heatmap(modules: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Layer × module ‖ΔW‖_F/‖W₀‖_F, one row of panels per adapter (log colour)."""
+    chart = alt.Chart(modules[["adapter", "layer", "module", "rel_fro"]]).mark_rect().encode(
+        x=alt.X("layer:O"), y=alt.Y("module:N", title=None),
+        color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
+        tooltip=["adapter", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
+    ).properties(width=380, height=110).facet(row=alt.Row("adapter:N"))
+    return {"external_heatmap": chart.properties(title="‖ΔW‖_F / ‖W₀‖_F by layer and module")}
+
+
+def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
+    """Attention's share of each layer's ‖ΔW‖²_F per adapter; dashed: its share of ‖W₀‖²_F."""
+    base = alt.Chart(layers).encode(x=alt.X("layer:Q"), color=alt.Color("adapter:N"))
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("attention_share:Q", title=LABELS["attention_share"], scale=alt.Scale(domain=[0, 1])),
+        tooltip=["adapter", "layer", alt.Tooltip("attention_share:Q", format=".2f")])
+    ref = base.mark_line(strokeDash=[4, 4]).encode(
+        y="attention_w0_share:Q", tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")])
+    return {"external_attention": (line + ref).properties(width=W, height=H, title="attention vs MLP")}
+
+
+def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
+    """Per adapter: where the metric peaks and how the last third of the layers compares with the first."""
+    parts = []
+    for adapter, df in layers.groupby("adapter", sort=False):
+        profile = df.set_index("layer")[metric].sort_index()
+        (a, b), (early, late) = _peak(profile), _groups(profile.index)
+        ratio = profile.loc[late].mean() / profile.loc[early].mean()
+        trend = f"{ratio:.2f}× more" if ratio >= 1 else f"{1 / ratio:.2f}× less"
+        where = f"layer {a}" if a == b else f"layers {a}–{b}"
+        parts.append(f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} than early "
+                     f"ones ({_span(early)})")
+    return f"{LABELS[metric]} — " + "; ".join(parts) + "."
+
+
+def figures(modules: pd.DataFrame, layers: pd.DataFrame) -> tuple[dict[str, alt.Chart], dict[str, str]]:
+    charts = {**profiles(layers), **heatmap(modules), **attention_share(layers)}
+    return charts, {"external_profile": describe(layers)}

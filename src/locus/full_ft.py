@@ -1,0 +1,155 @@
+"""The full fine-tuning arm: metrics of a dense ΔW and its comparison with LoRA's layer map.
+
+The seed claims LoRA's per-layer change shows "which layers would have been most modified during a
+full fine-tuning run". Full FT trains every weight on the same data and budget; for each module
+LoRA adapts, ΔW = W_final − W₀ is stored densely (stages/train_full.py) and measured here with the
+same definitions as the LoRA update (locus.effective): fro ‖ΔW‖_F, rel_fro ‖ΔW‖_F/‖W₀‖_F (W₀ the
+fp32 weight full FT started from), spectral σ₁, stable rank Σσ²/σ₁², effective (entropy) rank
+exp H(σ/Σσ) — from a dense SVD, fine at 576×1536 — plus
+  rank90    the smallest k with Σ_{i≤k}σ_i² ≥ 0.9·Σσ²: the rank needed to explain 90% of ΔW's
+            energy, the measure Biderman et al. 2024 ("LoRA Learns Less and Forgets Less", §5)
+            find 10–100× above typical LoRA ranks for full FT
+  mean_abs  mean |ΔW| over the matrix's entries — the seed's headline statistic, applied to ΔW.
+Per layer, locus.effective.layer_effective stacks the modules (the same layer definition as LoRA).
+
+Comparison: Spearman's ρ between a LoRA layer profile (its rel_fro, and the seed's mean |Δ|) and the
+full-FT rel_fro profile of the same domain and seed, for every (LoRA LR, full-FT LR); then mean ±
+s.d. over seeds. Under "no association", ρ over n layers has s.d. ≈ 1/√(n−1), so |ρ| > 1.96/√(n−1)
+is significant at p ≈ 0.05 (0.36 for 30 layers).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from locus.effective import ATTENTION_BLOCKS, spectrum_metrics
+from locus.params import lr_label
+
+CELL = ["domain", "lr", "seed"]
+WEIGHT_KEY = re.compile(r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)\.weight$")
+TRACKS, LORA_METRICS = 0.7, ("rel_fro", "mean_abs")
+
+
+def parse_weight_key(key: str) -> dict:
+    """{layer, block, module} of a base weight name such as model.layers.3.self_attn.q_proj.weight."""
+    m = WEIGHT_KEY.search(key)
+    if not m:
+        raise ValueError(f"weight {key!r} is not a per-layer module weight (…layers.N.block.module.weight)")
+    return {"layer": int(m["layer"]), "block": "attention" if m["block"] in ATTENTION_BLOCKS else "mlp",
+            "module": m["module"]}
+
+
+def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
+    """Every metric of the module docstring for one dense ΔW (float64 SVD) and its W₀.
+
+    numerical_rank counts σ_i > max(out, in)·eps₃₂·σ₁: ΔW is a difference of float32 weights, so
+    singular values below float32 rounding of W are noise."""
+    d = np.asarray(delta, np.float64)
+    if d.shape != w0.shape:
+        raise ValueError(f"ΔW has shape {d.shape}, W₀ {w0.shape}")
+    sigma = np.linalg.svd(d, compute_uv=False)
+    out = spectrum_metrics(sigma)
+    w0_fro = float(np.linalg.norm(np.asarray(w0, np.float64)))
+    energy = np.cumsum(sigma**2)
+    out.update(
+        numerical_rank=int(np.count_nonzero(sigma > max(d.shape) * np.finfo(np.float32).eps * sigma[0])) if out["fro"] else 0,
+        rank90=int(np.searchsorted(energy, 0.9 * energy[-1]) + 1) if out["fro"] else 0,
+        w0_fro=w0_fro, rel_fro=out["fro"] / w0_fro if w0_fro else np.nan, mean_abs=float(np.abs(d).mean()),
+    )
+    return out
+
+
+def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
+    """Per (domain, lr, seed, layer): layer_effective's stacked fro/rel_fro/attention share, plus the
+    equal-weight mean over the layer's modules of mean |ΔW| and of the effective rank."""
+    from locus.effective import layer_effective
+
+    extra = modules.groupby(CELL + ["layer"])[["mean_abs", "effective_rank", "rank90"]].mean().reset_index()
+    return layer_effective(modules).merge(extra, on=CELL + ["layer"], validate="one_to_one")
+
+
+# ---------------------------------------------------------------- LoRA vs full FT
+
+def spearman(x, y) -> float:
+    """Spearman's ρ: the Pearson correlation of the ranks (ties get their average rank)."""
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    if len(rx) != len(ry) or len(rx) < 3:
+        raise ValueError(f"Spearman needs two profiles of equal length ≥ 3, got {len(rx)} and {len(ry)}")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denom) if denom else np.nan
+
+
+def critical_rho(n_layers: int) -> float:
+    """|ρ| above which a Spearman correlation over n layers is significant at p ≈ 0.05 (two-sided)."""
+    return 1.96 / np.sqrt(n_layers - 1)
+
+
+def rho_table(lora_layers: pd.DataFrame, ft_layers: pd.DataFrame) -> pd.DataFrame:
+    """One row per (domain, LoRA LR, full-FT LR, seed, LoRA metric): ρ with full FT's rel_fro profile.
+
+    LoRA and full FT are paired by domain and seed (same data, same data order)."""
+    rows = []
+    for (domain, ft_lr, seed), ft in ft_layers.groupby(CELL):
+        ref = ft.set_index("layer")["rel_fro"].sort_index()
+        lora = lora_layers[(lora_layers.domain == domain) & (lora_layers.seed == seed)]
+        if lora.empty:
+            raise ValueError(f"no LoRA layer profile for domain {domain}, seed {seed} to compare full FT with")
+        for lora_lr, cell in lora.groupby("lr"):
+            prof = cell.set_index("layer").sort_index()
+            if list(prof.index) != list(ref.index):
+                raise ValueError(f"{domain}, seed {seed}: LoRA and full FT cover different layers")
+            for metric in LORA_METRICS:
+                rows.append({"domain": domain, "lora_lr": lora_lr, "ft_lr": ft_lr, "seed": seed,
+                             "lora_metric": metric, "rho": spearman(prof[metric], ref), "n_layers": len(ref)})
+    return pd.DataFrame(rows)
+
+
+def rho_summary(rho: pd.DataFrame) -> pd.DataFrame:
+    """Mean, s.d. (ddof 1; NaN with one seed) and n seeds of ρ per (domain, LoRA LR, FT LR, metric)."""
+    g = rho.groupby(["domain", "lora_lr", "ft_lr", "lora_metric"])
+    return g.rho.agg(mean="mean", sd="std", n="count").reset_index().merge(
+        g.n_layers.first().reset_index())
+
+
+def _pm(mean: float, sd: float, n: int) -> str:
+    return f"ρ = {mean:.2f} ± {sd:.2f} (n = {n} seeds)" if n > 1 else f"ρ = {mean:.2f} (n = 1 seed, no spread)"
+
+
+def verdict(mean: float, n_layers: int) -> str:
+    if mean >= TRACKS:
+        return "LoRA's map tracks full FT"
+    if mean > critical_rho(n_layers):
+        return "LoRA's map tracks full FT only weakly"
+    return "LoRA's map does not track full FT"
+
+
+def describe(summary: pd.DataFrame, metric: str) -> str:
+    """The computed verdict for one LoRA metric: overall, then per domain × LoRA LR × full-FT LR."""
+    from locus.charts import LABELS
+
+    s = summary[summary.lora_metric == metric]
+    n_layers, n = int(s.n_layers.iloc[0]), int(s.n.max())
+    overall = s["mean"].mean()
+    head = (f"LoRA {LABELS[metric]} vs full-FT ‖ΔW‖_F/‖W₀‖_F by layer: mean ρ = {overall:.2f} over "
+            f"{len(s)} domain × LR pairs ({n} seed{'s' if n > 1 else ''} each; |ρ| > {critical_rho(n_layers):.2f} "
+            f"is significant for {n_layers} layers): {verdict(overall, n_layers)}.")
+    parts = [f"{r.domain} LoRA LR {lr_label(r.lora_lr)} / full-FT LR {lr_label(r.ft_lr)}: "
+             f"{_pm(r.mean, r.sd, r.n)}" for r in s.itertuples()]
+    return head + " " + "; ".join(parts) + "."
+
+
+def describe_rank(ft_modules: pd.DataFrame, lora_modules: pd.DataFrame, lora_r: int) -> str:
+    """Full-FT ΔW's effective and rank-90% vs LoRA's (same domains and seeds), module means."""
+    keys = ft_modules[["domain", "seed"]].drop_duplicates()
+    lora = lora_modules.merge(keys, on=["domain", "seed"])
+    ft_eff, ft_r90 = ft_modules.effective_rank.mean(), ft_modules.rank90.mean()
+    lora_eff = lora.effective_rank.mean()
+    return (f"Full-FT ΔW has mean effective (entropy) rank {ft_eff:.0f} and needs rank {ft_r90:.0f} for 90% of its "
+            f"energy (mean over {len(ft_modules)} module updates; numerical rank up to {int(ft_modules.numerical_rank.max())}); "
+            f"LoRA's ΔW has effective rank {lora_eff:.1f} at r = {lora_r}: full FT's is {ft_eff / lora_eff:.0f}× "
+            f"LoRA's effective rank and its rank-90% is {ft_r90 / lora_r:.1f}× r "
+            f"(Biderman et al. 2024 report 10–100× LoRA's rank for full FT).")

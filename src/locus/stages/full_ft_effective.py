@@ -1,0 +1,48 @@
+"""Stage: per-module metrics of one full-FT cell's dense ΔW -> effective.parquet (locus.full_ft).
+
+    locus full-ft-effective --model models/base --delta CELL/delta.safetensors --out CELL/effective.parquet
+
+One row per (layer, block, module): w0_fro, fro, rel_fro, spectral, stable_rank, effective_rank,
+numerical_rank, rank90, mean_abs. W₀ is the base weight in `model.dtype` — what full fine-tuning
+started from (no NF4 round trip: full FT trains unquantized weights).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from locus import io
+
+COLUMNS = ["layer", "block", "module", "w0_fro", "fro", "rel_fro", "spectral", "stable_rank", "effective_rank",
+           "numerical_rank", "rank90", "mean_abs"]
+
+
+def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
+    from safetensors import safe_open
+
+    from locus.full_ft import dense_metrics, parse_weight_key
+    from locus.stages.effective import BaseWeights
+
+    unquantized = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
+    rows = []
+    with safe_open(delta_file, "np") as f, BaseWeights(model_dir, unquantized) as base:
+        for key in f.keys():
+            rows.append(parse_weight_key(key) | dense_metrics(f.get_tensor(key), base[key]))
+    if not rows:
+        raise ValueError(f"{delta_file}: holds no ΔW")
+    table = pd.DataFrame(rows)[COLUMNS].sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
+    return table.astype({"layer": "int32", "numerical_rank": "int32", "rank90": "int32"})
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="prepared base model directory (W₀)")
+    parser.add_argument("--delta", required=True, help="delta.safetensors written by locus train-full")
+    parser.add_argument("--out", required=True, help="effective.parquet to write")
+
+
+def run(args, params) -> None:
+    table = full_ft_table(args.delta, args.model, params)
+    with io.atomic_path(args.out) as tmp:
+        table.to_parquet(tmp, index=False)
+    print(f"{len(table)} modules; full-FT ΔW effective rank {table.effective_rank.mean():.0f} (mean), "
+          f"rank for 90% energy {table.rank90.mean():.0f} -> {args.out}")

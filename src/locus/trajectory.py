@@ -1,0 +1,82 @@
+"""When does the locus form? Rank stability of the layer profile along a learning trajectory.
+
+A cell's trajectory.parquet (stages/trajectory.py) holds, for every snapshot step, the per-layer
+metrics of the adapter at that step. The layer profile of a metric at step t is the vector of its
+values over layers; its agreement with the final profile is Spearman's rank correlation
+
+    ρ_t = Pearson(rank(profile_t), rank(profile_final))        (Spearman 1904; ties: average ranks)
+
+which asks only whether the *ordering* of layers matches — the question "where does fine-tuning
+write?" — not whether magnitudes do (they keep growing during training). The locus has formed by
+step N when ρ_t ≥ 0.9 for every snapshot t ≥ N (the final snapshot has ρ = 1 by definition).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from locus.layout import cell_dir, trajectory_cells
+from locus.params import lr_label
+
+THRESHOLD = 0.9
+CELL = ["domain", "lr", "seed"]
+
+
+def spearman(x, y) -> float:
+    """Spearman's ρ of two equally long sequences: Pearson's r of their average ranks; NaN if one is constant."""
+    rx, ry = pd.Series(np.asarray(x, np.float64)).rank(), pd.Series(np.asarray(y, np.float64)).rank()
+    if len(rx) != len(ry):
+        raise ValueError(f"profiles of different length: {len(rx)} and {len(ry)} layers")
+    if len(rx) < 2 or rx.nunique() < 2 or ry.nunique() < 2:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def rank_stability(table: pd.DataFrame, metric: str, by: list[str] | tuple = ()) -> pd.DataFrame:
+    """One row per (by…, step): ρ of that snapshot's layer profile of `metric` with the last snapshot's.
+
+    `table` has columns step, layer, `metric` (and the `by` columns, e.g. domain, lr, seed).
+    """
+    rows = []
+    for keys, g in table.groupby(list(by), sort=True) if by else [((), table)]:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        profiles = g.pivot_table(index="layer", columns="step", values=metric, aggfunc="first")
+        final = profiles[profiles.columns.max()]
+        for step in profiles.columns:
+            rows.append(dict(zip(by, keys)) | {"step": int(step), "rho": spearman(profiles[step], final)})
+    return pd.DataFrame(rows, columns=[*by, "step", "rho"])
+
+
+def formed_step(rho: pd.DataFrame, threshold: float = THRESHOLD) -> int | None:
+    """The first snapshot step from which ρ stays ≥ threshold through the last snapshot (NaN counts
+    as below); None when even the last one is below (a constant final profile)."""
+    rho = rho.sort_values("step")
+    # 1e-12: a ρ of exactly the threshold (e.g. 0.9 = 1 - 6·2/(5·24)) comes out as 0.8999999999999999
+    below = rho["step"][~(rho["rho"] >= threshold - 1e-12)]
+    later = rho["step"][rho["step"] > below.max()] if len(below) else rho["step"]
+    return int(later.min()) if len(later) else None
+
+
+def read_trajectories(params) -> pd.DataFrame:
+    """Every analysed cell's trajectory.parquet with domain, lr, seed columns; empty when off."""
+    frames = []
+    for domain, lr, seed in trajectory_cells(params):
+        path = cell_dir(params, domain, lr, seed) / "trajectory.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr_label(lr)}, seed={seed} "
+                                    f"(trajectory.domains lists {domain}; run `locus trajectory` for it)")
+        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def formation(table: pd.DataFrame, metric: str, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """Per cell: the step the locus formed (ρ ≥ threshold from then on), the last step, and that ratio."""
+    rho = rank_stability(table, metric, CELL)
+    rows = []
+    for keys, g in rho.groupby(CELL, sort=True):
+        last = int(g["step"].max())
+        formed = formed_step(g, threshold)
+        rows.append(dict(zip(CELL, keys)) | {"formed_step": formed, "last_step": last,
+                                             "fraction": formed / last if formed is not None else np.nan})
+    return pd.DataFrame(rows, columns=[*CELL, "formed_step", "last_step", "fraction"])

@@ -1,0 +1,301 @@
+"""Faults injected into `locus train` on the tiny random Llama (NF4, as the default grid trains).
+
+SIGKILL after a checkpoint appears and during a checkpoint save, a NaN loss, and a full disk while
+saving: every interrupted run must leave no output that looks complete, keep its last complete
+checkpoint, and a rerun must resume to exactly the uninterrupted run's adapter, log and metrics.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from conftest import write_params
+from locus import checkpoints
+from locus.cli import main
+
+EVERY = 4  # checkpoint every 4 optimizer steps; 2 epochs of 13 steps = 26 steps
+OUTPUTS = ("adapter_final", "train_log.csv", "metrics.json")
+
+# Test-only driver: `locus` in a subprocess that SIGKILLs itself at a chosen point of the save at
+# step N — "optimizer": checkpoint-N's adapter is written, its optimizer state not yet;
+# "rename": its marker is written and synced, the directory not yet renamed into place.
+KILL_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from transformers import Trainer
+    from locus import checkpoints
+    from locus.cli import main
+    where, step = sys.argv[1], int(sys.argv[2])
+    die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+    if where == "optimizer":
+        save = Trainer._save_optimizer_and_scheduler
+        def patched(self, output_dir):
+            if self.state.global_step == step:
+                die()
+            save(self, output_dir)
+        Trainer._save_optimizer_and_scheduler = patched
+    else:
+        fsync = checkpoints._fsync
+        def patched(path):
+            fsync(path)
+            if Path(path).name == checkpoints.MARKER and Path(path).parent.name == f"checkpoint-{step}":
+                die()
+        checkpoints._fsync = patched
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+class Setup:
+    def __init__(self, root: Path, model: Path, raw: Path):
+        self.root, self.model = root, model
+        training = {"grad_accum_steps": 1, "epochs": 2, "checkpoint_every": EVERY}
+        self.params = write_params(root / "p.yaml", raw, root / "res", training=training)
+        self.data, self.init = root / "data", root / "adapter_init"
+        common = ["--params", str(self.params)]
+        assert main(["prepare-data", *common, "--domain", "arith", "--out", str(self.data)]) == 0
+        assert main(["init-adapter", *common, "--model", str(model), "--seed", "0", "--out", str(self.init)]) == 0
+        # The reference trains without checkpoints: saving must not perturb the trajectory either.
+        ref_params = write_params(root / "ref.yaml", raw, root / "res", training={**training, "checkpoint_every": 0})
+        self.ref = self.cell("ref")
+        assert subprocess.run(self.cmd(self.ref, ref_params), capture_output=True).returncode == 0
+
+    def cell(self, name: str) -> Path:
+        cell = self.root / name
+        shutil.copytree(self.init, cell / "adapter_init")
+        return cell
+
+    def args(self, cell: Path, params: Path | None = None) -> list[str]:
+        return ["train", "--params", str(params or self.params), "--model", str(self.model), "--data",
+                str(self.data), "--init", str(cell / "adapter_init"), "--lr", "0.001", "--seed", "0", "--out", str(cell)]
+
+    def cmd(self, cell: Path, params: Path | None = None) -> list[str]:
+        return [sys.executable, "-m", "locus", *self.args(cell, params)]
+
+    def assert_equals_reference(self, cell: Path, resumed_from: int) -> None:
+        final, ref = (load_file(c / "adapter_final" / "adapter_model.safetensors") for c in (cell, self.ref))
+        assert final.keys() == ref.keys()
+        for key in ref:
+            assert torch.equal(final[key], ref[key]), key
+        assert (cell / "train_log.csv").read_text() == (self.ref / "train_log.csv").read_text()
+        got, want = (json.loads((c / "metrics.json").read_text()) for c in (cell, self.ref))
+        for key in ("eval_loss_before", "eval_loss_after", "train_loss", "final_step_loss", "optimizer_steps"):
+            assert got[key] == want[key], key
+        assert got["resumed_from_step"] == resumed_from and want["resumed_from_step"] == 0
+        assert not checkpoints.checkpoint_dir(cell).exists(), "checkpoints must go once the outputs are in place"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_model):
+    from conftest import RECORDS
+
+    root = tmp_path_factory.mktemp("resume")
+    raw = root / "raw"
+    raw.mkdir()
+    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    return Setup(root, tiny_model, raw)
+
+
+def complete_steps(cell: Path) -> list[int]:
+    return sorted(int(p.parent.name.split("-")[1]) for p in checkpoints.checkpoint_dir(cell).glob("checkpoint-*/" + checkpoints.MARKER))
+
+
+def assert_no_outputs(cell: Path) -> None:
+    assert not [name for name in OUTPUTS if (cell / name).exists()], "an interrupted run left an output"
+
+
+def kill_after_a_checkpoint(cmd: list[str], cell: Path, **popen) -> int:
+    """Start `cmd` in its own process group, SIGKILL the group as soon as a complete checkpoint
+    exists in `cell`, check nothing was output, and return the newest complete checkpoint's step."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    deadline = time.monotonic() + 600
+    while not complete_steps(cell) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a workflow tool and its `locus train`
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    assert_no_outputs(cell)
+    steps = complete_steps(cell)
+    assert len(steps) == 1 and 0 < steps[0] < 26 and steps[0] % EVERY == 0
+    return steps[0]
+
+
+def test_sigkill_after_a_checkpoint_resumes_bit_identically(setup):
+    cell = setup.cell("killed")
+    killed_at = kill_after_a_checkpoint(setup.cmd(cell), cell)
+    assert main(setup.args(cell)) == 0
+    setup.assert_equals_reference(cell, resumed_from=killed_at)
+
+
+@pytest.mark.parametrize("where, step", [("optimizer", 16), ("rename", 8)])
+def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(setup, where, step):
+    cell = setup.cell(f"killed_{where}")
+    proc = subprocess.run([sys.executable, "-c", KILL_DRIVER, where, str(step), *setup.args(cell)], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert_no_outputs(cell)
+    assert complete_steps(cell) == [step - EVERY]
+    assert (checkpoints.staging_dir(cell) / f"checkpoint-{step}").is_dir(), "the kill was not during the save"
+    assert main(setup.args(cell)) == 0
+    setup.assert_equals_reference(cell, resumed_from=step - EVERY)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(setup, monkeypatch, capsys):
+    """From the 6th training forward on the loss is NaN (a forward hook on the real model)."""
+    from locus.stages import train as train_stage
+
+    build = train_stage.build_model
+    forwards = []
+
+    def poison(module, inputs, output):
+        if module.training:
+            forwards.append(1)
+            if len(forwards) >= 6:
+                output["loss"] = output["loss"] * float("nan")
+        return output
+
+    def build_poisoned(*args, **kwargs):
+        model = build(*args, **kwargs)
+        model.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(train_stage, "build_model", build_poisoned)
+    cell = setup.cell("nan")
+    assert main(setup.args(cell)) == 1
+    # One error line (a progress bar may precede it on the same terminal line).
+    [err] = re.findall(r"locus train: [^\r\n]*", capsys.readouterr().err)
+    assert "loss is nan at step 6" in err and f"last good checkpoint: {checkpoints.checkpoint_dir(cell)}/checkpoint-{EVERY}" in err
+    assert_no_outputs(cell)
+    assert complete_steps(cell) == [EVERY]
+    kept = load_file(checkpoints.checkpoint_dir(cell) / f"checkpoint-{EVERY}" / "adapter_model.safetensors")
+    assert all(torch.isfinite(t).all() for t in kept.values())
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(setup, monkeypatch, capsys):
+    """ENOSPC from the first file of checkpoint-8's save (torch.save, as the Trainer calls it)."""
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if f"checkpoint-{2 * EVERY}" in str(f):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    cell = setup.cell("full")
+    assert main(setup.args(cell)) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert_no_outputs(cell)
+    assert complete_steps(cell) == [EVERY]
+    monkeypatch.setattr(torch, "save", real_save)  # space freed: the rerun resumes from step 4
+    assert main(setup.args(cell)) == 0
+    setup.assert_equals_reference(cell, resumed_from=EVERY)
+
+
+def fake_checkpoint(cell: Path, step: int, fp: str) -> Path:
+    """A staged checkpoint promoted by the real callback (files stand in for the Trainer's)."""
+    staged = checkpoints.staging_dir(cell) / f"checkpoint-{step}"
+    staged.mkdir(parents=True)
+    (staged / "optimizer.pt").write_bytes(os.urandom(256))
+    (staged / "trainer_state.json").write_text("{}")
+
+    class State:
+        global_step = step
+
+    checkpoints.AtomicCheckpoints(cell, fp).on_save(None, State, None)
+    return checkpoints.checkpoint_dir(cell) / f"checkpoint-{step}"
+
+
+def test_only_a_complete_checkpoint_of_the_same_inputs_is_resumed(tmp_path):
+    first = fake_checkpoint(tmp_path, 4, "fp")
+    second = fake_checkpoint(tmp_path, 8, "fp")
+    assert not first.exists() and checkpoints.resume_point(tmp_path, "fp") == second  # older pruned
+    (checkpoints.staging_dir(tmp_path) / "checkpoint-12").mkdir(parents=True)  # a killed save
+    assert checkpoints.resume_point(tmp_path, "fp") == second
+    assert not checkpoints.staging_dir(tmp_path).exists()
+    with open(second / "optimizer.pt", "r+b") as f:  # one flipped byte: corrupt, never resumed
+        byte = f.read(1)
+        f.seek(0)
+        f.write(bytes([byte[0] ^ 1]))
+    assert checkpoints.resume_point(tmp_path, "fp") is None and not second.exists()
+    fake_checkpoint(tmp_path, 8, "fp")
+    assert checkpoints.resume_point(tmp_path, "other params or data") is None  # stale: discarded
+    assert not list(checkpoints.checkpoint_dir(tmp_path).iterdir())
+
+
+def test_checkpoint_every_is_validated(tmp_path, arith_raw, capsys):
+    for bad in (-1, 2.5):
+        params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", training={"checkpoint_every": bad})
+        assert main(["prepare-data", "--params", str(params), "--domain", "arith", "--out", str(tmp_path / "d")]) == 2
+        assert "training.checkpoint_every" in capsys.readouterr().err
+
+
+def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Path, Path, dict]:
+    """A copy of the pipeline with the tiny model as models_dir/base and a tiny arith dataset."""
+    from conftest import RECORDS, copy_repo
+
+    work = copy_repo(tmp_path / "work")
+    (work / "tiny_raw").mkdir()
+    (work / "tiny_raw" / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    shutil.copytree(tiny_model, work / "tiny_models" / "base")
+    for path in (work / "tiny_models").rglob("*"):  # newer than the code, so prepare_model is up to date
+        os.utime(path)
+    # The repository's params.yaml (dvc.yaml interpolates its keys) with a tiny grid over it.
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params.update(results_dir="results", models_dir="tiny_models", lr=0.001,
+                  grid={"domains": ["arith"], "learning_rates": [0.001], "seeds": [0]})
+    params["data"].update(raw_dir="tiny_raw", eval_fraction=0.2)
+    params["lora"].update(r=4, alpha=8)
+    params["training"].update(grad_accum_steps=1, epochs=2, checkpoint_every=EVERY, max_seq_length=64)
+    (work / params_name).write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return work, work / "results" / "runs" / "arith" / "lr=0.001" / "seed=0", env
+
+
+def assert_resumed(cell: Path, killed_at: int) -> None:
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == killed_at and metrics["optimizer_steps"] == 26
+    assert not checkpoints.checkpoint_dir(cell).exists()
+
+
+@pytest.mark.integration
+def test_snakemake_rerun_incomplete_resumes_a_killed_train_job(tmp_path, tiny_model):
+    """Snakemake and its train job SIGKILLed mid-training, then `--unlock` and `--rerun-incomplete`."""
+    from conftest import run_tool
+
+    work, cell, env = tiny_workdir(tmp_path, tiny_model, "tiny.yaml")
+    target = ["--config", "params=tiny.yaml", "--", str(cell.relative_to(work) / "metrics.json")]
+    killed_at = kill_after_a_checkpoint(["snakemake", "--cores", "1", *target], cell, cwd=work, env=env)
+    assert run_tool(work, "snakemake", "--unlock", *target).returncode == 0
+    rerun = run_tool(work, "snakemake", "--cores", "1", "--rerun-incomplete", *target)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_resumed(cell, killed_at)
+
+
+@pytest.mark.integration
+def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
+    """`dvc repro` of the cell's train stage SIGKILLed mid-training, then `dvc repro` again."""
+    from conftest import run_tool
+
+    work, cell, env = tiny_workdir(tmp_path, tiny_model, "params.yaml")  # dvc.yaml reads params.yaml
+    for cmd in (["dvc", "init", "--no-scm", "-q"],
+                ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
+                ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(cell / "adapter_init")]):
+        assert run_tool(work, *cmd).returncode == 0, cmd
+    [stage] = [s for s in run_tool(work, "dvc", "stage", "list", "--name-only").stdout.split()
+               if s.startswith("train@") and "arith" in s]
+    killed_at = kill_after_a_checkpoint(["dvc", "repro", "--single-item", stage], cell, cwd=work, env=env)
+    rerun = run_tool(work, "dvc", "repro", "--single-item", stage)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert_resumed(cell, killed_at)

@@ -1,0 +1,50 @@
+# Held-out cross-domain evaluation (params evaluation.domains; [] = off, then no rule here is needed).
+# Every cell trained on an evaluation domain is scored on each evaluation domain's eval split, and
+# the base model once per domain (the model before training: the initial adapter has lora_B = 0).
+
+
+def eval_splits(wildcards=None):
+    return expand(f"{RESULTS}/data/{{domain}}/eval.jsonl", domain=PARAMS.evaluation.domains)
+
+
+rule evaluate_base:
+    message:
+        "Base model on the {wildcards.domain} eval split"
+    input:
+        model=MODEL,
+        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
+        code=code("modeling", "sft_data", "evaluation", "stages/evaluate"),
+    output:
+        f"{RESULTS}/runs/{{domain}}/eval_base.json",
+    log:
+        f"{LOGS}/evaluate_base/{{domain}}.log",
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus evaluate {STAGE_ARGS} --model {input.model} --domains {wildcards.domain} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+rule evaluate:
+    message:
+        "Held-out evaluation of {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        model=MODEL,
+        adapter=f"{CELL}/adapter_final",
+        evals=eval_splits,
+        code=code("modeling", "sft_data", "evaluation", "stages/evaluate"),
+    output:
+        f"{CELL}/eval.json",
+    log:
+        f"{LOGS}/evaluate/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus evaluate {STAGE_ARGS} --model {input.model} --adapter {input.adapter} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+# What `locus aggregate` reads for the evaluation table (empty when off).
+EVALUATION_INPUTS = [
+    f"{layout.cell_dir(PARAMS, d, lr, s)}/eval.json" for d, lr, s in layout.evaluated_cells(PARAMS)
+] + [str(layout.eval_base_path(PARAMS, d)) for d in PARAMS.evaluation.domains]

@@ -1,0 +1,53 @@
+# The full fine-tuning arm (params full_ft.domains; [] = off): every weight trained on the same data
+# and budget as LoRA, its ΔW measured per module, compared with LoRA's layer map by `locus aggregate`.
+from locus.experiments import expected_files as experiment_files
+
+FULL_FT_CELL = f"{RESULTS}/runs/{{domain}}/full_ft/lr={{lr}}/seed={{seed}}"
+
+
+rule train_full:
+    message:
+        "Full fine-tuning {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        model=MODEL,
+        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
+        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
+        code=code("modeling", "records", "sft_data", "full_ft", "stages/train", "stages/train_full"),
+    output:
+        delta=f"{FULL_FT_CELL}/delta.safetensors",
+        log=f"{FULL_FT_CELL}/train_log.csv",
+        metrics=f"{FULL_FT_CELL}/metrics.json",
+    params:
+        data=lambda w, input: os.path.dirname(input.train),
+        out=lambda w, output: os.path.dirname(output.metrics),
+    log:
+        f"{LOGS}/train_full/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("train"),
+    shell:
+        "locus train-full {STAGE_ARGS} --model {input.model} --data {params.data} "
+        "--lr {wildcards.lr} --seed {wildcards.seed} --out {params.out} 2>&1 | tee {log}"
+
+
+rule full_ft_effective:
+    message:
+        "Full-FT ΔW metrics for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        model=MODEL,
+        delta=f"{FULL_FT_CELL}/delta.safetensors",
+        code=code("effective", "full_ft", "stages/effective", "stages/full_ft_effective"),
+    output:
+        f"{FULL_FT_CELL}/effective.parquet",
+    log:
+        f"{LOGS}/full_ft_effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus full-ft-effective {STAGE_ARGS} --model {input.model} --delta {input.delta} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+# What `locus aggregate` reads for the full-FT tables (empty when off), and the optional tables it
+# writes for the experiments that are on (locus.experiments).
+FULL_FT_INPUTS = [f"{layout.full_ft_dir(PARAMS, d, lr, s)}/effective.parquet" for d, lr, s in layout.full_ft_cells(PARAMS)]
+EXPERIMENT_TABLES = {f.split(".")[0]: f"{RESULTS}/{f}" for f in experiment_files(PARAMS)}

@@ -1,0 +1,35 @@
+# Learning trajectories (README: "Learning trajectories"). Active only when params
+# training.snapshot_every > 0: the train rule then also outputs CELL/trajectory/ (see train.smk) and
+# this rule analyses the cells of trajectory.domains. Off, it defines no rule and
+# TRAJECTORY_INPUTS is [], so every command and output is unchanged.
+
+TRAJECTORY_ON = PARAMS.training.snapshot_every > 0
+# What the report reads when on: each analysed cell's table, and the code that draws it.
+TRAJECTORY_INPUTS = (
+    [str(layout.cell_dir(PARAMS, *c) / "trajectory.parquet") for c in layout.trajectory_cells(PARAMS)]
+    + code("trajectory", "charts_trajectory")
+    if TRAJECTORY_ON
+    else []
+)
+
+if TRAJECTORY_ON:
+
+    rule trajectory:
+        message:
+            "Learning trajectory of {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+        input:
+            model=MODEL,
+            init=f"{CELL}/adapter_init",
+            final=f"{CELL}/adapter_final",
+            snapshots=f"{CELL}/trajectory",
+            code=code("effective", "stats", "snapshots", "trajectory", "stages/aggregate",
+                      "stages/effective", "stages/trajectory"),
+        output:
+            f"{CELL}/trajectory.parquet",
+        log:
+            f"{LOGS}/trajectory/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        resources:
+            **cluster_resources("default"),
+        shell:
+            "locus trajectory {STAGE_ARGS} --model {input.model} --init {input.init} --final {input.final} "
+            "--snapshots {input.snapshots} --out {output} 2>&1 | tee {log}"

@@ -1,0 +1,99 @@
+# Targeted-layer validation of the layer map (params validation.domains; [] = off): rank the layers
+# from the grid's layers.parquet, train adapters on the top-k / random k-sets with the unchanged
+# init-adapter and train commands, and report whether top-k beats random-k beyond seed noise.
+# The arms are known from params; only their layer lists come from arms.json, which the
+# init-adapter command reads at run time, so no checkpoint is needed.
+from locus.params import lr_label
+
+VALIDATION_REPORT = f"{RESULTS}/validation.html"
+VALIDATION_TARGETS = [VALIDATION_REPORT] if PARAMS.validation.domains else []  # part of `rule all` when on
+ARMS = f"{RESULTS}/validation/{{domain}}/arms.json"
+ARM = f"{RESULTS}/validation/{{domain}}/{{arm}}/seed={{seed}}"
+
+
+wildcard_constraints:
+    arm=r"top|bottom|random\d+",
+
+
+rule rank_layers:
+    message:
+        "Ranking the layers of {wildcards.domain} and drawing the validation arms"
+    input:
+        layers=f"{RESULTS}/layers.parquet",
+        code=code("layout", "validation", "stages/rank_layers"),
+    output:
+        ARMS,
+    params:
+        validation=PARAMS.validation.model_dump(),  # changing the validation section re-draws the arms
+    log:
+        f"{LOGS}/rank_layers/{{domain}}.log",
+    shell:
+        "locus rank-layers {STAGE_ARGS} --layers {input.layers} --domain {wildcards.domain} "
+        "--out {output} 2>&1 | tee {log}"
+
+
+rule validation_init:
+    message:
+        "Initial adapter of validation arm {wildcards.arm}, seed {wildcards.seed} ({wildcards.domain})"
+    input:
+        model=MODEL,
+        arms=ARMS,
+        code=code("modeling", "validation", "stages/init_adapter"),
+    output:
+        directory(f"{ARM}/adapter_init"),
+    log:
+        f"{LOGS}/validation_init/{{domain}}_{{arm}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus init-adapter {STAGE_ARGS} --model {input.model} --seed {wildcards.seed} "
+        "--layers-from {input.arms} --arm {wildcards.arm} --out {output} 2>&1 | tee {log}"
+
+
+rule validation_train:
+    message:
+        "Training validation arm {wildcards.arm}, seed {wildcards.seed} ({wildcards.domain})"
+    input:
+        model=MODEL,
+        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
+        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
+        init=f"{ARM}/adapter_init",
+        code=code("modeling", "records", "sft_data", "stages/train"),
+    output:
+        adapter=directory(f"{ARM}/adapter_final"),
+        log=f"{ARM}/train_log.csv",
+        metrics=f"{ARM}/metrics.json",
+    params:
+        data=lambda w, input: os.path.dirname(input.train),
+        out=lambda w, output: os.path.dirname(output.metrics),
+        lr=lr_label(PARAMS.validation.learning_rate),
+    log:
+        f"{LOGS}/validation_train/{{domain}}_{{arm}}_seed={{seed}}.log",
+    resources:
+        **cluster_resources("train"),
+    shell:
+        "locus train {STAGE_ARGS} --model {input.model} --data {params.data} "
+        "--init {input.init} --lr {params.lr} --seed {wildcards.seed} "
+        "--out {params.out} 2>&1 | tee {log}"
+
+
+rule validation_report:
+    message:
+        "Rendering {output.html}"
+    input:
+        arms=expand(ARMS, domain=PARAMS.validation.domains),
+        # The all-layer arm is the grid cell (trained by rule train when its seed is not a grid seed).
+        metrics=[f"{layout.arm_dir(PARAMS, d, a, s)}/metrics.json" for d, a, s in layout.validation_runs(PARAMS)],
+        code=code("layout", "validation", "stages/report", "stages/validation_report"),
+    output:
+        html=VALIDATION_REPORT,
+        table=f"{RESULTS}/validation.parquet",
+    log:
+        f"{LOGS}/validation_report.log",
+    shell:
+        "locus validation-report {STAGE_ARGS} --out {output.html} --table {output.table} 2>&1 | tee {log}"
+
+
+localrules:
+    rank_layers,
+    validation_report,
