@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PRESETS_DIR = Path("presets")
 
 
+def _check_lrs(v: list[float]) -> list[float]:
+    for lr in v:
+        if not 0 < lr <= 1:
+            raise ValueError(f"learning rate {lr} is outside (0, 1]")
+    return v
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,10 +98,7 @@ class GridParams(Section):
     @field_validator("learning_rates")
     @classmethod
     def _sane_lrs(cls, v: list[float]) -> list[float]:
-        for lr in v:
-            if not 0 < lr <= 1:
-                raise ValueError(f"learning rate {lr} is outside (0, 1]")
-        return v
+        return _check_lrs(v)
 
     @field_validator("domains")
     @classmethod
@@ -139,10 +143,7 @@ class FullFtParams(Section):
     @field_validator("learning_rates")
     @classmethod
     def _sane_lrs(cls, v: list[float]) -> list[float]:
-        for lr in v:
-            if not 0 < lr <= 1:
-                raise ValueError(f"learning rate {lr} is outside (0, 1]")
-        return v
+        return _check_lrs(v)
 
 
 class ValidationParams(Section):

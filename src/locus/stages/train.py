@@ -84,6 +84,20 @@ def load_split(tokenizer, path: Path, params) -> tuple[Dataset, dict]:
     return Dataset.from_list(enc.examples), counts
 
 
+def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], tuple[Dataset, dict]]:
+    """(train, eval) datasets with their counts from a prepared domain directory, checked."""
+    train_path, eval_path = Path(data_dir) / "train.jsonl", Path(data_dir) / "eval.jsonl"
+    # prepare-data never splits an instruction across train and eval; a hand-made --data dir might.
+    shared = shared_instructions(read_records(train_path), read_records(eval_path))
+    if shared:
+        raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
+    train = load_split(tokenizer, train_path, params)
+    if len(train[0]) < params.training.per_device_batch_size:
+        raise DataError(f"{train_path}: {len(train[0])} examples, fewer than one batch "
+                        f"(training.per_device_batch_size={params.training.per_device_batch_size})")
+    return train, load_split(tokenizer, eval_path, params)
+
+
 def build_model(params, model_dir: str, init_dir: str):
     model = load_base(params, model_dir)
     if params.quantization.method == "nf4":
@@ -141,16 +155,7 @@ def run(args, params) -> None:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.model)
-    train_path, eval_path = Path(args.data) / "train.jsonl", Path(args.data) / "eval.jsonl"
-    # prepare-data never splits an instruction across train and eval; a hand-made --data dir might.
-    shared = shared_instructions(read_records(train_path), read_records(eval_path))
-    if shared:
-        raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
-    train_set, train_counts = load_split(tokenizer, train_path, params)
-    eval_set, eval_counts = load_split(tokenizer, eval_path, params)
-    if len(train_set) < params.training.per_device_batch_size:
-        raise DataError(f"{args.data}/train.jsonl: {len(train_set)} examples, fewer than one batch "
-                        f"(training.per_device_batch_size={params.training.per_device_batch_size})")
+    (train_set, train_counts), (eval_set, eval_counts) = load_data(tokenizer, args.data, params)
     model = build_model(params, args.model, args.init)
     log = StepLog()
     collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)

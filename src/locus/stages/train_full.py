@@ -49,19 +49,14 @@ def run(args, params) -> None:
     from transformers import DataCollatorForSeq2Seq, Trainer
 
     from locus.modeling import load_base, load_tokenizer, seed_everything
-    from locus.records import DataError
     from locus.sft_data import IGNORE_INDEX
-    from locus.stages.train import StepLog, load_split, training_arguments
+    from locus.stages.train import StepLog, load_data, training_arguments
 
     if not 0 < args.lr <= 1:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.model)
-    train_set, train_counts = load_split(tokenizer, Path(args.data) / "train.jsonl", params)
-    eval_set, eval_counts = load_split(tokenizer, Path(args.data) / "eval.jsonl", params)
-    if len(train_set) < params.training.per_device_batch_size:
-        raise DataError(f"{args.data}/train.jsonl: {len(train_set)} examples, fewer than one batch "
-                        f"(training.per_device_batch_size={params.training.per_device_batch_size})")
+    (train_set, train_counts), (eval_set, eval_counts) = load_data(tokenizer, args.data, params)
     model = load_base(params, args.model, quantize=False)
     model.requires_grad_(True)
     weights = adapted_weights(model, params.lora.target_modules)
