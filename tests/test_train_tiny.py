@@ -105,3 +105,59 @@ def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
         grads.append(lora_grads(model))
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
+
+
+def test_padding_free_batch_has_the_padded_loss(tiny_model, tmp_path):
+    """One packed row with restarting position_ids computes the same loss as the padded batch:
+    the block-diagonal mask keeps examples apart (a plain causal mask over the row would not)."""
+    from peft import get_peft_model
+
+    from conftest import RECORDS
+    from locus.modeling import load_tokenizer
+    from locus.sft_data import encode
+    from locus.stages.train import build_model, make_collator
+
+    params = load(write_params(tmp_path / "p.yaml", tmp_path, tmp_path / "res", quantization={"method": "none"}))
+    tok = load_tokenizer(tiny_model)
+    seed_everything(0)
+    get_peft_model(load_base(params, tiny_model), lora_config(params)).save_pretrained(tmp_path / "init")
+    model = build_model(params, str(tiny_model), str(tmp_path / "init"))  # as the train stage builds it
+    # Examples of different lengths, so the padded batch really pads.
+    feats = [encode(tok, r["instruction"], r["response"] * (1 + i)) for i, r in enumerate(RECORDS[:3])]
+    padded = make_collator(tok, params)
+    packed = make_collator(tok, params.model_copy(update={
+        "training": params.training.model_copy(update={"padding_free": True})}))
+    with torch.no_grad():
+        loss_padded = model(**padded(feats)).loss
+        batch = packed(feats)
+        loss_packed = model(**batch).loss
+        crossed = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss  # positions not restarted
+        cached = model(**batch, use_cache=True).loss  # a KV cache disables the packed-sequence mask
+    assert batch["input_ids"].shape[0] == 1 and packed.positions == packed.tokens
+    assert padded.positions > padded.tokens == packed.tokens
+    assert torch.allclose(loss_packed, loss_padded, atol=1e-5)
+    assert not torch.allclose(crossed, loss_padded, atol=1e-3)
+    assert not torch.allclose(cached, loss_padded, atol=1e-3)
+
+
+def test_padding_free_training_matches_padded(tmp_path, tiny_model):
+    from conftest import RECORDS
+
+    arith_raw = tmp_path / "raw"  # responses of different lengths, so padded batches really pad
+    arith_raw.mkdir()
+    (arith_raw / "arith.jsonl").write_text("".join(
+        json.dumps({"instruction": r["instruction"], "response": r["response"] * (1 + i % 3)}) + "\n"
+        for i, r in enumerate(RECORDS)))
+    base = dict(quantization={"method": "none"}, lora={"r": 4, "alpha": 8, "dropout": 0.0})  # dropout masks depend on shape
+    a = run_cell(tmp_path / "a", tiny_model, write_params(tmp_path / "a.yaml", arith_raw, tmp_path / "a" / "res", **base), "c")
+    b = run_cell(tmp_path / "b", tiny_model, write_params(tmp_path / "b.yaml", arith_raw, tmp_path / "b" / "res", **base,
+                                                          training={"padding_free": True}), "c")
+    la = [float(r["loss"]) for r in csv.DictReader((a / "train_log.csv").open())]
+    lb = [float(r["loss"]) for r in csv.DictReader((b / "train_log.csv").open())]
+    assert len(la) == len(lb) and max(abs(x - y) for x, y in zip(la, lb)) < 1e-4
+    fa = load_file(a / "adapter_final" / "adapter_model.safetensors")
+    fb = load_file(b / "adapter_final" / "adapter_model.safetensors")
+    for key in fa:
+        assert abs(fa[key] - fb[key]).max() < 1e-4, key
+    ma, mb = (json.loads((c / "metrics.json").read_text()) for c in (a, b))
+    assert ma["train_padding_fraction"] > 0 and mb["train_padding_fraction"] == 0 and mb["padding_free"]

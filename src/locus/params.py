@@ -74,6 +74,9 @@ class TrainingParams(Section):
     # either way the count is reported in metrics.json.
     overlength: Literal["truncate", "drop"] = "truncate"
     gradient_checkpointing: bool = False
+    # Concatenate each micro-batch into one unpadded row with per-example positions (see
+    # stages/train.make_collator): same loss, no compute spent on padding.
+    padding_free: bool = False
     optimizer: str = "adamw_torch"
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).

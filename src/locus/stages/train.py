@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from peft import PeftModel, prepare_model_for_kbit_training
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+from transformers import (DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer, TrainerCallback,
+                          TrainingArguments)
 
 from locus import checkpoints, io, snapshots
 from locus.modeling import load_base, load_tokenizer, seed_everything
@@ -98,8 +99,36 @@ def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], t
     return train, load_split(tokenizer, eval_path, params)
 
 
+class CountingCollator:
+    """A collator that also counts the positions the model computes (padding included) and the
+    real tokens among them, so metrics.json can report padding waste."""
+
+    def __init__(self, collator):
+        self.collator, self.positions, self.tokens = collator, 0, 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.positions += batch["input_ids"].numel()
+        self.tokens += sum(len(f["input_ids"]) for f in features)
+        return batch
+
+
+def make_collator(tokenizer, params) -> CountingCollator:
+    """Pad each micro-batch to its longest example (labels padded with -100), or, with
+    training.padding_free, concatenate its examples into one row whose position_ids restart at 0
+    for each example: transformers derives a block-diagonal causal mask from the restarts
+    (masking_utils.find_packed_sequence_indices), so no token attends across examples and no
+    position is padding. The loss is the same token-weighted mean either way."""
+    if params.training.padding_free:
+        return CountingCollator(DataCollatorWithFlattening(separator_id=IGNORE_INDEX))
+    return CountingCollator(DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))
+
+
 def build_model(params, model_dir: str, init_dir: str):
     model = load_base(params, model_dir)
+    # Training never reads a KV cache, and an (empty) cache makes transformers skip the
+    # packed-sequence mask, so padding-free rows would silently attend across examples.
+    model.config.use_cache = False
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=params.training.gradient_checkpointing,
@@ -158,7 +187,7 @@ def run(args, params) -> None:
     (train_set, train_counts), (eval_set, eval_counts) = load_data(tokenizer, args.data, params)
     model = build_model(params, args.model, args.init)
     log = StepLog()
-    collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    collator = make_collator(tokenizer, params)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see
     # locus.checkpoints); the Trainer saves into a staging dir that AtomicCheckpoints promotes.
@@ -172,6 +201,7 @@ def run(args, params) -> None:
     )
     # Before any training step, on the initial adapter: the same number whether or not we resume.
     eval_before = trainer.evaluate()["eval_loss"]
+    collator.positions = collator.tokens = 0  # count the training batches only
     start = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -179,6 +209,7 @@ def run(args, params) -> None:
         kept = checkpoints.resume_point(out, fp)
         raise FloatingPointError(f"{e}; last good checkpoint: {kept or 'none'}; no adapter written") from None
     seconds = time.perf_counter() - start
+    padding = 1 - collator.tokens / max(collator.positions, 1)
     eval_after = trainer.evaluate()["eval_loss"]
     resumed_step = int(resume.name.removeprefix(checkpoints.PREFIX)) if resume else 0
     with io.atomic_path(out / "adapter_final", is_dir=True) as tmp:
@@ -201,6 +232,8 @@ def run(args, params) -> None:
         "train_seconds": round(seconds, 2),  # this process only, when resumed
         "train_tokens_per_second": round(
             train_counts["tokens"] * (epochs or 1) * steps_now / max(result.global_step, 1) / seconds, 1),
+        "train_padding_fraction": round(padding, 4),  # of the positions computed in training steps
+        "padding_free": params.training.padding_free,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "quantization": params.quantization.method,
     }

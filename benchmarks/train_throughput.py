@@ -1,0 +1,243 @@
+"""Train-stage throughput against the naive seed-style loop, side by side on the same inputs.
+
+Both arms start from the same initial adapter, read the same tokenized examples in the same order,
+use the same effective batch (per-device batch × accumulation), schedule and number of optimizer
+steps, and differ only in how the step is executed:
+  naive   what the seed describes: HF PEFT + Trainer, per-device batch 2 × accumulation 4, padding
+          to the longest in each batch, `prepare_model_for_kbit_training` with its default gradient
+          checkpointing (QLoRA) — the loop most tutorials give.
+  locus   the train stage itself (`locus.stages.train.run`, unchanged) with the params' settings.
+Columns: tokens/s counts every position the model computed (padding included), useful tokens/s
+only real tokens; ratio = locus useful tokens/s ÷ naive useful tokens/s; MFU = 6·N·useful tokens/s
+÷ peak FLOP/s (N = base parameters; CUDA only, peak from --peak-tflops); peak memory = CUDA max
+allocated, or the process's peak RSS growth on CPU; final loss = mean of the last 3 step losses.
+
+  python benchmarks/train_throughput.py                         # CPU: SmolLM2 (models/base), real data
+  python benchmarks/train_throughput.py --shape llama-3.2-3b    # CUDA: random 3B-shaped weights, seq 512
+Writes benchmarks/results/throughput-{device}.json and the two loss curves as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# Llama-3.2-3B's config.json values (the hub is unreachable here; throughput does not depend on weights).
+LLAMA_3B = dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
+                num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072, rope_theta=500000.0,
+                rms_norm_eps=1e-5, tie_word_embeddings=True, head_dim=128)
+PEAK_TFLOPS = {"h100": 989.0, "h200": 989.0, "a100": 312.0}  # dense bf16
+
+
+def setup(args, params, work: Path) -> dict:
+    """Base model, data split and initial adapter shared by both arms."""
+    from argparse import Namespace
+
+    from locus import io
+    from locus.records import read_records
+    from locus.stages import init_adapter
+
+    if args.shape == "llama-3.2-3b":
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        model_dir = work / "llama-3b-random"
+        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+        torch.manual_seed(0)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = LlamaForCausalLM(LlamaConfig(**LLAMA_3B, bos_token_id=tok.bos_token_id,
+                                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                                 dtype=torch.bfloat16)).to(torch.bfloat16)
+        model.save_pretrained(model_dir, safe_serialization=True)
+        tok.save_pretrained(model_dir)
+        del model
+    else:
+        model_dir = ROOT / params.models_dir / "base"
+        if not (model_dir / "model.safetensors").exists():
+            sys.exit(f"{model_dir}: run `locus prepare-model --out {model_dir}` first")
+    records = read_records(ROOT / params.data.raw_dir / f"{args.domain}.jsonl")
+    need = args.steps * params.training.per_device_batch_size * params.training.grad_accum_steps
+    data_dir = work / "data"
+    io.write_jsonl(data_dir / "train.jsonl", records[:need])
+    io.write_jsonl(data_dir / "eval.jsonl", records[need:need + 4])
+    init_dir = work / "adapter_init"
+    init_adapter.run(Namespace(model=str(model_dir), seed=0, out=str(init_dir), layers=None, layers_from=None,
+                               arm=None), params)
+    return {"model": str(model_dir), "data": str(data_dir), "init": str(init_dir)}
+
+
+def naive_arm(params, paths: dict, out: Path) -> dict:
+    """The seed-style loop: PEFT + Trainer, batch 2 × accumulation 4, padding to the longest,
+    `prepare_model_for_kbit_training` defaults (gradient checkpointing on), model in train mode."""
+    from peft import PeftModel, prepare_model_for_kbit_training
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    from locus.modeling import load_base, load_tokenizer, seed_everything
+    from locus.sft_data import IGNORE_INDEX
+    from locus.stages.train import CountingCollator, StepLog, load_split, training_arguments
+
+    seed_everything(0)
+    tok = load_tokenizer(paths["model"])
+    train_set, counts = load_split(tok, Path(paths["data"]) / "train.jsonl", params)
+    model = load_base(params, paths["model"])
+    if params.quantization.method == "nf4":
+        model = prepare_model_for_kbit_training(model)  # gradient checkpointing by default
+    else:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = PeftModel.from_pretrained(model, paths["init"], is_trainable=True)
+    padded = CountingCollator(DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=IGNORE_INDEX))
+    log = StepLog()
+    trainer = Trainer(model=model, args=training_arguments(params, params.lr, 0, str(out / "scratch")),
+                      train_dataset=train_set, data_collator=padded, callbacks=[log])
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "steps": result.global_step, "positions": padded.positions,
+            "tokens": padded.tokens, "losses": [r["loss"] for r in log.rows]}
+
+
+def locus_arm(params, paths: dict, out: Path) -> dict:
+    """The train stage exactly as `locus train` runs it."""
+    from argparse import Namespace
+
+    from locus.stages import train
+
+    train.run(Namespace(model=paths["model"], data=paths["data"], init=paths["init"], lr=params.lr, seed=0,
+                        out=str(out)), params)
+    m = json.loads((out / "metrics.json").read_text())
+    tokens = m["train_tokens_per_second"] * m["train_seconds"]  # real tokens of the steps trained
+    rows = (out / "train_log.csv").read_text().splitlines()
+    loss_col = rows[0].split(",").index("loss")
+    return {"seconds": m["train_seconds"], "steps": m["optimizer_steps"],
+            "positions": tokens / (1 - m["train_padding_fraction"]), "tokens": tokens,
+            "losses": [float(r.split(",")[loss_col]) for r in rows[1:]]}
+
+
+def peak_memory_gib(rss_before_kib: int) -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kib) / 2**20
+
+
+def run_arm(args) -> None:
+    """Child process: one arm, measured alone (fresh peak-memory counters)."""
+    from locus.params import load
+
+    params = with_training(load(ROOT / "params.yaml", args.preset), max_steps=args.steps)
+    if args.arm == "naive":  # the seed's micro-batch of 2 at the same effective batch
+        t = params.training
+        params = with_training(params, per_device_batch_size=2,
+                               grad_accum_steps=t.per_device_batch_size * t.grad_accum_steps // 2)
+    else:
+        params = with_training(params, **dict(parse_setting(s) for s in args.set))
+    paths = json.loads(Path(args.paths).read_text())
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = Path(args.out)
+    result = (naive_arm if args.arm == "naive" else locus_arm)(params, paths, out)
+    result["peak_gib"] = peak_memory_gib(rss)
+    result["base_params"] = base_parameters(paths["model"])
+    (out / "result.json").write_text(json.dumps(result))
+
+
+def with_training(params, **changes):
+    """params with training.<key> replaced (re-validated, so a bad --set names its key)."""
+    from locus.params import TrainingParams
+
+    return params.model_copy(update={"training": TrainingParams(**(params.training.model_dump() | changes))})
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value) if value not in ("", None) else value
+
+
+def base_parameters(model_dir: str) -> int:
+    """N of the 6·N FLOPs-per-token estimate: every stored base weight (tied embeddings once)."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    n = 0
+    for f in Path(model_dir).glob("*.safetensors"):
+        with safe_open(f, "pt") as st:
+            n += sum(prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return n
+
+
+def table(results: dict, device: str, peak_tflops: float | None) -> str:
+    naive_useful = results["naive"]["tokens"] / results["naive"]["seconds"]
+    lines = ["| arm | optimizer steps | tokens/s | useful tokens/s | ratio | MFU | peak memory (GiB) | final loss |",
+             "|---|---|---|---|---|---|---|---|"]
+    for arm, r in results.items():
+        useful = r["tokens"] / r["seconds"]
+        mfu = f"{6 * r['base_params'] * useful / (peak_tflops * 1e12):.1%}" if peak_tflops else "n/a"
+        tail = r["losses"][-3:]
+        lines.append(f"| {arm} | {r['steps']} | {r['positions'] / r['seconds']:,.0f} | {useful:,.0f} | "
+                     f"{useful / naive_useful:.2f}× | {mfu} | {r['peak_gib']:.2f} | {sum(tail) / len(tail):.4f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default=None, help="params preset overlaid on params.yaml")
+    ap.add_argument("--shape", choices=["base", "llama-3.2-3b"], default="base",
+                    help="base: the prepared params model; llama-3.2-3b: random weights of that shape")
+    ap.add_argument("--tokenizer", default=str(ROOT / "models/base"), help="tokenizer for --shape llama-3.2-3b")
+    ap.add_argument("--domain", default="python")
+    ap.add_argument("--steps", type=int, default=4, help="optimizer steps per arm")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="for MFU (default: from the GPU's name)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="training.KEY for the locus arm only, e.g. --set padding_free=true "
+                         "--set per_device_batch_size=8 --set grad_accum_steps=1")
+    ap.add_argument("--arm", choices=["naive", "locus"], help=argparse.SUPPRESS)
+    ap.add_argument("--paths", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.arm:
+        return run_arm(args)
+
+    import subprocess
+
+    from locus.params import load
+
+    params = load(ROOT / "params.yaml", args.preset)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.lower()), None)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        paths = setup(args, params, work)
+        (work / "paths.json").write_text(json.dumps(paths))
+        for arm in ("naive", "locus"):
+            out = work / arm
+            out.mkdir()
+            cmd = [sys.executable, __file__, "--arm", arm, "--paths", str(work / "paths.json"), "--out", str(out),
+                   "--steps", str(args.steps)] + (["--preset", args.preset] if args.preset else []) \
+                + [f"--set={x}" for x in args.set]
+            subprocess.run(cmd, check=True)
+            results[arm] = json.loads((out / "result.json").read_text())
+    text = table(results, device, peak)
+    print(f"\n{device}; {args.shape}; {params.quantization.method}; {args.steps} optimizer steps of "
+          f"{params.training.per_device_batch_size * params.training.grad_accum_steps} examples "
+          f"(max length {params.training.max_seq_length}), domain {args.domain}; "
+          f"locus arm: {' '.join(args.set) or 'params as they are'}\n\n{text}")
+    dest = ROOT / "benchmarks/results"
+    dest.mkdir(exist_ok=True)
+    tag = "cuda" if torch.cuda.is_available() else "cpu"
+    (dest / f"throughput-{tag}.json").write_text(json.dumps({"device": device, "shape": args.shape,
+                                                             "results": results}, indent=1))
+    for arm, r in results.items():
+        (dest / f"loss-{tag}-{arm}.csv").write_text("step,loss\n" + "".join(
+            f"{i + 1},{v}\n" for i, v in enumerate(r["losses"])))
+
+
+if __name__ == "__main__":
+    main()
