@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-CORES  ?= 1
+CORES  ?= $(shell nproc)  # model jobs take every core (rules declare threads)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install report smoke test test-unit cluster-test clean

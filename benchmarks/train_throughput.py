@@ -121,6 +121,12 @@ def locus_arm(params, paths: dict, out: Path) -> dict:
             "losses": [float(r.split(",")[loss_col]) for r in rows[1:]]}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median time (its losses and memory), plus every run's seconds."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2] | {"all_seconds": [r["seconds"] for r in runs]}
+
+
 def peak_memory_gib(rss_before_kib: int) -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**30
@@ -132,19 +138,37 @@ def run_arm(args) -> None:
     from locus.params import load
 
     params = with_training(load(ROOT / "params.yaml", args.preset), max_steps=args.steps)
-    if args.arm == "naive":  # the seed's micro-batch of 2 at the same effective batch
+    if args.arm == "naive":  # the seed's micro-batch of 2 at the same effective batch, fp32, bitsandbytes
         t = params.training
-        params = with_training(params, per_device_batch_size=2,
+        params = with_training(params, per_device_batch_size=2, mixed_precision="no",
                                grad_accum_steps=t.per_device_batch_size * t.grad_accum_steps // 2)
+        params = apply_settings(params, ['quantization.cpu_kernel="bitsandbytes"'])
     else:
-        params = with_training(params, **dict(parse_setting(s) for s in args.set))
+        params = apply_settings(params, args.set)
+    threads = dict(parse_setting(x) for x in args.set).get("threads", args.threads)
+    if threads:
+        torch.set_num_threads(int(threads))
     paths = json.loads(Path(args.paths).read_text())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(args.out)
     result = (naive_arm if args.arm == "naive" else locus_arm)(params, paths, out)
     result["peak_gib"] = peak_memory_gib(rss)
+    result["threads"] = torch.get_num_threads()
     result["base_params"] = base_parameters(paths["model"])
     (out / "result.json").write_text(json.dumps(result))
+
+
+def apply_settings(params, settings: list[str]):
+    """params with each KEY=VALUE applied: training.KEY, or SECTION.KEY for another section."""
+    for text in settings:
+        key, value = parse_setting(text)
+        if key == "threads":  # not a param: torch's intra-op threads for this arm (run_arm)
+            continue
+        section, _, name = key.rpartition(".")
+        section = section or "training"
+        current = getattr(params, section)
+        params = params.model_copy(update={section: type(current)(**(current.model_dump() | {name: value}))})
+    return params
 
 
 def with_training(params, **changes):
@@ -172,16 +196,32 @@ def base_parameters(model_dir: str) -> int:
     return n
 
 
+def measured_bf16_peak_tflops(size: int = 2048, repeats: int = 20) -> float:
+    """This machine's bf16 matmul rate (TFLOP/s), the CPU's practical peak for MFU."""
+    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e12
+
+
 def table(results: dict, device: str, peak_tflops: float | None) -> str:
+    """MFU in two conventions against peak_tflops: model FLOPs 6·N per token (PaLM's MFU, as if every
+    weight had a gradient) and 4·N (what a frozen base plus LoRA computes: forward + input gradients)."""
     naive_useful = results["naive"]["tokens"] / results["naive"]["seconds"]
-    lines = ["| arm | optimizer steps | tokens/s | useful tokens/s | ratio | MFU | peak memory (GiB) | final loss |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | optimizer steps | s (runs) | tokens/s | useful tokens/s | vs naive | MFU 6N | MFU 4N "
+             "| peak memory (GiB) | final loss |", "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, r in results.items():
         useful = r["tokens"] / r["seconds"]
-        mfu = f"{6 * r['base_params'] * useful / (peak_tflops * 1e12):.1%}" if peak_tflops else "n/a"
+        mfu = [f"{k * r['base_params'] * useful / (peak_tflops * 1e12):.1%}" if peak_tflops else "n/a" for k in (6, 4)]
         tail = r["losses"][-3:]
-        lines.append(f"| {arm} | {r['steps']} | {r['positions'] / r['seconds']:,.0f} | {useful:,.0f} | "
-                     f"{useful / naive_useful:.2f}× | {mfu} | {r['peak_gib']:.2f} | {sum(tail) / len(tail):.4f} |")
+        runs = ", ".join(f"{x:.1f}" for x in r.get("all_seconds", [r["seconds"]]))
+        lines.append(f"| {arm} | {r['steps']} | {runs} | {r['positions'] / r['seconds']:,.0f} | {useful:,.0f} | "
+                     f"{useful / naive_useful:.2f}× | {mfu[0]} | {mfu[1]} | {r['peak_gib']:.2f} | "
+                     f"{sum(tail) / len(tail):.4f} |")
     return "\n".join(lines)
 
 
@@ -195,8 +235,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per arm")
     ap.add_argument("--peak-tflops", type=float, default=None, help="for MFU (default: from the GPU's name)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="training.KEY for the locus arm only, e.g. --set padding_free=true "
+                    help="training.KEY (or SECTION.KEY) for the locus arm only, e.g. --set padding_free=true "
                          "--set per_device_batch_size=8 --set grad_accum_steps=1")
+    ap.add_argument("--arm-set", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                    help="an extra locus arm with these settings (repeatable), run in the same session as "
+                         "the others, e.g. --arm-set 'bitsandbytes:quantization.cpu_kernel=\"bitsandbytes\"'")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in every arm (default: torch's)")
+    ap.add_argument("--repeats", type=int, default=1, help="run the arm sequence this many times (median reported)")
     ap.add_argument("--arm", choices=["naive", "locus"], help=argparse.SUPPRESS)
     ap.add_argument("--paths", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -211,29 +256,40 @@ def main() -> None:
     params = load(ROOT / "params.yaml", args.preset)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device.lower()), None)
-    results = {}
+    if peak is None and device == "cpu":
+        peak = measured_bf16_peak_tflops()
+        print(f"measured bf16 matmul peak: {peak * 1e3:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+    arms = [("naive", "naive", []), ("locus", "locus", args.set)]
+    for spec in args.arm_set:
+        name, _, settings = spec.partition(":")
+        arms.append((name, "locus", args.set + [x for x in settings.split(",") if x]))
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         paths = setup(args, params, work)
         (work / "paths.json").write_text(json.dumps(paths))
-        for arm in ("naive", "locus"):
-            out = work / arm
-            out.mkdir()
-            cmd = [sys.executable, __file__, "--arm", arm, "--paths", str(work / "paths.json"), "--out", str(out),
-                   "--steps", str(args.steps)] + (["--preset", args.preset] if args.preset else []) \
-                + [f"--set={x}" for x in args.set]
-            subprocess.run(cmd, check=True)
-            results[arm] = json.loads((out / "result.json").read_text())
+        for rep in range(args.repeats):  # arms interleaved, so drift in the machine's speed hits each alike
+            for name, kind, settings in arms:
+                out = work / f"{name}-{rep}"
+                out.mkdir()
+                cmd = [sys.executable, __file__, "--arm", kind, "--paths", str(work / "paths.json"),
+                       "--out", str(out), "--steps", str(args.steps)] \
+                    + (["--preset", args.preset] if args.preset else []) \
+                    + (["--threads", str(args.threads)] if args.threads else []) + [f"--set={x}" for x in settings]
+                subprocess.run(cmd, check=True)
+                runs[name].append(json.loads((out / "result.json").read_text()))
+    results = {name: median_run(r) for name, r in runs.items()}
     text = table(results, device, peak)
     print(f"\n{device}; {args.shape}; {params.quantization.method}; {args.steps} optimizer steps of "
           f"{params.training.per_device_batch_size * params.training.grad_accum_steps} examples "
           f"(max length {params.training.max_seq_length}), domain {args.domain}; "
-          f"locus arm: {' '.join(args.set) or 'params as they are'}\n\n{text}")
+          f"locus arm: {' '.join(args.set) or 'params as they are'}; threads: {args.threads or torch.get_num_threads()}; "
+          f"median of {args.repeats} run(s)\n\n{text}")
     dest = ROOT / "benchmarks/results"
     dest.mkdir(exist_ok=True)
     tag = "cuda" if torch.cuda.is_available() else "cpu"
-    (dest / f"throughput-{tag}.json").write_text(json.dumps({"device": device, "shape": args.shape,
-                                                             "results": results}, indent=1))
+    (dest / f"throughput-{tag}.json").write_text(json.dumps({"device": device, "shape": args.shape, "arms": {
+        name: settings for name, _, settings in arms}, "results": results, "table": text}, indent=1))
     for arm, r in results.items():
         (dest / f"loss-{tag}-{arm}.csv").write_text("step,loss\n" + "".join(
             f"{i + 1},{v}\n" for i, v in enumerate(r["losses"])))

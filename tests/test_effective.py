@@ -131,7 +131,8 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
     from locus.modeling import load_base
     from locus.stages.effective import BaseWeights
 
-    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res"))
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
+                               quantization={"cpu_kernel": "bitsandbytes"}))
     assert params.quantization.method == "nf4" and params.quantization.double_quant
     model = load_base(params, tiny_model)
     with BaseWeights(tiny_model, params) as base:

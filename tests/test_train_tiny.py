@@ -89,7 +89,8 @@ def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
     """An eval-mode forward on CPU must not change later NF4 gradients (bitsandbytes repacking trap)."""
     from peft import get_peft_model
 
-    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"dropout": 0.0}))
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"dropout": 0.0},
+                               quantization={"cpu_kernel": "bitsandbytes"}))
     batch = {"input_ids": torch.arange(3, 40).reshape(1, -1)}
     batch["labels"] = batch["input_ids"]
     grads = []

@@ -47,8 +47,35 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
         )
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     keep_cpu_nf4_differentiable(model)
+    if nf4_kernel(params, quantize) == "dequantize_once":
+        from locus.nf4 import dequantize_once
+
+        dequantize_once(model)
     check_target_modules(model, params.lora.target_modules)
     return model
+
+
+def nf4_kernel(params: Params, quantize: bool = True) -> str:
+    """How the frozen NF4 base runs here: bitsandbytes' kernels (CUDA, or CPU on request), the
+    weights dequantized once on CPU (locus.nf4, the default there), or "none" (not quantized)."""
+    if not quantize or params.quantization.method != "nf4":
+        return "none"
+    if torch.cuda.is_available() or params.quantization.cpu_kernel == "bitsandbytes":
+        return "bitsandbytes"
+    return "dequantize_once"
+
+
+def use_bf16(params: Params) -> bool:
+    """Whether training and evaluation run under bf16 autocast (training.mixed_precision).
+
+    auto: on CUDA with bf16 support. Not on CPU: measured there (README, Throughput) autocast
+    costs more in casts than its bf16 matmuls save at LoRA's batch sizes, and the frozen NF4 base
+    already multiplies in bf16 (its compute dtype) either way.
+    """
+    mode = params.training.mixed_precision
+    if mode != "auto":
+        return mode == "bf16"
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def require_bitsandbytes() -> None:

@@ -40,6 +40,9 @@ class QuantizationParams(Section):
     method: Literal["nf4", "none"] = "nf4"
     double_quant: bool = True
     compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # On CPU, dequantize each NF4 matrix once (the same values bitsandbytes dequantizes on every
+    # call; locus.nf4) instead of running bitsandbytes' per-call kernels. CUDA always uses bitsandbytes.
+    cpu_kernel: Literal["dequantize_once", "bitsandbytes"] = "dequantize_once"
 
 
 class LoraParams(Section):
@@ -78,6 +81,9 @@ class TrainingParams(Section):
     # stages/train.make_collator): same loss, no compute spent on padding.
     padding_free: bool = False
     optimizer: str = "adamw_torch"
+    # bf16 autocast of the forward/backward (fp32 master weights and optimizer state either way).
+    # auto: on CUDA with bf16 support; off on CPU, where it measured slower (README, Throughput).
+    mixed_precision: Literal["auto", "bf16", "no"] = "auto"
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).
     checkpoint_every: float = Field(0.25, ge=0)

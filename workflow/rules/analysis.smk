@@ -25,6 +25,7 @@ rule effective:
         f"{CELL}/effective.parquet",
     log:
         f"{LOGS}/effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:

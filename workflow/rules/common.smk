@@ -2,6 +2,8 @@
 # path from locus.layout so Snakemake, DVC and the stages agree on the layout.
 import os
 
+from snakemake.exceptions import WorkflowError
+
 from locus import layout
 from locus.params import load
 from locus.records import find_raw
@@ -40,6 +42,19 @@ def every_cell(pattern):
     return [
         pattern.format(cell=layout.cell_dir(PARAMS, d, lr, s)) for d, lr, s in layout.cells(PARAMS)
     ]
+
+
+def model_threads(kind="default"):
+    """Threads of a job that runs the model. Snakemake exports OMP_NUM_THREADS = threads (default 1)
+    to every job and torch obeys it, so these jobs ask for every core given to a local run
+    (--cores; capped by it) and, on a cluster, for the CPUs their SLURM job requests."""
+    if workflow.local_exec:
+        try:
+            return workflow.cores
+        except WorkflowError:  # no --cores given (e.g. a dry run)
+            return 1
+    c = PARAMS.cluster
+    return c.train_cpus if kind == "train" else c.cpus
 
 
 def cluster_resources(kind="default"):

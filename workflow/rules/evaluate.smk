@@ -18,6 +18,7 @@ rule evaluate_base:
         f"{RESULTS}/runs/{{domain}}/eval_base.json",
     log:
         f"{LOGS}/evaluate_base/{{domain}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:
@@ -37,6 +38,7 @@ rule evaluate:
         f"{CELL}/eval.json",
     log:
         f"{LOGS}/evaluate/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:

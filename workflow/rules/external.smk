@@ -39,6 +39,7 @@ rule external:
         name=r"[A-Za-z0-9_-]+",
     log:
         f"{LOGS}/external/{{name}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:

@@ -22,6 +22,7 @@ rule train_full:
         out=lambda w, output: os.path.dirname(output.metrics),
     log:
         f"{LOGS}/train_full/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("train")
     resources:
         **cluster_resources("train"),
     shell:
@@ -40,6 +41,7 @@ rule full_ft_effective:
         f"{FULL_FT_CELL}/effective.parquet",
     log:
         f"{LOGS}/full_ft_effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:

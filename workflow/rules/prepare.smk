@@ -9,6 +9,7 @@ rule prepare_model:
         model=PARAMS.model.model_dump(),  # changing the model re-runs this rule
     log:
         f"{LOGS}/prepare_model.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:

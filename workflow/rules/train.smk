@@ -8,6 +8,7 @@ rule init_adapter:
         directory(f"{CELL}/adapter_init"),
     log:
         f"{LOGS}/init_adapter/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:
@@ -35,6 +36,7 @@ rule train:
         out=lambda w, output: os.path.dirname(output.metrics),
     log:
         f"{LOGS}/train/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("train")
     resources:
         **cluster_resources("train"),
     shell:

@@ -28,6 +28,7 @@ if TRAJECTORY_ON:
             f"{CELL}/trajectory.parquet",
         log:
             f"{LOGS}/trajectory/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        threads: model_threads("default")
         resources:
             **cluster_resources("default"),
         shell:

@@ -43,6 +43,7 @@ rule validation_init:
         directory(f"{ARM}/adapter_init"),
     log:
         f"{LOGS}/validation_init/{{domain}}_{{arm}}_seed={{seed}}.log",
+    threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:
@@ -69,6 +70,7 @@ rule validation_train:
         lr=lr_label(PARAMS.validation.learning_rate),
     log:
         f"{LOGS}/validation_train/{{domain}}_{{arm}}_seed={{seed}}.log",
+    threads: model_threads("train")
     resources:
         **cluster_resources("train"),
     shell:

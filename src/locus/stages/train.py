@@ -24,7 +24,7 @@ from transformers import (DataCollatorForSeq2Seq, DataCollatorWithFlattening, Tr
                           TrainingArguments)
 
 from locus import checkpoints, io, snapshots
-from locus.modeling import load_base, load_tokenizer, seed_everything
+from locus.modeling import load_base, load_tokenizer, nf4_kernel, seed_everything, use_bf16
 from locus.records import DataError, read_records
 from locus.sft_data import IGNORE_INDEX, encode_all
 from locus.stages.prepare_data import shared_instructions
@@ -165,6 +165,7 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
+        bf16=use_bf16(params),
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
@@ -236,6 +237,9 @@ def run(args, params) -> None:
         "padding_free": params.training.padding_free,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "quantization": params.quantization.method,
+        "nf4_kernel": nf4_kernel(params),
+        "bf16_autocast": use_bf16(params),
+        "threads": torch.get_num_threads(),
     }
     io.write_json(out / "metrics.json", metrics)
     checkpoints.remove(out)  # only once every output is in place

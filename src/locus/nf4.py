@@ -1,0 +1,61 @@
+"""NF4 (QLoRA) base weights: the round trip W₀ that training sees, and a CPU fast path for it.
+
+QLoRA stores each frozen base matrix in 4-bit NormalFloat with per-64-value absmax scales
+(Dettmers et al. 2023, §3). bitsandbytes' `Linear4bit.forward` dequantizes that matrix to the
+compute dtype on *every* call and multiplies in that dtype: y = (x in bf16) @ deq(W)ᵀ, cast back
+to x's dtype. The dequantized matrix depends only on the stored codes, so on CPU — where no fused
+4-bit kernel exists for training — Locus dequantizes each matrix once and keeps the bf16 result:
+`DequantizedLinear` computes exactly what `Linear4bit` computes (tests/test_nf4.py checks the
+weights bit for bit and the logits against the bitsandbytes path), without the per-call
+dequantization. On CUDA bitsandbytes' kernels are kept (they read 4 bits per weight from memory,
+which is the point of QLoRA on a GPU).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def roundtrip(weight: torch.Tensor, compute_dtype: torch.dtype, double_quant: bool) -> torch.Tensor:
+    """The NF4-dequantized weight Linear4bit computes with (bitsandbytes Params4bit defaults: blocksize 64)."""
+    import bitsandbytes.functional as bnbf
+
+    packed, state = bnbf.quantize_4bit(weight.to(compute_dtype).contiguous(), blocksize=64,
+                                       compress_statistics=double_quant, quant_type="nf4")
+    return bnbf.dequantize_4bit(packed, state)
+
+
+class DequantizedLinear(torch.nn.Linear):
+    """A frozen Linear4bit dequantized once: y = F.linear(x in compute dtype, W) cast back to x's dtype.
+
+    The weight is a buffer, not a parameter, so `prepare_model_for_kbit_training` (which upcasts
+    every bf16/fp16 parameter to fp32) leaves it in the compute dtype, as it leaves NF4 codes alone;
+    PEFT still sees an `nn.Linear` and wraps it with a plain LoRA layer.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        torch.nn.Module.__init__(self)
+        self.out_features, self.in_features = weight.shape
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", None if bias is None else bias.detach().to(weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+
+def dequantize_once(model) -> int:
+    """Replace every bitsandbytes Linear4bit of a CPU model by its DequantizedLinear; returns the count."""
+    import bitsandbytes.functional as bnbf
+
+    replaced = 0
+    for name, module in list(model.named_modules()):
+        if type(module).__name__ != "Linear4bit":
+            continue
+        w = module.weight
+        dense = bnbf.dequantize_4bit(w.data, w.quant_state).to(module.compute_dtype or torch.bfloat16)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child,
+                DequantizedLinear(dense, module.bias))
+        replaced += 1
+    return replaced
