@@ -85,7 +85,7 @@ def naive_arm(params, paths: dict, out: Path) -> dict:
 
     seed_everything(0)
     tok = load_tokenizer(paths["model"])
-    train_set, counts = load_split(tok, Path(paths["data"]) / "train.jsonl", params)
+    train_set, counts = load_split(tok, Path(paths["data"]) / "train.jsonl", params, "max_train_examples")
     model = load_base(params, paths["model"])
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(model)  # gradient checkpointing by default
@@ -138,6 +138,8 @@ def run_arm(args) -> None:
     from locus.params import load
 
     params = with_training(load(ROOT / "params.yaml", args.preset), max_steps=args.steps)
+    need = args.steps * params.training.per_device_batch_size * params.training.grad_accum_steps
+    params = apply_settings(params, [f"data.max_train_examples={need}", "data.max_eval_examples=4"])
     if args.arm == "naive":  # the seed's micro-batch of 2 at the same effective batch, fp32, bitsandbytes
         t = params.training
         params = with_training(params, per_device_batch_size=2, mixed_precision="no",

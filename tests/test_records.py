@@ -3,7 +3,7 @@ import json
 import pytest
 
 from locus.records import DataError, find_raw, read_records
-from locus.stages.prepare_data import deduplicate, instruction_key, split, subset
+from locus.stages.prepare_data import deduplicate, instruction_key, ranked, split
 
 
 def write(tmp_path, name, content: str | bytes):
@@ -94,6 +94,6 @@ def test_near_identical_instructions_share_a_side():
 def test_deduplicate_and_subset():
     rs = records(10) + records(3)
     assert len(deduplicate(rs)) == 10
-    picked = subset(records(100), 7, "s")
-    assert len(picked) == 7 and picked == subset(list(reversed(records(100))), 7, "s")
-    assert len(subset(records(5), None, "s")) == 5
+    picked = ranked(records(100), "s")[:7]  # a budget is a prefix of the ranked split
+    assert len(picked) == 7 and picked == ranked(list(reversed(records(100))), "s")[:7]
+    assert len(ranked(records(5), "s")) == 5

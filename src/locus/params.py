@@ -123,8 +123,13 @@ class GridParams(Section):
 class DataParams(Section):
     raw_dir: str = "data/raw"
     eval_fraction: float = Field(0.1, gt=0, lt=1)
-    max_train_examples: int | None = Field(None, gt=0)  # None: all
+    # Examples per domain *after* over-length handling (a dropped example is replaced by the next
+    # one), so every domain trains the same number of optimizer steps. None: all.
+    max_train_examples: int | None = Field(None, gt=0)
     max_eval_examples: int | None = Field(None, gt=0)
+    # A domain with fewer usable examples than max_*_examples fails (fail), or trains and is
+    # evaluated on what it has, flagged in metrics.json and the report (train_fewer).
+    short_budget: Literal["fail", "train_fewer"] = "fail"
     split_salt: str = "locus"  # changing it draws a different train/eval split
 
 

@@ -49,10 +49,15 @@ def encode(tokenizer, instruction: str, response: str) -> dict:
     return {"input_ids": full_ids, "attention_mask": [1] * len(full_ids), "labels": labels}
 
 
-def encode_all(tokenizer, records: list[dict], max_length: int, overlength: str = "truncate") -> Encoded:
-    """Encode records, applying the overlength policy; an example with no response token left is dropped."""
+def encode_all(tokenizer, records: list[dict], max_length: int, overlength: str = "truncate",
+               limit: int | None = None) -> Encoded:
+    """Encode records in order, applying the overlength policy; an example with no response token
+    left is dropped. With `limit`, stop once that many examples are kept: a dropped example is
+    replaced by the next record, so every domain can be given the same number of examples."""
     examples, truncated, dropped = [], 0, 0
     for r in records:
+        if limit is not None and len(examples) == limit:
+            break
         ex = encode(tokenizer, r["instruction"], r["response"])
         if len(ex["input_ids"]) > max_length:
             if overlength == "drop":

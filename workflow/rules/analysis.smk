@@ -4,13 +4,15 @@ rule delta:
     input:
         init=f"{CELL}/adapter_init",
         final=f"{CELL}/adapter_final",
+        metrics=f"{CELL}/metrics.json",
         code=code("stats", "stages/delta"),
     output:
         f"{CELL}/delta.parquet",
     log:
         f"{LOGS}/delta/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     shell:
-        "locus delta {STAGE_ARGS} --init {input.init} --final {input.final} --out {output} 2>&1 | tee {log}"
+        "locus delta {STAGE_ARGS} --init {input.init} --final {input.final} --metrics {input.metrics} "
+        "--out {output} 2>&1 | tee {log}"
 
 
 rule effective:

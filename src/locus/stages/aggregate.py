@@ -30,7 +30,7 @@ from locus.params import lr_label
 from locus.effective import METRICS, layer_effective
 from locus.experiments import tables as experiment_tables
 from locus.similarity import similarity_table
-from locus.stats import STATISTICS
+from locus.stats import PER_LR, STATISTICS
 
 CELL = ["domain", "lr", "seed"]
 
@@ -46,18 +46,23 @@ def read_grid(params, filename: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def seed_columns(deltas: pd.DataFrame) -> list[str]:
+    """The seed's four statistics, plus the Adam-aware mean_abs_per_lr when the cells carry it."""
+    return list(STATISTICS) + ([PER_LR] if PER_LR in deltas else [])
+
+
 def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
     """Seed statistics averaged over the layer's matrices, plus the layer's effective update
     (locus.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share)."""
     grouped = deltas.groupby(CELL + ["layer"], sort=True)
-    out = grouped[list(STATISTICS)].mean()
+    out = grouped[seed_columns(deltas)].mean()
     out["n_matrices"] = grouped.size()
     return out.reset_index().merge(layer_effective(effective), on=CELL + ["layer"], validate="one_to_one")
 
 
 def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
     keys = CELL + ["layer", "block", "module"]
-    seed_stats = deltas.groupby(keys, sort=True)[list(STATISTICS)].mean().reset_index()
+    seed_stats = deltas.groupby(keys, sort=True)[seed_columns(deltas)].mean().reset_index()
     return seed_stats.merge(effective[keys + list(METRICS) + ["w0_fro"]], on=keys, how="left", validate="one_to_one")
 
 

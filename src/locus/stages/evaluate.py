@@ -47,7 +47,7 @@ def run(args, params) -> None:
     batch = params.training.per_device_batch_size * 2  # the train stage's eval batch size
     scores = {}
     for d in domains:
-        dataset, _ = load_split(tokenizer, data_dir(params, d) / "eval.jsonl", params)
+        dataset, _ = load_split(tokenizer, data_dir(params, d) / "eval.jsonl", params, "max_eval_examples")
         scores[d] = score(model, tokenizer, dataset, batch)
     seconds = round(time.perf_counter() - start, 2)
     io.write_json(args.out, {"model": str(args.model), "adapter": args.adapter and str(args.adapter),

@@ -52,10 +52,10 @@ def split(records: list[dict], eval_fraction: float, salt: str) -> tuple[list[di
     return train, evals
 
 
-def subset(records: list[dict], limit: int | None, salt: str) -> list[dict]:
-    """A deterministic sample of at most `limit` records (lowest hash scores), in score order."""
-    ranked = sorted(records, key=lambda r: split_score(r, salt + "/subset"))
-    return ranked if limit is None else ranked[:limit]
+def ranked(records: list[dict], salt: str) -> list[dict]:
+    """Records in a deterministic pseudo-random order (their hash scores): the order in which the
+    train stage takes its data.max_*_examples, so a budget is a prefix of this list."""
+    return sorted(records, key=lambda r: split_score(r, salt + "/subset"))
 
 
 def length_stats(records: list[dict]) -> dict:
@@ -79,8 +79,9 @@ def run(args, params) -> None:
     train, evals = split(unique, data.eval_fraction, data.split_salt)
     if not evals:
         raise DataError(f"{raw}: eval split is empty ({len(unique)} examples, eval_fraction {data.eval_fraction})")
-    train_used = subset(train, data.max_train_examples, data.split_salt)
-    eval_used = subset(evals, data.max_eval_examples, data.split_salt)
+    # The whole split is written, ranked: the budget (data.max_*_examples) is applied by the train
+    # stage after tokenisation, so an over-length example that is dropped there is replaced.
+    train_used, eval_used = ranked(train, data.split_salt), ranked(evals, data.split_salt)
     stats = {
         "domain": args.domain,
         "raw_file": str(raw),
@@ -89,9 +90,9 @@ def run(args, params) -> None:
         "n_duplicates_removed": len(records) - len(unique),
         "n_train_split": len(train),
         "n_eval_split": len(evals),
-        "n_train": len(train_used),
-        "n_eval": len(eval_used),
-        "chars": length_stats(train_used + eval_used),
+        "n_train": min(len(train), data.max_train_examples or len(train)),  # the budget asked for
+        "n_eval": min(len(evals), data.max_eval_examples or len(evals)),
+        "chars": length_stats(train_used[:data.max_train_examples] + eval_used[:data.max_eval_examples]),
     }
     out = Path(args.out)
     with io.atomic_path(out, is_dir=True) as tmp:
@@ -99,4 +100,5 @@ def run(args, params) -> None:
         io.write_jsonl(tmp / "eval.jsonl", eval_used)
         io.write_json(tmp / "stats.json", stats)
     print(f"{args.domain}: {len(records)} raw, {stats['n_duplicates_removed']} duplicates, "
-          f"train {len(train_used)}/{len(train)}, eval {len(eval_used)}/{len(evals)} -> {out}")
+          f"train {stats['n_train']}/{len(train)}, eval {stats['n_eval']}/{len(evals)} (budgets; the whole "
+          f"split is written in rank order) -> {out}")

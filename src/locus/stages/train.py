@@ -66,17 +66,29 @@ class StepLog(TrainerCallback):
         return "\n".join(lines) + "\n"
 
 
-def load_split(tokenizer, path: Path, params) -> tuple[Dataset, dict]:
-    t = params.training
+def load_split(tokenizer, path: Path, params, budget: str | None = None) -> tuple[Dataset, dict]:
+    """Encode a prepared split; `budget` names the data.max_*_examples key that caps it. Examples
+    are taken in the file's (ranked) order until the budget is filled after over-length handling,
+    so a dropped example is replaced; a split that cannot fill it fails (data.short_budget)."""
+    t, limit = params.training, getattr(params.data, budget) if budget else None
     records = read_records(path)
-    enc = encode_all(tokenizer, records, t.max_seq_length, t.overlength)
+    enc = encode_all(tokenizer, records, t.max_seq_length, t.overlength, limit=limit)
     if not enc.examples:
         raise DataError(f"{path}: no example left after applying max_seq_length={t.max_seq_length}")
+    short = limit is not None and len(enc.examples) < limit
+    if short and params.data.short_budget == "fail":
+        raise DataError(f"{path}: only {len(enc.examples)} usable examples for data.{budget}={limit} "
+                        f"({enc.n_dropped} dropped by training.max_seq_length={t.max_seq_length}, "
+                        f"overlength={t.overlength}); lower data.{budget} or set data.short_budget: train_fewer")
     if enc.n_truncated or enc.n_dropped:
-        print(f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {len(records)} examples "
-              f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})")
+        examined = len(enc.examples) + enc.n_dropped
+        print(f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {examined} examples "
+              f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})"
+              + (f"; {len(enc.examples)} used for data.{budget}={limit}" if limit else ""))
     counts = {
         "examples": len(enc.examples),
+        "budget": limit,
+        "budget_short": short,
         "truncated": enc.n_truncated,
         "dropped": enc.n_dropped,
         "tokens": sum(len(e["input_ids"]) for e in enc.examples),
@@ -92,11 +104,11 @@ def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], t
     shared = shared_instructions(read_records(train_path), read_records(eval_path))
     if shared:
         raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
-    train = load_split(tokenizer, train_path, params)
+    train = load_split(tokenizer, train_path, params, "max_train_examples")
     if len(train[0]) < params.training.per_device_batch_size:
         raise DataError(f"{train_path}: {len(train[0])} examples, fewer than one batch "
                         f"(training.per_device_batch_size={params.training.per_device_batch_size})")
-    return train, load_split(tokenizer, eval_path, params)
+    return train, load_split(tokenizer, eval_path, params, "max_eval_examples")
 
 
 class CountingCollator:
@@ -226,6 +238,8 @@ def run(args, params) -> None:
         "eval_loss_before": eval_before,
         "eval_loss_after": eval_after,
         "optimizer_steps": result.global_step,
+        # Σ_t lr_t, the learning rate each optimizer step applied (warmup included; locus.stats)
+        "sum_lr": sum(r.get("learning_rate", 0.0) for r in log.rows),
         "epochs": epochs,
         "train": train_counts,
         "eval": eval_counts,
