@@ -30,10 +30,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# Llama-3.2-3B's config.json values (the hub is unreachable here; throughput does not depend on weights).
-LLAMA_3B = dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
-                num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072, rope_theta=500000.0,
-                rms_norm_eps=1e-5, tie_word_embeddings=True, head_dim=128)
+sys.path.insert(0, str(ROOT / "benchmarks"))
 PEAK_TFLOPS = {"h100": 989.0, "h200": 989.0, "a100": 312.0}  # dense bf16
 
 
@@ -45,19 +42,13 @@ def setup(args, params, work: Path) -> dict:
     from locus.records import read_records
     from locus.stages import init_adapter
 
-    if args.shape == "llama-3.2-3b":
-        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    if args.shape != "base":  # random weights of a real shape and an offline tokenizer (no download)
+        from random_model import build, raw_texts
 
-        model_dir = work / "llama-3b-random"
-        tok = AutoTokenizer.from_pretrained(args.tokenizer)
-        torch.manual_seed(0)
-        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-            model = LlamaForCausalLM(LlamaConfig(**LLAMA_3B, bos_token_id=tok.bos_token_id,
-                                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                                 dtype=torch.bfloat16)).to(torch.bfloat16)
-        model.save_pretrained(model_dir, safe_serialization=True)
-        tok.save_pretrained(model_dir)
-        del model
+        model_dir = build(work / f"random-{args.shape}", args.shape,
+                          raw_texts(ROOT / params.data.raw_dir / f"{args.domain}.jsonl"),
+                          vocab_size=320 if args.shape == "tiny" else 8192,
+                          dtype="float32" if args.shape == "tiny" else "bfloat16")
     else:
         model_dir = ROOT / params.models_dir / "base"
         if not (model_dir / "model.safetensors").exists():
@@ -230,9 +221,10 @@ def table(results: dict, device: str, peak_tflops: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default=None, help="params preset overlaid on params.yaml")
-    ap.add_argument("--shape", choices=["base", "llama-3.2-3b"], default="base",
-                    help="base: the prepared params model; llama-3.2-3b: random weights of that shape")
-    ap.add_argument("--tokenizer", default=str(ROOT / "models/base"), help="tokenizer for --shape llama-3.2-3b")
+    ap.add_argument("--shape", choices=["base", "tiny", "llama-3.2-3b"], default="base",
+                    help="base: the prepared params model; otherwise random weights of that shape "
+                         "(benchmarks/random_model.py)")
+    ap.add_argument("--results-dir", default=str(ROOT / "benchmarks/results"))
     ap.add_argument("--domain", default="python")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per arm")
     ap.add_argument("--peak-tflops", type=float, default=None, help="for MFU (default: from the GPU's name)")
@@ -287,9 +279,9 @@ def main() -> None:
           f"(max length {params.training.max_seq_length}), domain {args.domain}; "
           f"locus arm: {' '.join(args.set) or 'params as they are'}; threads: {args.threads or torch.get_num_threads()}; "
           f"median of {args.repeats} run(s)\n\n{text}")
-    dest = ROOT / "benchmarks/results"
-    dest.mkdir(exist_ok=True)
-    tag = "cuda" if torch.cuda.is_available() else "cpu"
+    dest = Path(args.results_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    tag = ("cuda" if torch.cuda.is_available() else "cpu") + ("" if args.shape == "base" else f"-{args.shape}")
     (dest / f"throughput-{tag}.json").write_text(json.dumps({"device": device, "shape": args.shape, "arms": {
         name: settings for name, _, settings in arms}, "results": results, "table": text}, indent=1))
     for arm, r in results.items():

@@ -58,7 +58,11 @@ def test_every_cell_has_its_outputs(smoke, params):
 def test_delta_parquet_layout(smoke, params):
     domain, lr, seed = layout.cells(params)[0]
     df = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
-    assert list(df.columns) == ["layer", "block", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs"]
+    assert list(df.columns) == ["layer", "block", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs",
+                                "mean_abs_per_lr"]
+    metrics = json.loads((smoke / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+    assert metrics["sum_lr"] > 0 and metrics["train"]["examples"] == params.data.max_train_examples
+    assert np.allclose(df.mean_abs_per_lr, df.mean_abs / metrics["sum_lr"])
     assert len(df) == 30 * 6 * 2 and sorted(df.layer.unique()) == list(range(30))
     assert set(df.module) == {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"}
     # SmolLM2: q is 576x576, so lora_A (16x576) has 9216 entries; up_proj's lora_B is 1536x16.

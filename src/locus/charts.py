@@ -6,12 +6,13 @@ import altair as alt
 import pandas as pd
 
 from locus.params import lr_label
-from locus.stats import STATISTICS
+from locus.stats import PER_LR, STATISTICS
 
 LABELS = {
     "mean": "mean Δ",
     "var": "var Δ",
     "mean_abs": "mean |Δ|",
+    "mean_abs_per_lr": "mean |Δ| ÷ Σ lr_t",
     "var_abs": "var |Δ|",
     "fro": "‖ΔW‖_F",
     "rel_fro": "‖ΔW‖_F / ‖W₀‖_F",
@@ -27,7 +28,16 @@ def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
-    """Seed figure 1: for each LR, the metric by layer with one line per domain (seed band if >1 seed)."""
+    """Seed figure 1: for each LR, the metric by layer with one line per domain (seed band if >1 seed);
+    raw mean |Δ| gets the Adam-aware mean |Δ| ÷ Σ lr_t beside it when the cells carry it."""
+    charts = _profiles(layers, metric)
+    if metric == "mean_abs" and PER_LR in layers:
+        beside = _profiles(layers, PER_LR)
+        charts = {name: alt.hconcat(chart, beside[name]) for name, chart in charts.items()}
+    return charts
+
+
+def _profiles(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
     charts = {}
     summary = _seed_summary(layers, metric)
     for lr, df in summary.groupby("lr"):
@@ -37,13 +47,15 @@ def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         )
         line = base.mark_line(point=True).encode(
             y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-            tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), "seeds"],
+            tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("low:Q", format=".3e"),
+                     alt.Tooltip("high:Q", format=".3e"), "seeds"],
         )
         layer = line
         if df["seeds"].max() > 1:
             layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
         charts[f"cross_domain_lr={lr_label(lr)}"] = layer.properties(
-            width=WIDTH, height=HEIGHT, title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
+            width=WIDTH if metric != PER_LR else WIDTH // 2 + 60, height=HEIGHT,
+            title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
         )
     return charts
 

@@ -16,6 +16,7 @@ import pandas as pd
 from locus.charts import LABELS
 from locus.effective import layer_effective
 from locus.params import lr_label
+from locus.ranking import profile_shape
 
 CELL = ["domain", "lr", "seed"]
 W, H = 400, 240
@@ -108,29 +109,57 @@ def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids[:third], ids[-third:]
 
 
+def _ranges(layers: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3–5, 9'."""
+    spans, start = [], None
+    for i, x in enumerate(layers):
+        if start is None:
+            start = x
+        if i + 1 == len(layers) or layers[i + 1] != x + 1:
+            spans.append(f"{start}–{x}" if x != start else f"{x}")
+            start = None
+    return ", ".join(spans)
+
+
+def _shape(domain: str, shape: dict) -> str:
+    """One domain's profile in words: flat, peaked beyond the seed band, or (one seed) unverified."""
+    spread = f"layer-to-layer spread {shape['spread']:.1%}"
+    if shape["flat"]:
+        why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
+        return f"{domain} flat ({why})"
+    if shape["seeds"] == 1:
+        a, b = _peak(shape["mean"])
+        return f"{domain} highest at layers {a}–{b} ({spread}; one seed: not tested against seed noise)"
+    if shape["peak_layers"]:
+        return f"{domain} highest at layers {_ranges(shape['peak_layers'])} (beyond the seed band; {spread})"
+    return f"{domain} lower at layers {_ranges(shape['dip_layers'])} (beyond the seed band; {spread})"
+
+
 def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
+    """The profile of each domain at one LR in words: flat or where it peaks (only a peak that beats
+    the seed band is called one), late vs early layers with a seed-noise verdict, and how stable the
+    layer ranking is between seeds (locus.ranking)."""
     cell = layers[layers.lr == lr]
     early, late = _groups(cell.layer)
-    peaks, ratios, beyond, within = {}, {}, [], []
+    shapes, ratios, beyond, within = {}, {}, [], []
     for domain, df in cell.groupby("domain"):
         per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
-        profile = per_seed.mean(axis=1)
-        peaks[domain] = _peak(profile)
+        shapes[domain] = profile_shape(per_seed)
+        profile = shapes[domain]["mean"]
         ratios[domain] = profile.loc[late].mean() / profile.loc[early].mean()
         if per_seed.shape[1] > 1:
             diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
             (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
-    where = (f"layers {peaks[next(iter(peaks))][0]}–{peaks[next(iter(peaks))][1]} for all domains"
-             if len(set(peaks.values())) == 1 else "; ".join(f"{d}: {a}–{b}" for d, (a, b) in peaks.items()))
-    parts = []
-    for d, r in ratios.items():
-        parts.append(f"{d} {r:.2f}× more" if r >= 1 else f"{d} {1 / r:.2f}× less")
-    text = (f"LR {lr_label(lr)}: largest {LABELS[metric]} at {where}. Late layers ({_span(late)}) vs early "
-            f"layers ({_span(early)}): {', '.join(parts)}.")
+    parts = [f"{d} {r:.2f}× more" if r >= 1 else f"{d} {1 / r:.2f}× less" for d, r in ratios.items()]
+    text = (f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
+            f"Late layers ({_span(late)}) vs early layers ({_span(early)}): {', '.join(parts)}.")
     seeds = cell.seed.nunique()
     if seeds > 1:
         text += (f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
                  f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}." if within else "."))
+        text += (" How stable is this map? Spearman ρ of the layer ranking between seeds: "
+                 + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())
+                 + " (1 = same order every seed; below 0.8 the ordering is mostly seed noise).")
     else:
         text += " One seed: seed noise not estimated (add seeds to grid.seeds)."
     return text

@@ -27,6 +27,7 @@ import pandas as pd
 
 from locus.effective import ATTENTION_BLOCKS, spectrum_metrics
 from locus.params import lr_label
+from locus.ranking import spearman
 
 CELL = ["domain", "lr", "seed"]
 WEIGHT_KEY = re.compile(r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)\.weight$")
@@ -72,16 +73,6 @@ def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- LoRA vs full FT
-
-def spearman(x, y) -> float:
-    """Spearman's ρ: the Pearson correlation of the ranks (ties get their average rank)."""
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    if len(rx) != len(ry) or len(rx) < 3:
-        raise ValueError(f"Spearman needs two profiles of equal length ≥ 3, got {len(rx)} and {len(ry)}")
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
-    return float((rx * ry).sum() / denom) if denom else np.nan
-
 
 def critical_rho(n_layers: int) -> float:
     """|ρ| above which a Spearman correlation over n layers is significant at p ≈ 0.05 (two-sided)."""

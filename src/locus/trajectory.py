@@ -18,19 +18,10 @@ import pandas as pd
 
 from locus.layout import cell_dir, trajectory_cells
 from locus.params import lr_label
+from locus.ranking import spearman
 
 THRESHOLD = 0.9
 CELL = ["domain", "lr", "seed"]
-
-
-def spearman(x, y) -> float:
-    """Spearman's ρ of two equally long sequences: Pearson's r of their average ranks; NaN if one is constant."""
-    rx, ry = pd.Series(np.asarray(x, np.float64)).rank(), pd.Series(np.asarray(y, np.float64)).rank()
-    if len(rx) != len(ry):
-        raise ValueError(f"profiles of different length: {len(rx)} and {len(ry)} layers")
-    if len(rx) < 2 or rx.nunique() < 2 or ry.nunique() < 2:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def rank_stability(table: pd.DataFrame, metric: str, by: list[str] | tuple = ()) -> pd.DataFrame:

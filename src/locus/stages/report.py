@@ -27,7 +27,10 @@ def run_table(params) -> pd.DataFrame:
         m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
         rows.append({
             "domain": domain, "lr": lr_label(lr), "seed": seed, "steps": m["optimizer_steps"],
-            "train examples": m["train"]["examples"], "truncated": m["train"]["truncated"],
+            "Σ lr_t": f"{m['sum_lr']:.3g}" if "sum_lr" in m else "",
+            "train examples": f"{m['train']['examples']} (short of the budget)" if m["train"].get("budget_short")
+            else m["train"]["examples"],
+            "response tokens": m["train"]["response_tokens"], "truncated": m["train"]["truncated"],
             "eval loss before": round(m["eval_loss_before"], 4), "eval loss after": round(m["eval_loss_after"], 4),
             "train s": m["train_seconds"], "device": m["device"],
         })
@@ -95,6 +98,11 @@ SECTIONS = [
 ]
 
 
+ADAM_NOTE = (" Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
+             "by about lr per step, so raw mean |Δ| mostly counts steps × learning rate; divided by Σ lr_t it is "
+             "comparable across learning rates and budgets (how consistently each weight kept its direction).")
+
+
 def save_figures(figures: dict, directory) -> None:
     """Every chart as PNG (2×) and SVG in `directory`, written atomically as one directory."""
     with io.atomic_path(directory, is_dir=True) as tmp:
@@ -140,7 +148,8 @@ def run(args, params) -> None:
     figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers),
                **charts.module_heatmap(modules, metric), **effective_figures}
     for lr in params.grid.learning_rates:
-        notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric)
+        notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric) + (
+            ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else "")
 
     # optional experiments (held-out evaluation, full FT): nothing when they are off
     more_figures, more_notes, more_sections = charts_experiments.sections(args.tables, params, layers, modules)

@@ -1,0 +1,146 @@
+"""The GPU suite: everything a lent GPU should answer, in one command (≤ 8 minutes on an H100/H200).
+
+  benchmarks/gpu_suite.sh                  # CUDA: Llama-3.2-3B-shaped random model, NF4 on cuda:0
+  benchmarks/gpu_suite.sh --shape tiny     # proves the suite end to end on CPU (tests/unit/test_gpu_suite.py)
+
+1. environment: torch, CUDA, the device, bf16 support, bitsandbytes and one NF4 matmul on the device;
+2. one real pipeline cell through Snakemake (`locus` stages: prepare-model, prepare-data,
+   init-adapter, train, delta, effective, aggregate, report) on a random model of the shape
+   (benchmarks/random_model.py; no download), ~20 optimizer steps; its metrics.json says where and
+   how it ran (device, nf4_kernel, bf16 autocast, threads, tokens/s);
+3. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
+4. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+DOMAIN = "math_linguistic"
+# Per shape: tokenizer vocabulary, micro-batch, max length, model dtype on disk.
+SETTINGS = {"tiny": dict(vocab=320, batch=2, length=64, dtype="float32"),
+            "llama-3.2-3b": dict(vocab=8192, batch=4, length=512, dtype="bfloat16")}
+
+
+def environment() -> dict:
+    import torch
+
+    env = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+           "cuda_version": torch.version.cuda, "threads": torch.get_num_threads()}
+    if env["cuda"]:
+        env |= {"device": torch.cuda.get_device_name(), "bf16": torch.cuda.is_bf16_supported(),
+                "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)}
+    else:
+        env["device"] = "cpu"
+    try:
+        import bitsandbytes as bnb
+
+        layer = bnb.nn.Linear4bit(256, 256, compute_dtype=torch.bfloat16, quant_type="nf4")
+        layer = layer.to("cuda" if env["cuda"] else "cpu")
+        x = torch.randn(4, 256, dtype=torch.bfloat16, device=layer.weight.device)
+        env["bitsandbytes"] = bnb.__version__
+        env["nf4_matmul_ok"] = bool(torch.isfinite(layer(x)).all())
+    except Exception as e:  # noqa: BLE001 - the suite reports what fails instead of stopping
+        env["bitsandbytes"] = f"unavailable: {type(e).__name__}: {e}"
+        env["nf4_matmul_ok"] = False
+    return env
+
+
+def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
+    """One grid cell through Snakemake on a random model of `shape`; returns its metrics and timings."""
+    from random_model import build, raw_texts
+
+    s = SETTINGS[shape]
+    model_src = build(work / f"random-{shape}", shape, raw_texts(ROOT / "data/raw" / f"{DOMAIN}.jsonl"),
+                      vocab_size=s["vocab"], dtype=s["dtype"])
+    results = work / "results"
+    params = {
+        "results_dir": str(results), "models_dir": str(work / "models"), "lr": 0.001,
+        "model": {"source": str(model_src), "dtype": s["dtype"]},
+        "training": {"per_device_batch_size": s["batch"], "grad_accum_steps": 1, "max_seq_length": s["length"],
+                     "checkpoint_every": 0},
+        "grid": {"domains": [DOMAIN], "learning_rates": [0.001], "seeds": [0]},
+        "data": {"raw_dir": str(ROOT / "data/raw"), "max_train_examples": steps * s["batch"],
+                 "max_eval_examples": 2 * s["batch"]},
+    }
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in params.items():
+        base[key] = base[key] | value if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(base))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(ROOT), "--config", f"params={params_file}", "--", str(results / "report.html")]
+    start = time.perf_counter()
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    (work / "snakemake.log").write_text(run.stdout + run.stderr)
+    if run.returncode:
+        raise SystemExit(f"pipeline cell failed (exit {run.returncode}); last lines:\n"
+                         + "\n".join((run.stdout + run.stderr).splitlines()[-30:]))
+    cell = results / "runs" / DOMAIN / "lr=0.001" / "seed=0"
+    return {"seconds": round(seconds, 1), "metrics": json.loads((cell / "metrics.json").read_text())}
+
+
+def throughput(shape: str, steps: int, out: Path) -> dict:
+    import torch
+
+    cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--shape", shape, "--steps", str(steps),
+           "--domain", DOMAIN, "--results-dir", str(out)]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"throughput benchmark failed (exit {run.returncode}):\n" + run.stderr[-3000:])
+    return json.loads((out / f"throughput-{'cuda' if torch.cuda.is_available() else 'cpu'}-{shape}.json").read_text())
+
+
+def markdown(report: dict) -> str:
+    env, cell = report["environment"], report["pipeline"]
+    m = cell["metrics"]
+    lines = [f"GPU suite, {report['shape']} on {env['device']} (torch {env['torch']}, CUDA {env['cuda_version']}, "
+             f"bitsandbytes {env['bitsandbytes']}), {report['date']}", "",
+             "| check | result |", "|---|---|",
+             f"| NF4 matmul on the device | {'ok' if env['nf4_matmul_ok'] else 'FAILED'} |",
+             f"| pipeline cell through Snakemake | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
+             f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
+             f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
+             "", report["throughput"].get("table", "")]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", choices=sorted(SETTINGS), default="llama-3.2-3b")
+    ap.add_argument("--steps", type=int, default=20, help="optimizer steps of the pipeline cell")
+    ap.add_argument("--throughput-steps", type=int, default=6)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    args = ap.parse_args()
+    report = {"shape": args.shape, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    report["environment"] = environment()
+    print(json.dumps(report["environment"]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="locus-gpu-suite-") as tmp:
+        report["pipeline"] = pipeline_cell(args.shape, args.steps, Path(tmp))
+    print(f"pipeline cell: {report['pipeline']['seconds']} s", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report["throughput"] = throughput(args.shape, args.throughput_steps, out)
+    slug = "".join(c if c.isalnum() else "-" for c in report["environment"]["device"].lower()).strip("-")
+    stem = out / f"gpu-{slug}-{args.shape}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
+    stem.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"-> {stem}.json, {stem}.md")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -1,0 +1,63 @@
+"""Layer rankings and how far to trust them: one Spearman, the seed band, flat vs peaked profiles.
+
+A layer profile is one number per layer (a metric averaged over a layer's matrices). Read from one
+run it always has a highest layer; whether that peak means anything depends on how much the
+profile moves when only the seed changes (LoRA's random A, dropout masks and data order). With
+S ≥ 2 seeds the per-layer spread across seeds is measured directly:
+  band(layer)   = 2 · s.d. over seeds / √S — twice the standard error of the seed mean
+  peak          = layers whose seed mean exceeds the profile's median layer by more than their band
+                  (dip: falls below it by more than the band)
+  flat          = no layer is more than its band away from the median, or (any number of seeds)
+                  the layer-to-layer spread (s.d. / mean across layers) is under FLAT_SPREAD
+  stability     = Spearman ρ of the layer ranking between every pair of seeds (mean over pairs):
+                  1 = the same order every time; near 0 = the ranking is noise.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+# Below this layer-to-layer spread (s.d. / mean over layers) a profile is flat whatever the seeds say.
+FLAT_SPREAD = 0.05
+
+
+def spearman(x, y) -> float:
+    """Spearman's ρ of two equally long sequences: Pearson's r of their average ranks (ties share
+    the mean rank); NaN when either is constant or shorter than 2."""
+    rx, ry = pd.Series(np.asarray(x, np.float64)).rank(), pd.Series(np.asarray(y, np.float64)).rank()
+    if len(rx) != len(ry):
+        raise ValueError(f"profiles of different length: {len(rx)} and {len(ry)} layers")
+    if len(rx) < 2 or rx.nunique() < 2 or ry.nunique() < 2:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def seed_stability(per_seed: pd.DataFrame) -> float:
+    """Mean Spearman ρ of the layer ranking over every pair of seeds (columns of a layer × seed
+    table); NaN with one seed."""
+    rhos = [spearman(per_seed[a], per_seed[b]) for a, b in combinations(per_seed.columns, 2)]
+    return float(np.nanmean(rhos)) if rhos and not np.all(np.isnan(rhos)) else float("nan")
+
+
+def profile_shape(per_seed: pd.DataFrame) -> dict:
+    """What a layer × seed table supports saying: {mean, band, spread, flat, peak_layers, dip_layers,
+    stability, seeds}.
+
+    peak_layers are the layers above the median layer by more than their seed band (empty with one
+    seed: a peak cannot be told from noise then, unless the caller reports it as unverified)."""
+    mean = per_seed.mean(axis=1)
+    seeds = per_seed.shape[1]
+    spread = float(mean.std(ddof=0) / mean.mean()) if mean.mean() else float("nan")
+    if seeds > 1:
+        band = 2 * per_seed.std(axis=1, ddof=1) / np.sqrt(seeds)
+        excess = mean - mean.median()
+        peak = [int(layer) for layer in mean.index[excess > band]]
+        dip = [int(layer) for layer in mean.index[excess < -band]]
+        flat = spread < FLAT_SPREAD or not (peak or dip)
+    else:
+        band, peak, dip, flat = pd.Series(np.nan, index=mean.index), [], [], spread < FLAT_SPREAD
+    return {"mean": mean, "band": band, "spread": spread, "flat": bool(flat), "peak_layers": peak,
+            "dip_layers": dip, "stability": seed_stability(per_seed), "seeds": seeds}
