@@ -45,13 +45,14 @@ def build_tokenizer(texts: list[str], vocab_size: int):
 
 
 def build(path: Path, shape: str, texts: list[str], vocab_size: int = 320, dtype: str = "float32", seed: int = 1234,
-          device: str | None = None) -> Path:
-    """Tokenizer + random LlamaForCausalLM of `shape` saved in `path` (safetensors); returns path."""
+          device: str | None = None, **config) -> Path:
+    """Tokenizer + random LlamaForCausalLM of `shape` (config keys overridden by `config`) saved in
+    `path` (safetensors); returns path."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer(texts, vocab_size)
-    config = LlamaConfig(**({"vocab_size": len(tokenizer)} | SHAPES[shape]), bos_token_id=tokenizer.bos_token_id,
+    config = LlamaConfig(**({"vocab_size": len(tokenizer)} | SHAPES[shape] | config), bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() and shape != "tiny" else "cpu")

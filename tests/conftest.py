@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] "
-    "+ '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # random_model
 
 RECORDS = [
     {"instruction": f"What is {a} plus {b}?", "response": f"{a} + {b} = {a + b}. Answer: {a + b}"}
@@ -24,27 +21,11 @@ RECORDS = [
 
 
 def build_tiny_model(path: Path, layers: int = 3) -> Path:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """benchmarks/random_model.py's `tiny` shape, its tokenizer trained on RECORDS."""
+    from random_model import build
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([r["instruction"] + " " + r["response"] for r in RECORDS], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
-    fast.chat_template = CHATML
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-                         pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(1234)
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    fast.save_pretrained(path)
-    return path
+    return build(path, "tiny", [r["instruction"] + " " + r["response"] for r in RECORDS], vocab_size=320,
+                 num_hidden_layers=layers)
 
 
 @pytest.fixture(scope="session")
