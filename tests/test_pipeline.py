@@ -147,7 +147,7 @@ def test_report_is_self_contained(smoke, params):
     n_lr = len(params.grid.learning_rates)
     # seed figures (cross-domain per LR, per domain and LR, heatmap) + effective (profile, attention
     # share and similarity per LR, one heatmap)
-    n_charts = n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1
+    n_charts = 1 + n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1  # explorer first
     # optional experiments on in the smoke preset: evaluation (one per LR), full FT (a profile per
     # domain, ρ, rank), each with its finding
     n_experiments = n_lr * bool(params.evaluation.domains) + (len(params.full_ft.domains) + 2) * bool(params.full_ft.domains)

@@ -58,3 +58,22 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
     assert "How stable is this map? Spearman ρ of the layer ranking between seeds:" in text
     one_seed = describe_profile(pd.DataFrame(rows).query("seed == 0"), 0.001)
     assert "one seed: not tested against seed noise" in one_seed and "noise flat" in one_seed
+
+
+def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
+    from locus.charts import LABELS, explorer
+
+    rows = [{"domain": d, "lr": lr, "seed": s, "layer": layer, "mean_abs": 1e-4 * (1 + layer + s),
+             "mean_abs_per_lr": 0.4 + 0.01 * s, "rel_fro": 1e-3, "fro": 0.1, "attention_share": 0.3, "var_abs": 1e-9}
+            for d in ("cpp", "python") for lr in (0.0002, 0.001) for s in (0, 1) for layer in range(4)]
+    metrics = {(d, lr, s): {"optimizer_steps": 4} for d in ("cpp", "python") for lr in (0.0002, 0.001) for s in (0, 1)}
+    spec = explorer(pd.DataFrame(rows), metrics)["explorer"].to_dict()
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["metric"]["bind"]["options"] == [LABELS[m] for m in ("mean_abs", "mean_abs_per_lr", "rel_fro",
+                                                                     "fro", "attention_share", "var_abs")]
+    assert params["lr"]["bind"]["options"] == ["0.0002", "0.001"]
+    assert any(p.get("bind") == "legend" for p in spec["params"])
+    data = next(iter(spec["datasets"].values()))
+    first = next(r for r in data if r["domain"] == "cpp" and r["lr"] == "0.001" and r["layer"] == 2
+                 and r["metric"] == LABELS["mean_abs"])
+    assert first["low"] == pytest.approx(3e-4) and first["high"] == pytest.approx(4e-4) and first["steps"] == 4

@@ -103,3 +103,38 @@ def module_heatmap(modules: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         .properties(title=f"{LABELS[metric]} by layer and module")
     )
     return {"module_heatmap": chart}
+
+
+EXPLORER_METRICS = ["mean_abs", "mean_abs_per_lr", "rel_fro", "fro", "attention_share", "var_abs"]
+
+
+def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
+    """One interactive layer-profile explorer (works offline, no server): choose the metric and the
+    LR from dropdowns, click legend entries to show or hide domains; the seed band (min–max over
+    seeds) is shaded and every point has a tooltip (layer, value, band, seeds, steps).
+    `metrics` maps (domain, lr, seed) to that cell's metrics.json, for the steps in the tooltip."""
+    names = [m for m in EXPLORER_METRICS if m in layers]
+    long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=names, var_name="metric")
+    long["steps"] = [metrics.get((d, lr, s), {}).get("optimizer_steps") for d, lr, s in
+                     zip(long.domain, long.lr, long.seed)]
+    g = long.groupby(["metric", "domain", "lr", "layer"])
+    df = g["value"].agg(value="mean", low="min", high="max", seeds="count").join(g["steps"].max()).reset_index()
+    df["metric"] = df["metric"].map(LABELS)
+    df["lr"] = df["lr"].map(lr_label)
+    metric = alt.param(name="metric", value=LABELS[names[0]],
+                       bind=alt.binding_select(options=[LABELS[m] for m in names], name="metric "))
+    lrs = sorted(df["lr"].unique(), key=float)
+    lr = alt.param(name="lr", value=lrs[0], bind=alt.binding_select(options=lrs, name="LR "))
+    shown = alt.selection_point(fields=["domain"], bind="legend")
+    base = alt.Chart(df).transform_filter((alt.datum.metric == metric) & (alt.datum.lr == lr)).encode(
+        x=alt.X("layer:Q", title="layer"),
+        color=alt.Color("domain:N", title="domain (click to toggle)"),
+        opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)))
+    band = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title="value (the chosen metric)", scale=alt.Scale(zero=False)),
+        tooltip=["domain", "lr", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("low:Q", format=".3e"),
+                 alt.Tooltip("high:Q", format=".3e"), "seeds", "steps"])
+    chart = (band + line).add_params(metric, lr, shown).properties(
+        width=WIDTH + 120, height=HEIGHT + 60, title="Layer-profile explorer (seed band: min–max over seeds)")
+    return {"explorer": chart}

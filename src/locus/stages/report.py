@@ -88,6 +88,7 @@ averaged per transformer layer — the seed experiment's "locus of learning".</p
 {sections}"""
 
 SECTIONS = [
+    ("Explore the layer profiles", "explorer"),
     ("Comparative weight changes across domains (seed statistics)", "cross_domain"),
     ("Weight change across layers in individual domains", "domain_"),
     ("Layer × module (seed statistic)", "module_heatmap"),
@@ -145,7 +146,8 @@ def run(args, params) -> None:
     metric = params.report.metric
     similarity = pd.read_parquet(Path(args.tables) / "similarity.parquet")
     effective_figures, notes = charts_effective.figures(modules, similarity)
-    figures = {**charts.cross_domain(layers, metric), **charts.per_domain(layers),
+    cell_metrics = {cell: json.loads((cell_dir(params, *cell) / "metrics.json").read_text()) for cell in cells(params)}
+    figures = {**charts.explorer(layers, cell_metrics), **charts.cross_domain(layers, metric), **charts.per_domain(layers),
                **charts.module_heatmap(modules, metric), **effective_figures}
     for lr in params.grid.learning_rates:
         notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric) + (
