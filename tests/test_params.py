@@ -62,3 +62,11 @@ def test_lr_label_round_trips():
     for lr in (0.0002, 0.001, 1e-5, 0.1):
         assert float(lr_label(lr)) == lr
     assert lr_label(0.0002) == "0.0002"
+
+
+def test_a_params_file_with_a_byte_order_mark_loads(tmp_path):
+    from pathlib import Path
+
+    repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
+    (tmp_path / "p.yaml").write_bytes(b"\xef\xbb\xbf" + repo_params.read_bytes())
+    assert load(tmp_path / "p.yaml") == load(repo_params)

@@ -97,3 +97,22 @@ def test_deduplicate_and_subset():
     picked = ranked(records(100), "s")[:7]  # a budget is a prefix of the ranked split
     assert len(picked) == 7 and picked == ranked(list(reversed(records(100))), "s")[:7]
     assert len(ranked(records(5), "s")) == 5
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
+    from locus.records import read_records
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"instruction": "a", "response": "b"}\r\n{"instruction": "c", "response": "d"}\r\n')
+    assert [r["instruction"] for r in read_records(path)] == ["a", "c"]
+
+
+def test_a_path_like_domain_on_the_command_line_is_refused(tmp_path, capsys):
+    import pytest
+
+    from locus.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["prepare-data", "--domain", "../../tmp/evil", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "must be letters, digits" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -30,6 +30,9 @@ STAGES = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from locus.logs import quiet_third_party
+
+    quiet_third_party()  # before any stage imports transformers, peft or bitsandbytes
     parser = argparse.ArgumentParser(prog="locus", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.

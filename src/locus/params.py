@@ -18,6 +18,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PRESETS_DIR = Path("presets")
 
 
+def check_name(name: str, what: str = "name") -> str:
+    """A name that becomes part of a path (a domain, an arm): letters, digits, '_' or '-', nothing else."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
+        raise ValueError(f"{what} {name!r} must be letters, digits, '_' or '-' (it names files)")
+    return name
+
+
+def name_argument(text: str) -> str:
+    """argparse type for a command-line name that becomes a path (check_name's rule)."""
+    import argparse
+
+    try:
+        return check_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _check_lrs(v: list[float]) -> list[float]:
     for lr in v:
         if not 0 < lr <= 1:
@@ -113,8 +130,7 @@ class GridParams(Section):
     @classmethod
     def _domain_names(cls, v: list[str]) -> list[str]:
         for d in v:
-            if not d.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"domain {d!r} must be letters, digits, '_' or '-' (it names files)")
+            check_name(d, "domain")
         if len(set(v)) != len(v):
             raise ValueError(f"duplicate domains in {v}")
         return v
@@ -366,7 +382,7 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is unambiguous: accept it
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
     try:

@@ -56,7 +56,7 @@ def read_records(path: str | Path) -> list[dict]:
     """All records of a JSONL or JSON-array file, normalised; raises DataError naming file:line."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a leading byte-order mark is accepted and dropped
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None

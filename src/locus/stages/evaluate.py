@@ -17,6 +17,7 @@ import time
 
 from locus import io
 from locus.layout import data_dir
+from locus.params import check_name
 
 
 def add_arguments(parser) -> None:
@@ -34,7 +35,8 @@ def run(args, params) -> None:
     from locus.modeling import load_tokenizer
     from locus.stages.train import load_split
 
-    domains = args.domains.split(",") if args.domains else list(params.evaluation.domains)
+    domains = [check_name(d, "--domains") for d in args.domains.split(",")] if args.domains \
+        else list(params.evaluation.domains)
     if not domains:
         raise ValueError("no eval domain: set evaluation.domains in params.yaml or pass --domains")
     missing = [d for d in domains if not (data_dir(params, d) / "eval.jsonl").exists()]

@@ -12,6 +12,7 @@ from peft import get_peft_model
 
 from locus import io
 from locus.modeling import load_base, lora_config, seed_everything
+from locus.params import name_argument
 from locus.validation import read_arm_layers
 
 
@@ -24,7 +25,7 @@ def add_arguments(parser) -> None:
     which.add_argument("--layers", default=None, help="comma-separated layer indices to adapt, e.g. 3,7,12 "
                                                       "(default: every layer)")
     which.add_argument("--layers-from", default=None, help="arms.json of `locus rank-layers`: adapt the layers of --arm")
-    parser.add_argument("--arm", default=None, help="arm of --layers-from: top, bottom or randomN")
+    parser.add_argument("--arm", default=None, type=name_argument, help="arm of --layers-from: top, bottom or randomN")
 
 
 def selected_layers(args, n_layers: int | None) -> list[int] | None:

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from locus import io
+from locus.params import name_argument
 from locus.records import DataError, find_raw, read_records
 
 
@@ -67,7 +68,7 @@ def length_stats(records: list[dict]) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--domain", required=True)
+    parser.add_argument("--domain", required=True, type=name_argument)
     parser.add_argument("--out", required=True, help="directory for train.jsonl, eval.jsonl, stats.json")
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import pandas as pd
 
 from locus import io
+from locus.params import name_argument
 from locus.validation import RANDOM_SETS, arm_layers, rank_layers
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--layers", required=True, help="layers.parquet of `locus aggregate`")
-    parser.add_argument("--domain", required=True, help="a domain of validation.domains")
+    parser.add_argument("--domain", required=True, type=name_argument, help="a domain of validation.domains")
     parser.add_argument("--out", required=True, help="arms.json to write")
 
 

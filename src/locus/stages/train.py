@@ -14,16 +14,17 @@ the outputs are written. A NaN/inf loss or gradient norm stops the run, keeping 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from peft import PeftModel, prepare_model_for_kbit_training
-from transformers import (DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import (DataCollatorForSeq2Seq, DataCollatorWithFlattening, PrinterCallback, Trainer,
+                          TrainerCallback, TrainingArguments)
 
-from locus import checkpoints, io, snapshots
+from locus import checkpoints, io, logs, snapshots
 from locus.modeling import load_base, load_tokenizer, nf4_kernel, seed_everything, use_bf16
 from locus.records import DataError, read_records
 from locus.sft_data import IGNORE_INDEX, encode_all
@@ -38,8 +39,11 @@ class StepLog(TrainerCallback):
     would otherwise replace a NaN loss by the running mean).
     """
 
-    def __init__(self):
+    def __init__(self, progress: bool = False, tokens=lambda: 0):
+        """progress: print one line per logged step (step, loss, tokens/s, ETA) — for job logs,
+        where a progress bar is a wall of redraws; tokens: a callable giving real tokens so far."""
         self.rows: list[dict] = []
+        self.progress, self.tokens, self.start = progress, tokens, time.perf_counter()
 
     @staticmethod
     def _row(logs: dict, step: int, epoch: float | None) -> dict:
@@ -50,6 +54,7 @@ class StepLog(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         # A resumed run restores the earlier steps' logs with the checkpoint's trainer state.
         self.rows = [self._row(h, h["step"], h.get("epoch")) for h in state.log_history if "loss" in h]
+        self.start, self.first_step, self.first_tokens = time.perf_counter(), state.global_step, self.tokens()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
@@ -58,6 +63,16 @@ class StepLog(TrainerCallback):
                 if not math.isfinite(row.get(key, 0.0)):
                     raise FloatingPointError(f"{key} is {row[key]} at step {state.global_step}; stopping")
             self.rows.append(row)
+            if self.progress:
+                self._print(row, state)
+
+    def _print(self, row: dict, state) -> None:
+        seconds = time.perf_counter() - self.start
+        done = max(state.global_step - self.first_step, 1)
+        eta = seconds / done * (state.max_steps - state.global_step)
+        rate = (self.tokens() - self.first_tokens) / max(seconds, 1e-9)
+        print(f"step {state.global_step}/{state.max_steps}  loss {row['loss']:.4f}  lr {row.get('learning_rate', 0):.2e}  "
+              f"{rate:,.0f} tokens/s  ETA {eta:,.0f} s", file=sys.stderr, flush=True)
 
     def to_csv(self) -> str:
         """CSV that DVC plots read natively: step, epoch, loss, learning_rate, grad_norm."""
@@ -174,6 +189,7 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         save_steps=save_steps or 500,  # ignored when save_strategy is "no"
         eval_strategy="no",
         report_to=[],
+        disable_tqdm=not logs.interactive(),  # StepLog prints one line per step instead
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
@@ -199,8 +215,8 @@ def run(args, params) -> None:
     tokenizer = load_tokenizer(args.model)
     (train_set, train_counts), (eval_set, eval_counts) = load_data(tokenizer, args.data, params)
     model = build_model(params, args.model, args.init)
-    log = StepLog()
     collator = make_collator(tokenizer, params)
+    log = StepLog(progress=not logs.interactive(), tokens=lambda: collator.tokens)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see
     # locus.checkpoints); the Trainer saves into a staging dir that AtomicCheckpoints promotes.
@@ -212,6 +228,8 @@ def run(args, params) -> None:
                                 save_steps=params.training.checkpoint_every),
         callbacks=[log, checkpoints.AtomicCheckpoints(out, fp), *snapshots.callbacks(params, model, out)],
     )
+    if not logs.interactive():  # its per-step dict lines would repeat StepLog's
+        trainer.remove_callback(PrinterCallback)
     # Before any training step, on the initial adapter: the same number whether or not we resume.
     eval_before = trainer.evaluate()["eval_loss"]
     collator.positions = collator.tokens = 0  # count the training batches only

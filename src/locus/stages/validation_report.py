@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 
 from locus import io, layout
+from locus.params import name_argument
 from locus.stages.report import chart_sections, html_page
 from locus.validation import paired_differences, verdict
 
@@ -85,7 +86,7 @@ def domain_section(params, table: pd.DataFrame, domain: str) -> tuple[str, str]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--domain", action="append", default=None,
+    parser.add_argument("--domain", action="append", default=None, type=name_argument,
                         help="report only this validation domain (repeatable; default: validation.domains)")
     parser.add_argument("--out", required=True, help="validation.html to write")
     parser.add_argument("--table", required=True, help="validation.parquet to write")
