@@ -43,7 +43,8 @@ def staging_dir(cell: str | os.PathLike) -> Path:
 
 def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) -> str:
     """sha256 over what decides the trajectory: params (but not checkpoint_every), lr, seed, the
-    train split, the initial adapter, the base model's config and weight files, library versions.
+    train split and budget, the initial adapter, the base model's config and weight files, the
+    device, library versions.
 
     Weight files enter by name, size and mtime (hashing 0.5 GB per cell is not worth it): a re-prepared
     model changes them, and a false mismatch only costs a restart from step 0, never a wrong resume.
@@ -53,10 +54,14 @@ def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) 
     import transformers
 
     training = params.training.model_dump(exclude={"checkpoint_every"})
+    # The budget picks the examples from the (whole, ranked) train split; the device changes the
+    # arithmetic, so a CPU checkpoint never resumes on a GPU or the other way round.
+    budget = params.data.model_dump(include={"max_train_examples", "max_eval_examples", "short_budget"})
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     h = hashlib.sha256(json.dumps({
         "model": params.model.model_dump(), "quantization": params.quantization.model_dump(),
-        "lora": params.lora.model_dump(), "training": training, "lr": lr, "seed": seed,
-        "versions": [torch.__version__, transformers.__version__, peft.__version__],
+        "lora": params.lora.model_dump(), "training": training, "lr": lr, "seed": seed, "data": budget,
+        "device": device, "versions": [torch.__version__, transformers.__version__, peft.__version__],
     }, sort_keys=True).encode())
     files = [Path(data) / "train.jsonl", *sorted(Path(init).glob("*")), *sorted(Path(model).glob("*.json"))]
     files = [f for f in files if f.is_file()]

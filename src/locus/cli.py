@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 STAGES = {
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     from locus.logs import quiet_third_party
 
     quiet_third_party()  # before any stage imports transformers, peft or bitsandbytes
+    # One GPU per job: on a multi-GPU host the Trainer would multiply the batch by the GPU count
+    # (or wrap the model in DataParallel) and silently change the experiment. torchrun sets
+    # LOCAL_RANK and chooses its own devices; a user's CUDA_VISIBLE_DEVICES is respected.
+    if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
     parser = argparse.ArgumentParser(prog="locus", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.

@@ -35,19 +35,25 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     non-quantized weights to fp32), plus the adapter when given; in eval mode (no dropout)."""
     from peft import PeftModel, prepare_model_for_kbit_training
 
-    from locus.modeling import load_base
+    from locus.modeling import load_base, nf4_kernel
 
     model = load_base(params, model_dir)
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    elif torch.cuda.is_available():  # NF4 is placed on cuda:0 when loaded; a plain base is not
+        model = model.to("cuda")
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     return model.eval()
 
 
 @torch.no_grad()
-def score(model, tokenizer, dataset, batch_size: int) -> dict:
-    """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc)."""
+def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dict:
+    """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
+
+    bf16: under bf16 autocast, as the Trainer trains and evaluates with training.mixed_precision, so
+    the loss matches its eval loss. The full-vocabulary log-softmax is taken one sequence at a
+    time in float32 (a 4 × 256-token batch at a 128k vocabulary would be 0.5 GB at once)."""
     from transformers import DataCollatorForSeq2Seq
 
     from locus.sft_data import IGNORE_INDEX
@@ -60,15 +66,16 @@ def score(model, tokenizer, dataset, batch_size: int) -> dict:
         batch = collate([{k: r[k] for k in ("input_ids", "attention_mask", "labels")}
                          for r in rows[start:start + batch_size]])
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         # position t-1 predicts token t; float64 sums so the total does not depend on batching
-        logits, labels = logits[:, :-1].float(), batch["labels"][:, 1:]
-        mask = labels != IGNORE_INDEX
-        target = labels.clamp(min=0)
-        token_nll = -torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        nll += float(token_nll[mask].double().sum())
-        correct += int((logits.argmax(-1) == target)[mask].sum())
-        tokens += int(mask.sum())
+        for row_logits, row_labels in zip(logits[:, :-1], batch["labels"][:, 1:]):
+            row_logits, mask = row_logits.float(), row_labels != IGNORE_INDEX
+            target = row_labels.clamp(min=0)
+            token_nll = -torch.log_softmax(row_logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            nll += float(token_nll[mask].double().sum())
+            correct += int((row_logits.argmax(-1) == target)[mask].sum())
+            tokens += int(mask.sum())
     if tokens == 0:
         raise ValueError("the eval split has no response token to score")
     return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(rows)}

@@ -18,9 +18,9 @@ rule evaluate_base:
         f"{RESULTS}/runs/{{domain}}/eval_base.json",
     log:
         f"{LOGS}/evaluate_base/{{domain}}.log",
-    threads: model_threads("default")
+    threads: model_threads("train")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("train"),
     shell:
         "locus evaluate {STAGE_ARGS} --model {input.model} --domains {wildcards.domain} "
         "--out {output} 2>&1 | tee {log}"
@@ -38,9 +38,9 @@ rule evaluate:
         f"{CELL}/eval.json",
     log:
         f"{LOGS}/evaluate/{{domain}}_lr={{lr}}_seed={{seed}}.log",
-    threads: model_threads("default")
+    threads: model_threads("train")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("train"),
     shell:
         "locus evaluate {STAGE_ARGS} --model {input.model} --adapter {input.adapter} "
         "--out {output} 2>&1 | tee {log}"

@@ -32,7 +32,7 @@ def run(args, params) -> None:
     import torch
 
     from locus.evaluation import load_for_eval, score
-    from locus.modeling import load_tokenizer
+    from locus.modeling import load_tokenizer, use_bf16
     from locus.stages.train import load_split
 
     domains = [check_name(d, "--domains") for d in args.domains.split(",")] if args.domains \
@@ -50,7 +50,7 @@ def run(args, params) -> None:
     scores = {}
     for d in domains:
         dataset, _ = load_split(tokenizer, data_dir(params, d) / "eval.jsonl", params, "max_eval_examples")
-        scores[d] = score(model, tokenizer, dataset, batch)
+        scores[d] = score(model, tokenizer, dataset, batch, bf16=use_bf16(params))
     seconds = round(time.perf_counter() - start, 2)
     io.write_json(args.out, {"model": str(args.model), "adapter": args.adapter and str(args.adapter),
                              "scores": scores, "seconds": seconds})

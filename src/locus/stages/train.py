@@ -194,6 +194,8 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
         bf16=use_bf16(params),
+        # TF32 for the fp32 matmuls that remain (LoRA, head) on Ampere or newer; None: leave as is.
+        tf32=True if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8 else None,
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
@@ -268,6 +270,7 @@ def run(args, params) -> None:
         "train_padding_fraction": round(padding, 4),  # of the positions computed in training steps
         "padding_free": params.training.padding_free,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "gpus_visible": torch.cuda.device_count(),  # 1 per job unless CUDA_VISIBLE_DEVICES says otherwise
         "quantization": params.quantization.method,
         "nf4_kernel": nf4_kernel(params),
         "bf16_autocast": use_bf16(params),

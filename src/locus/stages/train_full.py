@@ -75,7 +75,8 @@ def run(args, params) -> None:
         eval_after = trainer.evaluate()["eval_loss"]
 
     out = Path(args.out)
-    delta = {n: (p.detach().float() - w0[n].float()).contiguous() for n, p in weights.items()}
+    # W₀ stays where it was cloned (CPU); the Trainer may have moved the trained weights to CUDA.
+    delta = {n: (p.detach().float().to(w0[n].device) - w0[n].float()).contiguous() for n, p in weights.items()}
     with io.atomic_path(out / "delta.safetensors") as tmp:
         save_file(delta, str(tmp), metadata={"what": "W_final - W0, full fine-tuning", "lr": str(args.lr)})
     io.write_text(out / "train_log.csv", log.to_csv())
