@@ -28,6 +28,7 @@ rule prepare_data:
         stats=f"{RESULTS}/data/{{domain}}/stats.json",
     params:
         out=lambda w, output: os.path.dirname(output.train),
+        data=PARAMS.data.model_dump(),  # changing the split or the budget re-runs this rule (as in dvc.yaml)
     log:
         f"{LOGS}/prepare_data/{{domain}}.log",
     resources:
