@@ -44,7 +44,7 @@ def test_one_seed_is_judged_by_spread_only():
 def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_band():
     from locus.charts_effective import describe_profile
 
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(0)  # pure noise still crosses a 3-s.e. band in a few % of draws
     rows = []
     for seed in range(3):
         for layer in range(12):
@@ -77,3 +77,12 @@ def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
     first = next(r for r in data if r["domain"] == "cpp" and r["lr"] == "0.001" and r["layer"] == 2
                  and r["metric"] == LABELS["mean_abs"])
     assert first["low"] == pytest.approx(3e-4) and first["high"] == pytest.approx(4e-4) and first["steps"] == 4
+
+
+def test_a_reproducible_but_tiny_difference_is_nearly_flat():
+    from locus.charts_effective import describe_profile
+
+    rows = [{"domain": "tiny", "lr": 0.001, "seed": s, "layer": layer,
+             "rel_fro": (1.03 if layer >= 8 else 1.0) + 0.0001 * s} for s in range(3) for layer in range(12)]
+    text = describe_profile(pd.DataFrame(rows), 0.001)
+    assert "tiny nearly flat (layer-to-layer spread 1.4%), though layers 8–11 higher beyond the seed band" in text

@@ -124,6 +124,11 @@ def _ranges(layers: list[int]) -> str:
 def _shape(domain: str, shape: dict) -> str:
     """One domain's profile in words: flat, peaked beyond the seed band, or (one seed) unverified."""
     spread = f"layer-to-layer spread {shape['spread']:.1%}"
+    beyond = shape["peak_layers"] or shape["dip_layers"]
+    if shape["flat"] and beyond:  # reproducible, but too small to call a locus
+        where = (f"layers {_ranges(shape['peak_layers'])} higher" if shape["peak_layers"]
+                 else f"layers {_ranges(shape['dip_layers'])} lower")
+        return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
     if shape["flat"]:
         why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
         return f"{domain} flat ({why})"

@@ -4,11 +4,15 @@ A layer profile is one number per layer (a metric averaged over a layer's matric
 run it always has a highest layer; whether that peak means anything depends on how much the
 profile moves when only the seed changes (LoRA's random A, dropout masks and data order). With
 S ≥ 2 seeds the per-layer spread across seeds is measured directly:
-  band(layer)   = 2 · s.d. over seeds / √S — twice the standard error of the seed mean
+  band          = BAND_Z · √(mean over layers of the across-seed variance) / √S: the standard error
+                  of a layer's seed mean, its variance pooled over layers (with S = 2 seeds a single
+                  layer's own s.d. has one degree of freedom), times 3 — a Bonferroni-style margin,
+                  since ~30 layers are tested at once (2 s.e. would flag one noise layer in most runs)
   peak          = layers whose seed mean exceeds the profile's median layer by more than their band
                   (dip: falls below it by more than the band)
   flat          = no layer is more than its band away from the median, or (any number of seeds)
-                  the layer-to-layer spread (s.d. / mean across layers) is under FLAT_SPREAD
+                  the layer-to-layer spread (s.d. / mean across layers) is under FLAT_SPREAD —
+                  then a layer beyond its band is reproducible but too small to call a locus
   stability     = Spearman ρ of the layer ranking between every pair of seeds (mean over pairs):
                   1 = the same order every time; near 0 = the ranking is noise.
 """
@@ -20,6 +24,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+BAND_Z = 3.0
 # Below this layer-to-layer spread (s.d. / mean over layers) a profile is flat whatever the seeds say.
 FLAT_SPREAD = 0.05
 
@@ -52,7 +57,7 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
     seeds = per_seed.shape[1]
     spread = float(mean.std(ddof=0) / mean.mean()) if mean.mean() else float("nan")
     if seeds > 1:
-        band = 2 * per_seed.std(axis=1, ddof=1) / np.sqrt(seeds)
+        band = pd.Series(BAND_Z * np.sqrt(per_seed.var(axis=1, ddof=1).mean() / seeds), index=mean.index)
         excess = mean - mean.median()
         peak = [int(layer) for layer in mean.index[excess > band]]
         dip = [int(layer) for layer in mean.index[excess < -band]]
