@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DOMAIN = "math_linguistic"
 # Per shape: tokenizer vocabulary, micro-batch, max length, model dtype on disk.
-SETTINGS = {"tiny": dict(vocab=320, batch=2, length=64, dtype="float32"),
+SETTINGS = {"tiny": dict(vocab=320, batch=2, length=256, dtype="float32"),
             "llama-3.2-3b": dict(vocab=8192, batch=4, length=512, dtype="bfloat16")}
 
 
@@ -86,8 +86,9 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
     seconds = time.perf_counter() - start
     (work / "snakemake.log").write_text(run.stdout + run.stderr)
     if run.returncode:
-        raise SystemExit(f"pipeline cell failed (exit {run.returncode}); last lines:\n"
-                         + "\n".join((run.stdout + run.stderr).splitlines()[-30:]))
+        errors = [f"{log.relative_to(results)}: {line}" for log in sorted((results / "logs").rglob("*.log"))
+                  for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+        raise SystemExit(f"pipeline cell failed (exit {run.returncode}); stage errors:\n" + "\n".join(errors[-10:]))
     cell = results / "runs" / DOMAIN / "lr=0.001" / "seed=0"
     return {"seconds": round(seconds, 1), "metrics": json.loads((cell / "metrics.json").read_text())}
 

@@ -57,8 +57,11 @@ def setup(args, params, work: Path) -> dict:
     records = read_records(ROOT / params.data.raw_dir / f"{args.domain}.jsonl")
     need = args.steps * params.training.per_device_batch_size * params.training.grad_accum_steps
     data_dir = work / "data"
-    io.write_jsonl(data_dir / "train.jsonl", records[:need])
-    io.write_jsonl(data_dir / "eval.jsonl", records[need:need + 4])
+    # A margin beyond the budget: both arms take the first `need` usable examples, in this order
+    # (an example dropped by the over-length policy is replaced, as in the pipeline).
+    margin = need + 16
+    io.write_jsonl(data_dir / "train.jsonl", records[:margin])
+    io.write_jsonl(data_dir / "eval.jsonl", records[margin:margin + 8])
     init_dir = work / "adapter_init"
     init_adapter.run(Namespace(model=str(model_dir), seed=0, out=str(init_dir), layers=None, layers_from=None,
                                arm=None), params)
