@@ -73,9 +73,10 @@ def copy_repo(dst: Path) -> Path:
     return dst
 
 
-def run_tool(cwd: Path, *cmd: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    """Run a command with the venv's bin/ first on PATH (where `locus`, snakemake and dvc live)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+def run_tool(cwd: Path, *cmd: str, timeout: int = 1500, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command with the venv's bin/ first on PATH (where `locus`, snakemake and dvc live);
+    `env` adds variables."""
+    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):  # CI machines may have no git identity
         env.setdefault(var, "Locus tests")
     for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):

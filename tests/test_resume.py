@@ -255,7 +255,7 @@ def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Pa
     params = yaml.safe_load((work / "params.yaml").read_text())
     params.update(results_dir="results", models_dir="tiny_models", lr=0.001,
                   grid={"domains": ["arith"], "learning_rates": [0.001], "seeds": [0]})
-    params["data"].update(raw_dir="tiny_raw", eval_fraction=0.2)
+    params["data"].update(raw_dir="tiny_raw", eval_fraction=0.2, max_train_examples=None, max_eval_examples=None)
     params["lora"].update(r=4, alpha=8)
     params["training"].update(grad_accum_steps=1, epochs=2, checkpoint_every=EVERY, max_seq_length=64)
     (work / params_name).write_text(yaml.safe_dump(params, sort_keys=False))
