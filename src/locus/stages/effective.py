@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from locus import io
+from locus import io, nf4
 from locus.effective import iter_updates, update_metrics
 from locus.modeling import DTYPES
 
@@ -49,20 +49,11 @@ def weight_files(model_dir: str | Path) -> dict[str, Path]:
         return {k: single for k in f.keys()}
 
 
-def nf4_roundtrip(weight: torch.Tensor, compute_dtype: torch.dtype, double_quant: bool) -> torch.Tensor:
-    """The NF4-dequantized weight Linear4bit computes with (bitsandbytes Params4bit defaults: blocksize 64)."""
-    import bitsandbytes.functional as bnbf
-
-    packed, state = bnbf.quantize_4bit(weight.to(compute_dtype).contiguous(), blocksize=64,
-                                       compress_statistics=double_quant, quant_type="nf4")
-    return bnbf.dequantize_4bit(packed, state)
-
-
 def as_trained(weight: torch.Tensor, params) -> np.ndarray:
     """W₀ as the training forward pass saw it, as float32 (exact for bf16/fp16/fp32 values) numpy."""
     q = params.quantization
     if q.method == "nf4":
-        w = nf4_roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)
+        w = nf4.roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)
     else:
         w = weight.to(DTYPES[params.model.dtype])
     return w.float().numpy()
