@@ -21,10 +21,14 @@ from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
 
 
-def run_table(params) -> pd.DataFrame:
+def read_metrics(params) -> dict[tuple, dict]:
+    """{(domain, lr, seed): that cell's metrics.json}, read once for the run table and the explorer."""
+    return {cell: json.loads((cell_dir(params, *cell) / "metrics.json").read_text()) for cell in cells(params)}
+
+
+def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
     rows = []
-    for domain, lr, seed in cells(params):
-        m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+    for (domain, lr, seed), m in metrics.items():
         rows.append({
             "domain": domain, "lr": lr_label(lr), "seed": seed, "steps": m["optimizer_steps"],
             "Σ lr_t": f"{m['sum_lr']:.3g}" if "sum_lr" in m else "",
@@ -146,7 +150,7 @@ def run(args, params) -> None:
     metric = params.report.metric
     similarity = pd.read_parquet(Path(args.tables) / "similarity.parquet")
     effective_figures, notes = charts_effective.figures(modules, similarity)
-    cell_metrics = {cell: json.loads((cell_dir(params, *cell) / "metrics.json").read_text()) for cell in cells(params)}
+    cell_metrics = read_metrics(params)
     figures = {**charts.explorer(layers, cell_metrics), **charts.cross_domain(layers, metric), **charts.per_domain(layers),
                **charts.module_heatmap(modules, metric), **effective_figures}
     for lr in params.grid.learning_rates:
@@ -162,6 +166,6 @@ def run(args, params) -> None:
     save_figures(figures, args.figures)
     sections, specs = chart_sections(figures, notes, SECTIONS + more_sections)
     body = PAGE.format(header=header(params), data=data_table(params).to_html(index=False),
-                       runs=run_table(params).to_html(index=False), sections=sections)
+                       runs=run_table(cell_metrics).to_html(index=False), sections=sections)
     io.write_text(args.out, html_page(params.report.title, body, specs))
     print(f"report with {len(figures)} figures -> {args.out}, {args.figures}/")
