@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,3 +83,57 @@ def run_tool(cwd: Path, *cmd: str, timeout: int = 1500, env: dict | None = None)
     for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
         env.setdefault(var, "tests@locus.invalid")
     return subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def edited(path: Path):
+    """Edit a source file as a developer would (new content, newer mtime); restore both after."""
+    original, stat = path.read_bytes(), path.stat()
+    path.write_bytes(original + b"\n# edited by a test\n")  # mtime: now, newer than every output
+    try:
+        yield path
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def stages_importing(path: str) -> set[str]:
+    """Names of the pipeline stages (DVC stages = Snakemake rules) whose command imports `path`."""
+    from locus.pipeline import STAGES, code_files
+
+    return {s.name for s in STAGES if path in code_files(s.locus_command)}
+
+
+def probe_modules() -> list[str]:
+    """Source files to edit in the staleness tests: for each stage, the file outside src/locus/stages
+    that the fewest stages import (the transitive imports, easy to miss by hand; the stage module
+    itself when it imports nothing else of its own), plus one file no stage imports."""
+    from locus.pipeline import STAGES, code_files
+
+    every = sorted({f for s in STAGES for f in code_files(s.locus_command)})
+
+    def specificity(f: str) -> tuple:
+        return ("/stages/" in f, len(stages_importing(f)), f)
+
+    probes = {min(code_files(s.locus_command), key=specificity) for s in STAGES}
+    unused = sorted(str(p.relative_to(REPO)) for p in (REPO / "src/locus").rglob("*.py")
+                    if str(p.relative_to(REPO)) not in every)
+    return sorted(probes) + unused[:1]
+
+
+def shell_commands(dry_run_output: str) -> set[str]:
+    """The `locus` commands a `snakemake -n -p` run would execute, whitespace-normalised, logging cut."""
+    prefix = "Shell command: "
+    return {" ".join(line[len(prefix):].split("2>&1")[0].split())
+            for line in dry_run_output.splitlines() if line.startswith(prefix + "locus ")}
+
+
+def snakemake_reasons(dry_run_output: str) -> dict[str, set[str]]:
+    """{reason: rules} from a dry run's closing summary, e.g. "updated input files": {"train"}."""
+    reasons, current = {}, None
+    for line in dry_run_output.split("Reasons:", 1)[-1].splitlines()[1:]:
+        if line.startswith("        ") and current:
+            reasons[current] = {r.strip() for r in line.split(",")}
+        elif line.strip().endswith(":"):
+            current = line.strip()[:-1]
+    return reasons

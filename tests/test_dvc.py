@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, copy_repo, run_tool
+from conftest import REPO, copy_repo, edited, probe_modules, run_tool, shell_commands, stages_importing
 from locus.params import load
 
 pytestmark = pytest.mark.integration
@@ -73,12 +73,20 @@ def test_snakemake_and_dvc_run_the_same_commands(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     dvc_cmds = {" ".join(s["cmd"].split()) for name, s in lock.items() if not name.startswith(("aggregate", "report"))}
     dry = ok(run_tool(repo, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "--", "results/smoke/report.html"))
-    prefix = "Shell command: "
-    smk_cmds = {" ".join(line[len(prefix):].split("2>&1")[0].split())
-                for line in dry.splitlines() if line.startswith(prefix + "locus ")}
+    smk_cmds = shell_commands(dry)
     smk_cells = {c for c in smk_cmds if not c.startswith(("locus aggregate", "locus report"))}
     assert dvc_cmds and dvc_cmds == smk_cells
     assert {c.split()[1] for c in smk_cmds} == {s["cmd"].split()[1] for s in lock.values()}
+
+
+def test_editing_a_module_makes_exactly_the_stages_importing_it_stale(repo):
+    """Code dependencies are derived: editing a file a stage imports (even transitively) makes that
+    stage stale in `dvc status`; a file no stage imports leaves everything up to date."""
+    present = {line.split()[0].split("@")[0] for line in ok(run_tool(repo, "dvc", "stage", "list")).splitlines()}
+    for module in probe_modules():
+        with edited(repo / module):
+            status = json.loads(ok(run_tool(repo, "dvc", "status", "--json")) or "{}")
+        assert {name.split("@")[0] for name in status} == stages_importing(module) & present, module
 
 
 def test_changing_one_domain_reruns_only_its_cells(repo):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_repo, run_tool
+from conftest import copy_repo, edited, probe_modules, run_tool, snakemake_reasons, stages_importing
 from locus import layout
 from locus.params import load
 
@@ -182,6 +182,23 @@ def test_held_out_evaluation_and_full_ft_arm(smoke, params):
 def test_rerun_has_nothing_to_do(smoke):
     run = snakemake(smoke, "-n", "--", "results/smoke/report.html")
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_editing_a_module_makes_exactly_the_rules_importing_it_stale(smoke):
+    """Code dependencies are derived: editing a file a rule's command imports (even transitively)
+    reruns that rule's jobs, and no other rule is rerun for the edit itself (only as downstream of
+    those); a file no rule imports leaves everything up to date."""
+    target = ["--", "results/smoke/report.html"]
+    present = snakemake_reasons(snakemake(smoke, "-n", "--forceall", *target).stdout)["forced"]
+    for module in probe_modules():
+        with edited(smoke / module):
+            run = snakemake(smoke, "-n", *target)
+        assert run.returncode == 0, run.stderr[-2000:]
+        reasons = snakemake_reasons(run.stdout)
+        planned = set().union(*reasons.values())
+        importing = stages_importing(module) & present
+        assert importing <= planned and reasons.get("updated input files", set()) <= importing, module
+    assert "Nothing to be done" in snakemake(smoke, "-n", *target).stdout
 
 
 def test_snakemake_report(smoke):

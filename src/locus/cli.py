@@ -26,6 +26,7 @@ STAGES = {
     "external": "locus.stages.external",
     "rank-layers": "locus.stages.rank_layers",
     "validation-report": "locus.stages.validation_report",
+    "wiring": "locus.stages.wiring",
 }
 
 

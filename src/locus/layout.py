@@ -21,9 +21,52 @@ results/
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from locus.params import Params, lr_label
+
+# Every path pattern, written once. `{name}` is a params value (results_dir, models_dir, raw_dir), a
+# grid coordinate (domain, lr, seed, arm) or another pattern. Snakemake fills the params values and
+# keeps the coordinates as wildcards; dvc.yaml (locus.pipeline) fills them with ${...} templating;
+# the functions below fill everything.
+PATTERNS = {
+    "model_dir": "{models_dir}/base",
+    "raw_file": "{raw_dir}/{domain}.jsonl",
+    "data_dir": "{results_dir}/data/{domain}",
+    "runs_dir": "{results_dir}/runs",
+    "cell_dir": "{runs_dir}/{domain}/lr={lr}/seed={seed}",
+    "eval_base": "{runs_dir}/{domain}/eval_base.json",
+    "full_ft_dir": "{runs_dir}/{domain}/full_ft/lr={lr}/seed={seed}",
+    "validation_dir": "{results_dir}/validation/{domain}",
+    "arms": "{validation_dir}/arms.json",
+    "arm_dir": "{validation_dir}/{arm}/seed={seed}",
+    "experiment_dir": "{results_dir}/experiment",
+    "logs_dir": "{results_dir}/logs",
+}
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def expand(template: str, **values: object) -> str:
+    """Fill `template`'s {pattern} names (recursively) and the given values; leave other {fields}.
+
+    expand("{cell_dir}/metrics.json", results_dir="results") == "results/runs/{domain}/lr={lr}/seed={seed}/metrics.json"
+    """
+
+    def fill(match: re.Match) -> str:
+        name = match.group(1)
+        if name in values:
+            return str(values[name])
+        if name in PATTERNS:
+            return expand(PATTERNS[name], **values)
+        return match.group(0)
+
+    return _FIELD.sub(fill, template)
+
+
+def _path(name: str, params: Params, **coordinates: object) -> Path:
+    return Path(expand(PATTERNS[name], results_dir=params.results_dir, models_dir=params.models_dir,
+                       raw_dir=params.data.raw_dir, **coordinates))
 
 
 def model_dir(params: Params) -> Path:
@@ -32,26 +75,25 @@ def model_dir(params: Params) -> Path:
     A fixed name, so Snakemake and dvc.yaml agree without computing it; the model it holds is
     recorded in locus_provenance.json, and changing `model` re-runs the stage in both tools.
     """
-    return Path(params.models_dir) / "base"
+    return _path("model_dir", params)
 
 
 def data_dir(params: Params, domain: str) -> Path:
-    return Path(params.results_dir) / "data" / domain
+    return _path("data_dir", params, domain=domain)
 
 
 def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
-    lr = lr_label(float(lr))
-    return Path(params.results_dir) / "runs" / domain / f"lr={lr}" / f"seed={seed}"
+    return _path("cell_dir", params, domain=domain, lr=lr_label(float(lr)), seed=seed)
 
 
 def eval_base_path(params: Params, domain: str) -> Path:
     """runs/{domain}/eval_base.json: the base model (no adapter) scored on the domain's eval split."""
-    return Path(params.results_dir) / "runs" / domain / "eval_base.json"
+    return _path("eval_base", params, domain=domain)
 
 
 def full_ft_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
     """runs/{domain}/full_ft/lr={lr}/seed={seed}: one cell of the full fine-tuning arm."""
-    return Path(params.results_dir) / "runs" / domain / "full_ft" / f"lr={lr_label(float(lr))}" / f"seed={seed}"
+    return _path("full_ft_dir", params, domain=domain, lr=lr_label(float(lr)), seed=seed)
 
 
 def evaluated_cells(params: Params) -> list[tuple[str, float, int]]:
@@ -78,12 +120,12 @@ def cells(params: Params) -> list[tuple[str, float, int]]:
 
 def validation_dir(params: Params, domain: str) -> Path:
     """validation/{domain}: arms.json (ranking and arm layer sets) and one directory per arm."""
-    return Path(params.results_dir) / "validation" / domain
+    return _path("validation_dir", params, domain=domain)
 
 
 def arms_path(params: Params, domain: str) -> Path:
     """validation/{domain}/arms.json: the layer ranking and every arm's layer set (locus rank-layers)."""
-    return validation_dir(params, domain) / "arms.json"
+    return _path("arms", params, domain=domain)
 
 
 def arm_dir(params: Params, domain: str, arm: str, seed: int | str) -> Path:
@@ -94,7 +136,7 @@ def arm_dir(params: Params, domain: str, arm: str, seed: int | str) -> Path:
     """
     if arm == "all":
         return cell_dir(params, domain, params.validation.learning_rate, seed)
-    return validation_dir(params, domain) / arm / f"seed={seed}"
+    return _path("arm_dir", params, domain=domain, arm=arm, seed=seed)
 
 
 def validation_runs(params: Params) -> list[tuple[str, str, int]]:

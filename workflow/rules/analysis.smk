@@ -5,7 +5,7 @@ rule delta:
         init=f"{CELL}/adapter_init",
         final=f"{CELL}/adapter_final",
         metrics=f"{CELL}/metrics.json",
-        code=code("stats", "stages/delta"),
+        code=code("delta"),
     output:
         f"{CELL}/delta.parquet",
     log:
@@ -22,7 +22,7 @@ rule effective:
         model=MODEL,
         init=f"{CELL}/adapter_init",
         final=f"{CELL}/adapter_final",
-        code=code("effective", "stages/effective"),
+        code=code("effective"),
     output:
         f"{CELL}/effective.parquet",
     log:
@@ -45,7 +45,7 @@ rule aggregate:
         adapters=every_cell("{cell}/adapter_final"),
         evaluation=EVALUATION_INPUTS,  # optional experiments: empty lists when off
         full_ft=FULL_FT_INPUTS,
-        code=code("layout", "stats", "effective", "similarity", "experiments", "evaluation", "full_ft", "stages/aggregate"),
+        code=code("aggregate"),
     output:
         **EXPERIMENT_TABLES,
         layers=f"{RESULTS}/layers.parquet",
@@ -67,10 +67,10 @@ rule report:
         modules=f"{RESULTS}/modules.parquet",
         similarity=f"{RESULTS}/similarity.parquet",
         metrics=every_cell("{cell}/metrics.json"),
-        stats=expand(f"{RESULTS}/data/{{domain}}/stats.json", domain=PARAMS.grid.domains),
+        stats=expand(f"{DATA}/stats.json", domain=PARAMS.grid.domains),
         experiments=list(EXPERIMENT_TABLES.values()),
         trajectories=TRAJECTORY_INPUTS,  # [] unless training.snapshot_every > 0 (trajectory.smk)
-        code=code("layout", "charts", "charts_effective", "charts_experiments", "stages/report"),
+        code=code("report"),
     output:
         html=report(REPORT, caption="../report/report.rst", category="Report"),
         figures=report(

@@ -4,7 +4,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from locus import layout
+from locus import layout, pipeline
 from locus.params import load
 from locus.records import find_raw
 
@@ -17,9 +17,18 @@ STAGE_ARGS = " ".join(
     + ([f"--preset {PRESET}"] if PRESET else [])
 )
 RESULTS = PARAMS.results_dir
-MODEL = str(layout.model_dir(PARAMS))
-LOGS = f"{RESULTS}/logs"
-CELL = f"{RESULTS}/runs/{{domain}}/lr={{lr}}/seed={{seed}}"
+
+
+def pattern(name):
+    """A locus.layout path pattern with params filled in and the grid coordinates left as wildcards."""
+    return layout.expand(f"{{{name}}}", results_dir=RESULTS, models_dir=PARAMS.models_dir,
+                         raw_dir=PARAMS.data.raw_dir)
+
+
+MODEL = pattern("model_dir")
+LOGS = pattern("logs_dir")
+DATA = pattern("data_dir")
+CELL = pattern("cell_dir")
 REPORT = f"{RESULTS}/report.html"
 
 
@@ -29,9 +38,10 @@ wildcard_constraints:
     seed=r"-?\d+",
 
 
-def code(*modules):
-    """Source files a rule depends on, so editing them reruns exactly the affected steps."""
-    return [f"src/locus/{m}.py" for m in ("params", "io", "cli") + modules]
+def code(command):
+    """The source files `locus <command>` imports (derived, never listed: locus.pipeline), so
+    editing any of them reruns exactly the jobs that run it."""
+    return pipeline.code_files(command)
 
 
 def raw_dataset(wildcards):

@@ -4,7 +4,7 @@
 
 
 def eval_splits(wildcards=None):
-    return expand(f"{RESULTS}/data/{{domain}}/eval.jsonl", domain=PARAMS.evaluation.domains)
+    return expand(f"{DATA}/eval.jsonl", domain=PARAMS.evaluation.domains)
 
 
 rule evaluate_base:
@@ -12,10 +12,10 @@ rule evaluate_base:
         "Base model on the {wildcards.domain} eval split"
     input:
         model=MODEL,
-        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
-        code=code("modeling", "sft_data", "evaluation", "stages/evaluate"),
+        eval=f"{DATA}/eval.jsonl",
+        code=code("evaluate"),
     output:
-        f"{RESULTS}/runs/{{domain}}/eval_base.json",
+        pattern("eval_base"),
     log:
         f"{LOGS}/evaluate_base/{{domain}}.log",
     threads: model_threads("train")
@@ -33,7 +33,7 @@ rule evaluate:
         model=MODEL,
         adapter=f"{CELL}/adapter_final",
         evals=eval_splits,
-        code=code("modeling", "sft_data", "evaluation", "stages/evaluate"),
+        code=code("evaluate"),
     output:
         f"{CELL}/eval.json",
     log:

@@ -28,8 +28,7 @@ rule external:
         "Analysing adapters trained elsewhere: external.{wildcards.name}"
     input:
         unpack(external_inputs),
-        code=code("adapters", "effective", "stats", "similarity", "charts", "charts_effective",
-                  "charts_external", "stages/effective", "stages/report", "stages/external"),
+        code=code("external"),
     output:
         html=f"{RESULTS}/external/{{name}}/report.html",
     params:

@@ -2,7 +2,7 @@
 # and budget as LoRA, its ΔW measured per module, compared with LoRA's layer map by `locus aggregate`.
 from locus.experiments import expected_files as experiment_files
 
-FULL_FT_CELL = f"{RESULTS}/runs/{{domain}}/full_ft/lr={{lr}}/seed={{seed}}"
+FULL_FT_CELL = pattern("full_ft_dir")
 
 
 rule train_full:
@@ -10,9 +10,9 @@ rule train_full:
         "Full fine-tuning {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
-        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
-        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
-        code=code("modeling", "records", "sft_data", "full_ft", "stages/train", "stages/train_full"),
+        train=f"{DATA}/train.jsonl",
+        eval=f"{DATA}/eval.jsonl",
+        code=code("train-full"),
     output:
         delta=f"{FULL_FT_CELL}/delta.safetensors",
         log=f"{FULL_FT_CELL}/train_log.csv",
@@ -36,7 +36,7 @@ rule full_ft_effective:
     input:
         model=MODEL,
         delta=f"{FULL_FT_CELL}/delta.safetensors",
-        code=code("effective", "full_ft", "stages/effective", "stages/full_ft_effective"),
+        code=code("full-ft-effective"),
     output:
         f"{FULL_FT_CELL}/effective.parquet",
     log:

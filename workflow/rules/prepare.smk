@@ -2,7 +2,7 @@ rule prepare_model:
     message:
         "Preparing base model {PARAMS.model.source} -> {output}"
     input:
-        code("layout", "modeling", "stages/prepare_model"),
+        code("prepare-model"),
     output:
         directory(MODEL),
     params:
@@ -21,11 +21,11 @@ rule prepare_data:
         "Preparing dataset {wildcards.domain}"
     input:
         raw=raw_dataset,
-        code=code("records", "stages/prepare_data"),
+        code=code("prepare-data"),
     output:
-        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
-        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
-        stats=f"{RESULTS}/data/{{domain}}/stats.json",
+        train=f"{DATA}/train.jsonl",
+        eval=f"{DATA}/eval.jsonl",
+        stats=f"{DATA}/stats.json",
     params:
         out=lambda w, output: os.path.dirname(output.train),
         data=PARAMS.data.model_dump(),  # changing the split or the budget re-runs this rule (as in dvc.yaml)

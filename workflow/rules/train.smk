@@ -3,7 +3,7 @@ rule init_adapter:
         "Initial LoRA adapter, seed {wildcards.seed} ({wildcards.domain}, lr={wildcards.lr})"
     input:
         model=MODEL,
-        code=code("modeling", "stages/init_adapter"),
+        code=code("init-adapter"),
     output:
         directory(f"{CELL}/adapter_init"),
     log:
@@ -21,10 +21,10 @@ rule train:
         "Training {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
-        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
-        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
+        train=f"{DATA}/train.jsonl",
+        eval=f"{DATA}/eval.jsonl",
         init=f"{CELL}/adapter_init",
-        code=code("modeling", "records", "sft_data", "stages/train"),
+        code=code("train"),
     output:
         adapter=directory(f"{CELL}/adapter_final"),
         log=f"{CELL}/train_log.csv",

@@ -4,13 +4,8 @@
 # TRAJECTORY_INPUTS is [], so every command and output is unchanged.
 
 TRAJECTORY_ON = PARAMS.training.snapshot_every > 0
-# What the report reads when on: each analysed cell's table, and the code that draws it.
-TRAJECTORY_INPUTS = (
-    [str(layout.cell_dir(PARAMS, *c) / "trajectory.parquet") for c in layout.trajectory_cells(PARAMS)]
-    + code("trajectory", "charts_trajectory")
-    if TRAJECTORY_ON
-    else []
-)
+# What the report reads when on: each analysed cell's table.
+TRAJECTORY_INPUTS = [str(layout.cell_dir(PARAMS, *c) / "trajectory.parquet") for c in layout.trajectory_cells(PARAMS)]
 
 if TRAJECTORY_ON:
 
@@ -22,8 +17,7 @@ if TRAJECTORY_ON:
             init=f"{CELL}/adapter_init",
             final=f"{CELL}/adapter_final",
             snapshots=f"{CELL}/trajectory",
-            code=code("effective", "stats", "snapshots", "trajectory", "stages/aggregate",
-                      "stages/effective", "stages/trajectory"),
+            code=code("trajectory"),
         output:
             f"{CELL}/trajectory.parquet",
         log:

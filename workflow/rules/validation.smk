@@ -7,8 +7,8 @@ from locus.params import lr_label
 
 VALIDATION_REPORT = f"{RESULTS}/validation.html"
 VALIDATION_TARGETS = [VALIDATION_REPORT] if PARAMS.validation.domains else []  # part of `rule all` when on
-ARMS = f"{RESULTS}/validation/{{domain}}/arms.json"
-ARM = f"{RESULTS}/validation/{{domain}}/{{arm}}/seed={{seed}}"
+ARMS = pattern("arms")
+ARM = pattern("arm_dir")
 
 
 wildcard_constraints:
@@ -20,7 +20,7 @@ rule rank_layers:
         "Ranking the layers of {wildcards.domain} and drawing the validation arms"
     input:
         layers=f"{RESULTS}/layers.parquet",
-        code=code("layout", "validation", "stages/rank_layers"),
+        code=code("rank-layers"),
     output:
         ARMS,
     params:
@@ -38,7 +38,7 @@ rule validation_init:
     input:
         model=MODEL,
         arms=ARMS,
-        code=code("modeling", "validation", "stages/init_adapter"),
+        code=code("init-adapter"),
     output:
         directory(f"{ARM}/adapter_init"),
     log:
@@ -56,10 +56,10 @@ rule validation_train:
         "Training validation arm {wildcards.arm}, seed {wildcards.seed} ({wildcards.domain})"
     input:
         model=MODEL,
-        train=f"{RESULTS}/data/{{domain}}/train.jsonl",
-        eval=f"{RESULTS}/data/{{domain}}/eval.jsonl",
+        train=f"{DATA}/train.jsonl",
+        eval=f"{DATA}/eval.jsonl",
         init=f"{ARM}/adapter_init",
-        code=code("modeling", "records", "sft_data", "stages/train"),
+        code=code("train"),
     output:
         adapter=directory(f"{ARM}/adapter_final"),
         log=f"{ARM}/train_log.csv",
@@ -86,7 +86,7 @@ rule validation_report:
         arms=expand(ARMS, domain=PARAMS.validation.domains),
         # The all-layer arm is the grid cell (trained by rule train when its seed is not a grid seed).
         metrics=[f"{layout.arm_dir(PARAMS, d, a, s)}/metrics.json" for d, a, s in layout.validation_runs(PARAMS)],
-        code=code("layout", "validation", "stages/report", "stages/validation_report"),
+        code=code("validation-report"),
     output:
         html=VALIDATION_REPORT,
         table=f"{RESULTS}/validation.parquet",

@@ -1,0 +1,74 @@
+"""The pipeline is defined once (locus.pipeline + locus.layout): dvc.yaml is generated from it and
+code dependencies are derived from imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+from locus import layout, pipeline
+from locus.cli import STAGES as COMMANDS
+
+
+def test_committed_dvc_yaml_is_what_the_table_generates():
+    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == pipeline.dvc_yaml(), "run `locus wiring`"
+
+
+def test_wiring_check_names_the_stale_file(tmp_path):
+    stale = tmp_path / "dvc.yaml"
+    stale.write_text(pipeline.dvc_yaml().replace("lora", "LORA"))
+    run = subprocess.run([sys.executable, "-m", "locus", "wiring", "--check", "--out", str(stale)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"locus wiring: error: {stale}: out of date with "
+                                               "src/locus/pipeline.py; run `locus wiring`"]
+    fresh = subprocess.run([sys.executable, "-m", "locus", "wiring", "--out", str(stale)], cwd=REPO,
+                           capture_output=True, text=True)
+    assert fresh.returncode == 0 and stale.read_text() == pipeline.dvc_yaml()
+
+
+def test_code_files_follow_transitive_imports():
+    """The imports the hand-written lists used to miss are found."""
+    effective = pipeline.code_files("effective")
+    assert {"src/locus/stages/effective.py", "src/locus/cli.py", "src/locus/params.py"} <= set(effective)
+    for command in COMMANDS:
+        files = pipeline.code_files(command)
+        assert files == sorted(set(files)) and all((REPO / f).is_file() for f in files), command
+        module = COMMANDS[command].replace(".", "/")
+        assert f"src/{module}.py" in files
+
+
+def test_lazy_and_relative_imports_count(tmp_path, monkeypatch):
+    pkg = tmp_path / "locus"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from locus.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("from . import c\n")
+    (pkg / "sub" / "c.py").write_text("import json\n")
+    (pkg / "unused.py").write_text("")
+    monkeypatch.setattr(pipeline, "PACKAGE", pkg)
+    pipeline._closure.cache_clear()
+    try:
+        names = {p.relative_to(pkg).as_posix() for p in pipeline._closure("locus.a")}
+    finally:
+        pipeline._closure.cache_clear()
+    assert names == {"__init__.py", "a.py", "sub/__init__.py", "sub/b.py", "sub/c.py"}
+
+
+def test_every_stage_command_exists_and_its_paths_are_layout_patterns():
+    for stage in pipeline.STAGES:
+        assert stage.locus_command in COMMANDS, stage.name
+        rendered = pipeline.dvc_stage(stage)
+        for path in [*rendered["outs"], *rendered.get("metrics", [])]:
+            assert "{" not in path.replace("${", ""), (stage.name, path)  # every {name} was filled
+
+
+def test_layout_functions_fill_the_patterns():
+    from locus.params import load
+
+    params = load(REPO / "params.yaml", None)
+    assert str(layout.cell_dir(params, "cpp", 1e-3, 1)) == f"{params.results_dir}/runs/cpp/lr=0.001/seed=1"
+    assert layout.expand("{cell_dir}/x", results_dir="R") == "R/runs/{domain}/lr={lr}/seed={seed}/x"
+    assert layout.arm_dir(params, "cpp", "all", 0) == layout.cell_dir(params, "cpp", params.validation.learning_rate, 0)
