@@ -1,4 +1,4 @@
-"""Time the exact QR + r×r SVD path of locus.effective against dense SVD of ΔW, at Llama-3.2-3B scale.
+"""Time the exact QR + r×r SVD path of locus.core.effective against dense SVD of ΔW, at Llama-3.2-3B scale.
 
 28 layers × {q 3072×3072, k/v 1024×3072, o 3072×3072, up 8192×3072, down 3072×8192}, r = 16, random
 A, B and W₀ (one W₀ per shape, reused: the cost does not depend on the values). Columns:
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from locus.effective import spectrum_metrics, thin_svd, update_metrics
+from locus.core.effective import spectrum_metrics, thin_svd, update_metrics
 
 LAYERS, R, S = 28, 16, 2.0
 SHAPES = {"q_proj": (3072, 3072), "k_proj": (1024, 3072), "v_proj": (1024, 3072), "o_proj": (3072, 3072),

@@ -64,7 +64,7 @@ def build(path: Path, shape: str, texts: list[str], vocab_size: int = 320, dtype
 
 
 def raw_texts(raw_file: Path, limit: int = 2000) -> list[str]:
-    from locus.records import read_records
+    from locus.training.records import read_records
 
     return [r["instruction"] + " " + r["response"] for r in read_records(raw_file)[:limit]]
 

@@ -40,8 +40,8 @@ def setup(args, params, work: Path) -> dict:
     from argparse import Namespace
 
     from locus import io
-    from locus.records import read_records
     from locus.stages import init_adapter
+    from locus.training.records import read_records
 
     if args.shape != "base":  # random weights of a real shape and an offline tokenizer (no download)
         from random_model import build, raw_texts
@@ -74,9 +74,9 @@ def naive_arm(params, paths: dict, out: Path) -> dict:
     from peft import PeftModel, prepare_model_for_kbit_training
     from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from locus.modeling import load_base, load_tokenizer, seed_everything
-    from locus.sft_data import IGNORE_INDEX
-    from locus.stages.train import CountingCollator, StepLog, load_split, training_arguments
+    from locus.training.loop import CountingCollator, StepLog, load_split, training_arguments
+    from locus.training.modeling import load_base, load_tokenizer, seed_everything
+    from locus.training.sft_data import IGNORE_INDEX
 
     seed_everything(0)
     tok = load_tokenizer(paths["model"])

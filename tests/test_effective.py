@@ -12,8 +12,13 @@ from safetensors.numpy import load_file, save_file
 
 from conftest import build_tiny_model, write_params
 from locus.cli import main
-from locus.effective import (
-    random_similarity, scaling, subspace_similarity, thin_svd, update_metrics, update_similarity,
+from locus.core.effective import (
+    random_similarity,
+    scaling,
+    subspace_similarity,
+    thin_svd,
+    update_metrics,
+    update_similarity,
 )
 from locus.params import load
 
@@ -128,8 +133,8 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
     """W₀ for QLoRA is the NF4-dequantized weight Linear4bit holds and computes with (identity in -> Wᵀ out)."""
     import bitsandbytes.functional as bnbf
 
-    from locus.modeling import load_base
-    from locus.stages.effective import BaseWeights
+    from locus.analysis.updates import BaseWeights
+    from locus.training.modeling import load_base
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
                                quantization={"cpu_kernel": "bitsandbytes"}))
@@ -168,7 +173,7 @@ def make_cell(tmp_path, tiny_model, params_file, name, seed, scale=0.05, b_init=
 
 
 def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
-    from locus.stages.effective import BaseWeights
+    from locus.analysis.updates import BaseWeights
 
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")  # NF4, r=4, alpha=8
     cell = make_cell(tmp_path, tiny_model, params_file, "c", seed=0)
@@ -220,7 +225,7 @@ def test_nonzero_init_and_sharded_model(tmp_path, arith_raw, capsys):
 
 
 def test_similarity_table(tmp_path, tiny_model, arith_raw):
-    from locus.similarity import cell_label, domain_matrix, pair_kind, similarity_table
+    from locus.core.similarity import cell_label, domain_matrix, pair_kind, similarity_table
 
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
     a = make_cell(tmp_path / "runs" / "x" / "lr=0.001", tiny_model, params_file, "seed=0", seed=0)
@@ -257,7 +262,7 @@ def synthetic_modules(seeds=(0,), noise=0.0):
 
 
 def test_effective_charts_and_summaries():
-    from locus import charts_effective as ce
+    from locus.report import effective as ce
 
     mods = synthetic_modules()
     layers = ce.layer_effective(mods)

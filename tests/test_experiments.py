@@ -12,7 +12,8 @@ import torch
 from safetensors.numpy import load_file
 
 from conftest import RECORDS, write_params
-from locus import evaluation, full_ft, layout
+from locus import layout
+from locus.analysis import evaluation, full_ft
 from locus.cli import main
 from locus.params import ParamsError, load
 
@@ -38,8 +39,8 @@ def two_domains(tmp_path, arith_raw):
 # ---------------------------------------------------------------- token loss and accuracy
 
 def test_score_equals_an_independent_per_example_computation(tiny_model, arith_raw, tmp_path):
-    from locus.modeling import load_base, load_tokenizer
-    from locus.stages.train import load_split
+    from locus.training.loop import load_split
+    from locus.training.modeling import load_base, load_tokenizer
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}))
     tok = load_tokenizer(tiny_model)

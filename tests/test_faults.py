@@ -195,11 +195,11 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model, arith_raw, capsys):
 
 
 def test_overlength_examples_are_counted_per_policy(cell_inputs, tiny_model, capsys):
-    from locus.modeling import load_tokenizer
     from locus.params import load
-    from locus.records import read_records
-    from locus.sft_data import encode
-    from locus.stages.train import load_split
+    from locus.training.loop import load_split
+    from locus.training.modeling import load_tokenizer
+    from locus.training.records import read_records
+    from locus.training.sft_data import encode
 
     tokenizer = load_tokenizer(tiny_model)
     path = cell_inputs / "varied.jsonl"  # responses of 1..12 sums, so lengths differ

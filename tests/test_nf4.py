@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import write_params
-from locus.modeling import load_base, lora_config, nf4_kernel, seed_everything
 from locus.params import load
+from locus.training.modeling import load_base, lora_config, nf4_kernel, seed_everything
 
 
 def both_paths(tmp_path, arith_raw, **overrides):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from locus.ranking import FLAT_SPREAD, profile_shape, seed_stability, spearman
+from locus.core.ranking import FLAT_SPREAD, profile_shape, seed_stability, spearman
 
 
 def table(rows: np.ndarray) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def test_one_seed_is_judged_by_spread_only():
 
 
 def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_band():
-    from locus.charts_effective import describe_profile
+    from locus.report.effective import describe_profile
 
     rng = np.random.default_rng(0)  # pure noise still crosses a 3-s.e. band in a few % of draws
     rows = []
@@ -61,7 +61,7 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
 
 
 def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
-    from locus.charts import LABELS, explorer
+    from locus.report.charts import LABELS, explorer
 
     rows = [{"domain": d, "lr": lr, "seed": s, "layer": layer, "mean_abs": 1e-4 * (1 + layer + s),
              "mean_abs_per_lr": 0.4 + 0.01 * s, "rel_fro": 1e-3, "fro": 0.1, "attention_share": 0.3, "var_abs": 1e-9}
@@ -80,7 +80,7 @@ def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
 
 
 def test_a_reproducible_but_tiny_difference_is_nearly_flat():
-    from locus.charts_effective import describe_profile
+    from locus.report.effective import describe_profile
 
     rows = [{"domain": "tiny", "lr": 0.001, "seed": s, "layer": layer,
              "rel_fro": (1.03 if layer >= 8 else 1.0) + 0.0001 * s} for s in range(3) for layer in range(12)]

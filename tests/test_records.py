@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from locus.records import DataError, find_raw, read_records
-from locus.stages.prepare_data import deduplicate, instruction_key, ranked, split
+from locus.training.splits import deduplicate, instruction_key, ranked, split
+from locus.training.records import DataError, find_raw, read_records
 
 
 def write(tmp_path, name, content: str | bytes):
@@ -100,7 +100,7 @@ def test_deduplicate_and_subset():
 
 
 def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
-    from locus.records import read_records
+    from locus.training.records import read_records
 
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + b'{"instruction": "a", "response": "b"}\r\n{"instruction": "c", "response": "d"}\r\n')

@@ -25,8 +25,8 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import write_params
-from locus import checkpoints
 from locus.cli import main
+from locus.training import checkpoints
 
 EVERY = 4  # checkpoint every 4 optimizer steps; 2 epochs of 13 steps = 26 steps
 OUTPUTS = ("adapter_final", "train_log.csv", "metrics.json")
@@ -38,7 +38,7 @@ KILL_DRIVER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from transformers import Trainer
-    from locus import checkpoints
+    from locus.training import checkpoints
     from locus.cli import main
     where, step = sys.argv[1], int(sys.argv[2])
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)

@@ -1,5 +1,5 @@
-from locus.modeling import load_tokenizer
-from locus.sft_data import IGNORE_INDEX, PLAIN_TEMPLATE, encode, encode_all, render
+from locus.training.modeling import load_tokenizer
+from locus.training.sft_data import IGNORE_INDEX, PLAIN_TEMPLATE, encode, encode_all, render
 
 
 def test_prompt_tokens_are_masked(tiny_model):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from locus.stats import delta_table, matrix_stats, parse_key
+from locus.core.stats import delta_table, matrix_stats, parse_key
 
 KEY = "base_model.model.model.layers.{L}.{block}.{module}.lora_{M}.weight"
 

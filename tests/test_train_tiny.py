@@ -9,8 +9,8 @@ from safetensors.numpy import load_file
 
 from conftest import write_params
 from locus.cli import main
-from locus.modeling import load_base, lora_config, seed_everything
 from locus.params import load
+from locus.training.modeling import load_base, lora_config, seed_everything
 
 
 def run_cell(tmp_path, tiny_model, params_file, out_name, seed=0, lr=0.001):
@@ -114,9 +114,9 @@ def test_padding_free_batch_has_the_padded_loss(tiny_model, tmp_path):
     from peft import get_peft_model
 
     from conftest import RECORDS
-    from locus.modeling import load_tokenizer
-    from locus.sft_data import encode
-    from locus.stages.train import build_model, make_collator
+    from locus.training.loop import build_model, make_collator
+    from locus.training.modeling import load_tokenizer
+    from locus.training.sft_data import encode
 
     params = load(write_params(tmp_path / "p.yaml", tmp_path, tmp_path / "res", quantization={"method": "none"}))
     tok = load_tokenizer(tiny_model)

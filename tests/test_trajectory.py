@@ -10,11 +10,11 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from conftest import write_params
+from locus.analysis.trajectory import formed_step, rank_stability, spearman
 from locus.cli import main
 from locus.params import ParamsError, load
-from locus.snapshots import list_snapshots, snapshot_path
-from locus.stages.aggregate import by_layer
-from locus.trajectory import formed_step, rank_stability, spearman
+from locus.analysis.grid import by_layer
+from locus.training.snapshots import list_snapshots, snapshot_path
 
 
 def train_cell(tmp_path, tiny_model, arith_raw, every: int, stale_step: int | None = None, quant: str = "nf4"):
@@ -105,8 +105,8 @@ def test_trajectory_params_are_validated(tmp_path, arith_raw):
 
 def test_report_section_from_trajectory_files(tmp_path, arith_raw):
     """charts_trajectory reads each analysed cell's trajectory.parquet and writes computed notes."""
-    from locus import charts_trajectory
     from locus.layout import cell_dir
+    from locus.report import trajectory as charts_trajectory
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
                                grid={"domains": ["arith", "other"], "learning_rates": [0.001], "seeds": [0]},
@@ -137,8 +137,9 @@ def test_report_section_from_trajectory_files(tmp_path, arith_raw):
 
 def workflow_commands(root, stage: str) -> tuple[set[str], set[str]]:
     """(Snakemake dry-run commands, dvc.yaml commands) of `locus <stage>` for the params.yaml in `root`."""
-    from conftest import run_tool
     from dvc.repo import Repo
+
+    from conftest import run_tool
 
     dry = run_tool(root, "snakemake", "-n", "-p", "--forceall", "--cores", "1")
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]

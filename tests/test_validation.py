@@ -12,10 +12,10 @@ from safetensors.numpy import load_file
 
 from conftest import copy_repo, run_tool, write_params
 from locus import layout
+from locus.analysis.validation import arm_layers, draw_random_sets, paired_differences, rank_layers, verdict
 from locus.cli import main
+from locus.core.stats import parse_key
 from locus.params import ParamsError, load
-from locus.stats import parse_key
-from locus.validation import arm_layers, draw_random_sets, paired_differences, rank_layers, verdict
 
 VALIDATION = {"domains": ["arith"], "k": 1, "arms": ["top", "random0", "random1", "bottom"], "seeds": [0],
               "learning_rate": 0.001, "metric": "rel_fro"}

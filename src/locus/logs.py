@@ -2,7 +2,7 @@
 
 Snakemake and SLURM write each job's stderr to a file, where progress bars become walls of
 carriage-return redraws; there Locus prints one line per logged optimizer step instead (step,
-loss, tokens/s, ETA; locus.stages.train.StepLog). Filtered, each by its exact text:
+loss, tokens/s, ETA; locus.training.loop.StepLog). Filtered, each by its exact text:
 - bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" (an optional
   inference kernel fetched from a hub; Locus never uses it, and it cannot be installed offline);
 - transformers' FutureWarnings about `is_gradient_checkpointing` / `gradient_checkpointing_enable`,

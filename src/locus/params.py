@@ -58,7 +58,7 @@ class QuantizationParams(Section):
     double_quant: bool = True
     compute_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     # On CPU, dequantize each NF4 matrix once (the same values bitsandbytes dequantizes on every
-    # call; locus.nf4) instead of running bitsandbytes' per-call kernels. CUDA always uses bitsandbytes.
+    # call; locus.training.nf4) instead of running bitsandbytes' per-call kernels. CUDA always uses bitsandbytes.
     cpu_kernel: Literal["dequantize_once", "bitsandbytes"] = "dequantize_once"
 
 
@@ -104,7 +104,7 @@ class TrainingParams(Section):
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).
     checkpoint_every: float = Field(0.25, ge=0)
-    # Learning trajectories (locus.snapshots): save the LoRA tensors every K optimizer steps and
+    # Learning trajectories (locus.training.snapshots): save the LoRA tensors every K optimizer steps and
     # after the last one to CELL/trajectory/step=NNNNNN.safetensors; 0 = off.
     snapshot_every: int = Field(0, ge=0)
 

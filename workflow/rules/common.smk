@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from locus import layout, pipeline
 from locus.params import load
-from locus.records import find_raw
+from locus.training.records import find_raw
 
 PARAMS_FILE = config.get("params", "params.yaml")
 PRESET = config.get("preset")

@@ -1,6 +1,6 @@
 # The full fine-tuning arm (params full_ft.domains; [] = off): every weight trained on the same data
 # and budget as LoRA, its ΔW measured per module, compared with LoRA's layer map by `locus aggregate`.
-from locus.experiments import expected_files as experiment_files
+from locus.analysis.experiments import expected_files as experiment_files
 
 FULL_FT_CELL = pattern("full_ft_dir")
 
@@ -50,6 +50,6 @@ rule full_ft_effective:
 
 
 # What `locus aggregate` reads for the full-FT tables (empty when off), and the optional tables it
-# writes for the experiments that are on (locus.experiments).
+# writes for the experiments that are on (locus.analysis.experiments).
 FULL_FT_INPUTS = [f"{layout.full_ft_dir(PARAMS, d, lr, s)}/effective.parquet" for d, lr, s in layout.full_ft_cells(PARAMS)]
 EXPERIMENT_TABLES = {f.split(".")[0]: f"{RESULTS}/{f}" for f in experiment_files(PARAMS)}

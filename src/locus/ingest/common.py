@@ -23,8 +23,8 @@ import sys
 import tarfile
 import textwrap
 import unicodedata
-from html.entities import name2codepoint
 from dataclasses import dataclass
+from html.entities import name2codepoint
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 

@@ -16,7 +16,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-from .common import Artefact, dedup, deb_data_members, fetch, make_record, stable_order
+from .common import Artefact, deb_data_members, dedup, fetch, make_record, stable_order
 
 ARTEFACT = Artefact(
     kind="deb",

@@ -52,7 +52,6 @@ def _generate(seed: int, count: int) -> list:
     """Runs in .venv-ingest: [[task, steps_text, answer], ...] from seeded problem templates."""
     import random
     import re
-
     from importlib.metadata import version
 
     from smartsolver import SmartSolver

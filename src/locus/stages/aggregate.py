@@ -9,11 +9,11 @@ summary.json    per domain (and LR, when the grid has several): eval loss before
                 loss and the report metric's mean over layers, averaged over seeds — the
                 metrics `dvc exp show` and `dvc metrics diff` compare.
 similarity.parquet  subspace similarity φ of ΔW between every pair of cells, per layer and module
-                (LoRA §7.2; locus.similarity).
+                (LoRA §7.2; locus.core.similarity).
 layer_profile.csv  the report metric by layer, one column per domain (mean over seeds and LRs;
                 a DVC experiment has one LR) — the file `dvc plots diff` compares.
 evaluation.parquet, full_ft_*.parquet  the optional experiments' tables, when switched on in
-                params (locus.experiments).
+                params (locus.analysis.experiments).
 The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
 """
 
@@ -25,45 +25,11 @@ from pathlib import Path
 import pandas as pd
 
 from locus import io
+from locus.analysis.experiments import tables as experiment_tables
+from locus.analysis.grid import CELL, by_layer, by_module, read_grid
+from locus.core.similarity import similarity_table
 from locus.layout import cell_dir, cells
 from locus.params import lr_label
-from locus.effective import METRICS, layer_effective
-from locus.experiments import tables as experiment_tables
-from locus.similarity import similarity_table
-from locus.stats import PER_LR, STATISTICS
-
-CELL = ["domain", "lr", "seed"]
-
-
-def read_grid(params, filename: str) -> pd.DataFrame:
-    """One per-cell table (delta.parquet or effective.parquet) for the whole grid, cell columns added."""
-    frames = []
-    for domain, lr, seed in cells(params):
-        path = cell_dir(params, domain, lr, seed) / filename
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr}, seed={seed}")
-        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
-    return pd.concat(frames, ignore_index=True)
-
-
-def seed_columns(deltas: pd.DataFrame) -> list[str]:
-    """The seed's four statistics, plus the Adam-aware mean_abs_per_lr when the cells carry it."""
-    return list(STATISTICS) + ([PER_LR] if PER_LR in deltas else [])
-
-
-def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
-    """Seed statistics averaged over the layer's matrices, plus the layer's effective update
-    (locus.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share)."""
-    grouped = deltas.groupby(CELL + ["layer"], sort=True)
-    out = grouped[seed_columns(deltas)].mean()
-    out["n_matrices"] = grouped.size()
-    return out.reset_index().merge(layer_effective(effective), on=CELL + ["layer"], validate="one_to_one")
-
-
-def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
-    keys = CELL + ["layer", "block", "module"]
-    seed_stats = deltas.groupby(keys, sort=True)[seed_columns(deltas)].mean().reset_index()
-    return seed_stats.merge(effective[keys + list(METRICS) + ["w0_fro"]], on=keys, how="left", validate="one_to_one")
 
 
 def layer_profile(layers: pd.DataFrame, metric: str) -> pd.DataFrame:

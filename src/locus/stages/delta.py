@@ -1,7 +1,7 @@
 """Stage: Δ = final − initial for every LoRA matrix of one cell -> delta.parquet.
 
 Reads the two PEFT adapters with safetensors (numpy, no pickles, no torch import) and writes one
-row per (layer, module, matrix) with the seed's four statistics (see locus.stats); with --metrics
+row per (layer, module, matrix) with the seed's four statistics (see locus.core.stats); with --metrics
 (the cell's metrics.json) also mean_abs_per_lr = mean|Δ| ÷ Σ_t lr_t, the Adam-aware magnitude.
 """
 
@@ -10,19 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.numpy import load_file
-
 from locus import io
-from locus.stats import delta_table, sum_applied_lr
-
-ADAPTER_FILE = "adapter_model.safetensors"
-
-
-def load_adapter(directory: str | Path) -> dict:
-    path = Path(directory) / ADAPTER_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
-    return load_file(path)
+from locus.core.adapters import load_adapter
+from locus.core.stats import delta_table, sum_applied_lr
 
 
 def add_arguments(parser) -> None:

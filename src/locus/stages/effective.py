@@ -4,7 +4,7 @@
                     --out CELL/effective.parquet
 
 One row per (layer, block, module): rank, scaling, numerical_rank, w0_fro and the metrics of
-locus.effective (fro, rel_fro, spectral, stable_rank, effective_rank, amplification). No dense ΔW
+locus.core.effective (fro, rel_fro, spectral, stable_rank, effective_rank, amplification). No dense ΔW
 is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4` the
 NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
 compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
@@ -18,84 +18,8 @@ initial ΔW is exactly 0 (PEFT's default init), and otherwise measures s·(B_f A
 
 from __future__ import annotations
 
-import json
-from contextlib import ExitStack
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import torch
-
-from locus import io, nf4
-from locus.effective import iter_updates, update_metrics
-from locus.modeling import DTYPES
-
-COLUMNS = ["layer", "block", "module", "rank", "scaling", "numerical_rank", "w0_fro", "fro", "rel_fro",
-           "spectral", "stable_rank", "effective_rank", "amplification"]
-
-
-def weight_files(model_dir: str | Path) -> dict[str, Path]:
-    """{tensor name: safetensors file} for a single-file or sharded (index json) checkpoint."""
-    from safetensors import safe_open
-
-    model_dir = Path(model_dir)
-    index = model_dir / "model.safetensors.index.json"
-    if index.exists():
-        return {k: model_dir / f for k, f in json.loads(index.read_text())["weight_map"].items()}
-    single = model_dir / "model.safetensors"
-    if not single.exists():
-        raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
-    with safe_open(single, "pt") as f:
-        return {k: single for k in f.keys()}
-
-
-def as_trained(weight: torch.Tensor, params) -> np.ndarray:
-    """W₀ as the training forward pass saw it, as float32 (exact for bf16/fp16/fp32 values) numpy."""
-    q = params.quantization
-    if q.method == "nf4":
-        w = nf4.roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)
-    else:
-        w = weight.to(DTYPES[params.model.dtype])
-    return w.float().numpy()
-
-
-class BaseWeights:
-    """Lazy reader of base weights W₀ by name, one matrix at a time, shards opened once each."""
-
-    def __init__(self, model_dir: str | Path, params):
-        self.model_dir, self.params, self.files = Path(model_dir), params, weight_files(model_dir)
-        self._stack, self._handles = ExitStack(), {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        from safetensors import safe_open
-
-        if name not in self.files:
-            raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
-        path = self.files[name]
-        if path not in self._handles:
-            self._handles[path] = self._stack.enter_context(safe_open(path, "pt"))
-        return as_trained(self._handles[path].get_tensor(name), self.params)
-
-
-def effective_table(final: str | Path, model_dir: str | Path, params, init: str | Path | None = None) -> pd.DataFrame:
-    rows, nonzero_init = [], []
-    with BaseWeights(model_dir, params) as base:
-        for module_path, info, upd in iter_updates(final, init):
-            if not info.pop("init_zero"):
-                nonzero_init.append(module_path)
-            w0 = base[module_path + ".weight"]
-            rows.append(info | update_metrics(upd, w0, r=info["rank"]))
-    if nonzero_init:
-        print(f"note: the initial adapter's lora_B is non-zero in {len(nonzero_init)} modules "
-              f"(e.g. {nonzero_init[0]}); measured ΔW = s·(B_f A_f − B_i A_i)")
-    table = pd.DataFrame(rows)[COLUMNS].sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
-    return table.astype({"layer": "int32", "rank": "int32", "numerical_rank": "int32"})
+from locus import io
+from locus.analysis.updates import effective_table
 
 
 def add_arguments(parser) -> None:

@@ -38,11 +38,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from locus import charts_external, io
-from locus.adapters import ADAPTER_FILE, adapter_tensors, read_adapter_config, read_matrix
-from locus.stages.effective import effective_table
-from locus.stages.report import chart_sections, html_page, save_figures
-from locus.stats import delta_table
+from locus import io
+from locus.analysis.updates import effective_table
+from locus.core.adapters import ADAPTER_FILE, adapter_tensors, read_adapter_config, read_matrix
+from locus.core.stats import delta_table
+from locus.report import external as charts_external
+from locus.report.page import chart_sections, html_page, save_figures
 
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 SECTIONS = [("Effective update by layer: size-normalised vs raw ‖ΔW‖_F", "external_profile"),
@@ -70,7 +71,7 @@ def pairs(values: list[str] | None, flag: str) -> dict[str, Path]:
 
 
 def seed_deltas(final: Path, init: Path | None) -> pd.DataFrame:
-    """The seed's statistics (locus.stats) of lora_B's Δ = B_final − 0 and, given `init`, of lora_A's Δ."""
+    """The seed's statistics (locus.core.stats) of lora_B's Δ = B_final − 0 and, given `init`, of lora_A's Δ."""
     from safetensors import safe_open
 
     modules, _ = adapter_tensors(final)
@@ -100,8 +101,8 @@ def adapter_row(name: str, directory: Path, init: Path | None, table: pd.DataFra
 
 
 def similarity(adapters: dict[str, Path], inits: dict[str, Path], modules: pd.DataFrame, k: int) -> pd.DataFrame | None:
-    """φ between every pair of adapters (locus.similarity), when they adapt the same modules from B = 0."""
-    from locus.similarity import similarity_table
+    """φ between every pair of adapters (locus.core.similarity), when they adapt the same modules from B = 0."""
+    from locus.core.similarity import similarity_table
 
     sets = modules.groupby("adapter").apply(lambda m: frozenset(zip(m.layer, m.module)), include_groups=False)
     if len(adapters) < 2 or sets.nunique() != 1 or inits:

@@ -1,4 +1,4 @@
-"""Stage: per-module metrics of one full-FT cell's dense ΔW -> effective.parquet (locus.full_ft).
+"""Stage: per-module metrics of one full-FT cell's dense ΔW -> effective.parquet (locus.analysis.full_ft).
 
     locus full-ft-effective --model models/base --delta CELL/delta.safetensors --out CELL/effective.parquet
 
@@ -20,8 +20,8 @@ COLUMNS = ["layer", "block", "module", "w0_fro", "fro", "rel_fro", "spectral", "
 def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
     from safetensors import safe_open
 
-    from locus.full_ft import dense_metrics, parse_weight_key
-    from locus.stages.effective import BaseWeights
+    from locus.analysis.full_ft import dense_metrics, parse_weight_key
+    from locus.analysis.updates import BaseWeights
 
     unquantized = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
     rows = []

@@ -11,9 +11,9 @@ from __future__ import annotations
 from peft import get_peft_model
 
 from locus import io
-from locus.modeling import load_base, lora_config, seed_everything
+from locus.analysis.validation import read_arm_layers
 from locus.params import name_argument
-from locus.validation import read_arm_layers
+from locus.training.modeling import load_base, lora_config, seed_everything
 
 
 def add_arguments(parser) -> None:

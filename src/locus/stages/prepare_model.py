@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from locus import io
-from locus.modeling import DTYPES
+from locus.training.modeling import DTYPES
 
 CACHE = Path(".cache/models")
 

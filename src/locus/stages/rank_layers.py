@@ -3,7 +3,7 @@
 Reads the aggregated layer table (layers.parquet of stages/aggregate.py: one row per domain, lr,
 seed, layer), ranks the layers by `validation.metric` averaged over the grid's seeds at
 `validation.learning_rate`, and writes the top-k set, the bottom-k set when asked, R random k-sets
-(seeded numpy Generator, see locus.validation.draw_random_sets) and the all-layer list. The arm
+(seeded numpy Generator, see locus.analysis.validation.draw_random_sets) and the all-layer list. The arm
 training stages read their layer list from this file (`locus init-adapter --layers-from`).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from locus import io
+from locus.analysis.validation import RANDOM_SETS, arm_layers, rank_layers
 from locus.params import name_argument
-from locus.validation import RANDOM_SETS, arm_layers, rank_layers
 
 
 def add_arguments(parser) -> None:

@@ -12,13 +12,15 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import vl_convert
-from altair.utils._importers import vl_version_for_vl_convert  # the Vega-Lite version Altair emits
 
-from locus import charts, charts_effective, charts_experiments, io
-from locus import charts_trajectory
+from locus import io
 from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
+from locus.report import charts
+from locus.report import effective as charts_effective
+from locus.report import experiments as charts_experiments
+from locus.report import trajectory as charts_trajectory
+from locus.report.page import chart_sections, html_page, save_figures
 
 
 def read_metrics(params) -> dict[tuple, dict]:
@@ -69,21 +71,6 @@ def header(params) -> str:
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"
 
 
-# The page shell shared with `locus external`: inlined Vega bundle, the body, then every chart spec.
-SHELL = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
-dt{{font-weight:600;float:left;clear:left;width:9em}}dd{{margin-left:10em}}
-table{{border-collapse:collapse;font-size:.9em}}td,th{{border:1px solid #ccc;padding:2px 6px}}
-.chart{{margin:1.5em 0}}.note{{background:#f4f6fa;padding:.4em .8em;border-left:3px solid #4c78a8}}</style>
-<script>{bundle}</script></head><body>
-<h1>{title}</h1>
-{body}
-<script>const specs = {specs};
-for (const [id, spec] of Object.entries(specs)) {{ vegaEmbed('#' + id, spec, {{actions: false}}).catch(console.error); }}
-</script></body></html>
-"""
-
 PAGE = """<p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
 averaged per transformer layer — the seed experiment's "locus of learning".</p>
 {header}
@@ -106,36 +93,6 @@ SECTIONS = [
 ADAM_NOTE = (" Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
              "by about lr per step, so raw mean |Δ| mostly counts steps × learning rate; divided by Σ lr_t it is "
              "comparable across learning rates and budgets (how consistently each weight kept its direction).")
-
-
-def save_figures(figures: dict, directory) -> None:
-    """Every chart as PNG (2×) and SVG in `directory`, written atomically as one directory."""
-    with io.atomic_path(directory, is_dir=True) as tmp:
-        for name, chart in figures.items():
-            chart.save(tmp / f"{name}.png", scale_factor=2)
-            chart.save(tmp / f"{name}.svg")
-
-
-def chart_sections(figures: dict, notes: dict, sections: list[tuple[str, str]]) -> tuple[str, dict]:
-    """(HTML of each (title, figure-name prefix) section with its notes, {div id: Vega-Lite spec})."""
-    specs, out = {}, []
-    for title, prefix in sections:
-        names = [n for n in figures if n.startswith(prefix)]
-        divs = []
-        for i, name in enumerate(names):
-            div_id = f"{prefix.strip('_')}_{i}"
-            specs[div_id] = figures[name].to_dict()
-            divs.append(f'<div class="chart" id="{div_id}"></div>')
-        note = "".join(f"<p class=note>{html.escape(notes[n])}</p>" for n in names if n in notes)
-        out.append(f"<h2>{html.escape(title)}</h2>" + note + "".join(divs))
-    return "\n".join(out), specs
-
-
-def html_page(title: str, body: str, specs: dict) -> str:
-    """A self-contained page: the Vega bundle inlined once (no CDN), `body`, and the specs embedded."""
-    return SHELL.format(title=html.escape(title),
-                        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
-                        body=body, specs=json.dumps(specs).replace("</", "<\\/"))
 
 
 def add_arguments(parser) -> None:

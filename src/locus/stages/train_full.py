@@ -5,10 +5,10 @@
 
 The base is loaded in `model.dtype` (float32 by default) without quantization — NF4 weights
 cannot be trained — and every parameter is trainable (embeddings, norms, all linear layers). The
-loop is the LoRA stage's: the same Trainer arguments (epochs, batch, accumulation, schedule,
-warmup, weight decay, clipping, optimizer, seed and data order; locus.stages.train.training_arguments),
-the same encoding and prompt masking, the same step log. Only the learning rate differs (full FT
-needs a smaller one; params full_ft.learning_rates).
+loop is the LoRA stage's own (locus.training.loop.fit): the same Trainer arguments (epochs, batch,
+accumulation, schedule, warmup, weight decay, clipping, optimizer, seed and data order), the same
+encoding, prompt masking and collator (padding-free included), the same step log and train_loss.
+Only the learning rate differs (full FT needs a smaller one; params full_ft.learning_rates).
 
 Outputs in --out: delta.safetensors — ΔW = W_final − W₀ in float32 for the modules LoRA adapts
 (lora.target_modules; keys as in the base, e.g. model.layers.3.self_attn.q_proj.weight), not a
@@ -18,7 +18,6 @@ model copy (≈318 MB for SmolLM2 instead of 517 MB); train_log.csv; metrics.jso
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 from locus import io
@@ -34,7 +33,7 @@ def add_arguments(parser) -> None:
 
 def adapted_weights(model, targets) -> dict:
     """{name: parameter} of the per-layer linear weights LoRA would adapt (lora.target_modules)."""
-    from locus.full_ft import WEIGHT_KEY
+    from locus.analysis.full_ft import WEIGHT_KEY
 
     found = {n: p for n, p in model.named_parameters()
              if (m := WEIGHT_KEY.search(n)) and m["module"] in targets}
@@ -44,35 +43,22 @@ def adapted_weights(model, targets) -> dict:
 
 
 def run(args, params) -> None:
-    import torch
     from safetensors.torch import save_file
-    from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from locus.modeling import load_base, load_tokenizer, seed_everything
-    from locus.sft_data import IGNORE_INDEX
-    from locus.stages.train import StepLog, load_data, training_arguments
+    from locus.training.loop import fit, load_data
+    from locus.training.modeling import load_base, load_tokenizer, seed_everything
 
     if not 0 < args.lr <= 1:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.model)
-    (train_set, train_counts), (eval_set, eval_counts) = load_data(tokenizer, args.data, params)
+    data = load_data(tokenizer, args.data, params)
     model = load_base(params, args.model, quantize=False)
     model.requires_grad_(True)
     weights = adapted_weights(model, params.lora.target_modules)
     w0 = {n: p.detach().clone() for n, p in weights.items()}
-    log = StepLog()
-    collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(
-            model=model, args=training_arguments(params, args.lr, args.seed, scratch),
-            train_dataset=train_set, eval_dataset=eval_set, data_collator=collator, callbacks=[log],
-        )
-        eval_before = trainer.evaluate()["eval_loss"]
-        start = time.perf_counter()
-        result = trainer.train()
-        seconds = time.perf_counter() - start
-        eval_after = trainer.evaluate()["eval_loss"]
+        metrics, log = fit(model, tokenizer, data, params, args.lr, args.seed, scratch)
 
     out = Path(args.out)
     # W₀ stays where it was cloned (CPU); the Trainer may have moved the trained weights to CUDA.
@@ -80,21 +66,7 @@ def run(args, params) -> None:
     with io.atomic_path(out / "delta.safetensors") as tmp:
         save_file(delta, str(tmp), metadata={"what": "W_final - W0, full fine-tuning", "lr": str(args.lr)})
     io.write_text(out / "train_log.csv", log.to_csv())
-    epochs = params.training.epochs if params.training.max_steps < 0 else None
-    io.write_json(out / "metrics.json", {
-        "train_loss": result.training_loss,
-        "final_step_loss": log.rows[-1]["loss"] if log.rows else None,
-        "eval_loss_before": eval_before,
-        "eval_loss_after": eval_after,
-        "optimizer_steps": result.global_step,
-        "epochs": epochs,
-        "train": train_counts,
-        "eval": eval_counts,
-        "train_seconds": round(seconds, 2),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "dtype": params.model.dtype,
-        "quantization": "none",
-    })
-    print(f"full FT lr={args.lr} seed={args.seed}: {result.global_step} steps in {seconds:.1f}s, "
-          f"eval loss {eval_before:.3f} -> {eval_after:.3f}; ΔW of {len(delta)} modules -> {out}")
+    io.write_json(out / "metrics.json", metrics | {"dtype": params.model.dtype, "quantization": "none"})
+    print(f"full FT lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
+          f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f}; "
+          f"ΔW of {len(delta)} modules -> {out}")

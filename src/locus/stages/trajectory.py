@@ -5,7 +5,7 @@
 
 One row per (step, layer) with exactly the columns of layers.parquet (stages/aggregate.by_layer):
 the seed's four statistics of Δ = snapshot − adapter_init averaged over the layer's matrices
-(locus.stats), and the layer's effective update ΔW = s·B·A (locus.effective: fro, rel_fro,
+(locus.core.stats), and the layer's effective update ΔW = s·B·A (locus.core.effective: fro, rel_fro,
 attention shares) with W₀ as training saw it (stages/effective.BaseWeights). A snapshot holds
 only the LoRA tensors, so it is read as a PEFT adapter with the cell's adapter_config.json (which
 gives r, α and the scaling); the last snapshot is adapter_final itself, so the last step's rows
@@ -26,13 +26,13 @@ import pandas as pd
 from safetensors.numpy import load_file
 
 from locus import io
-from locus.effective import ADAPTER_FILE, iter_updates, read_adapter_config, update_metrics
-from locus.snapshots import list_snapshots
-from locus.stages.aggregate import by_layer
-from locus.stages.delta import load_adapter
-from locus.stages.effective import BaseWeights
-from locus.stats import delta_table
-from locus.trajectory import THRESHOLD, formed_step, rank_stability
+from locus.analysis.grid import by_layer
+from locus.analysis.trajectory import THRESHOLD, formed_step, rank_stability
+from locus.analysis.updates import BaseWeights
+from locus.core.adapters import load_adapter
+from locus.core.effective import ADAPTER_FILE, iter_updates, read_adapter_config, update_metrics
+from locus.core.stats import delta_table
+from locus.training.snapshots import list_snapshots
 
 PLACEHOLDER_CELL = {"domain": "", "lr": 0.0, "seed": 0}  # by_layer groups by cell; this table is one cell
 
@@ -47,7 +47,7 @@ def as_adapter(snapshot: Path, config_dir: Path, stack: ExitStack) -> Path:
 
 
 def module_rows(snapshots: dict[int, Path], init: Path, config_dir: Path, model_dir, params) -> pd.DataFrame:
-    """Per (step, module): rank, scaling and the metrics of locus.effective, as effective.parquet has them."""
+    """Per (step, module): rank, scaling and the metrics of locus.core.effective, as effective.parquet has them."""
     rows = []
     with ExitStack() as stack, BaseWeights(model_dir, params) as base:
         streams = {step: iter_updates(as_adapter(path, config_dir, stack), init) for step, path in snapshots.items()}

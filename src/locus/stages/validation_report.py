@@ -3,7 +3,7 @@
 validation.parquet has one row per domain × arm × seed: the arm's layers and its eval loss before
 and after training (from each run's metrics.json). The page shows, per domain, the ranking that
 chose the layers, eval loss by arm (mean ± sd over seeds), the paired comparison random − top per
-seed and draw, and a verdict computed by locus.validation.verdict.
+seed and draw, and a verdict computed by locus.analysis.validation.verdict.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import altair as alt
 import pandas as pd
 
 from locus import io, layout
+from locus.analysis.validation import paired_differences, verdict
 from locus.params import name_argument
-from locus.stages.report import chart_sections, html_page
-from locus.validation import paired_differences, verdict
+from locus.report.page import chart_sections, html_page
 
 
 def arm_table(params, domains: list[str], experiment: bool) -> pd.DataFrame:

@@ -5,19 +5,9 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from locus.core.stats import LABELS, PER_LR, STATISTICS
 from locus.params import lr_label
-from locus.stats import PER_LR, STATISTICS
 
-LABELS = {
-    "mean": "mean Δ",
-    "var": "var Δ",
-    "mean_abs": "mean |Δ|",
-    "mean_abs_per_lr": "mean |Δ| ÷ Σ lr_t",
-    "var_abs": "var |Δ|",
-    "fro": "‖ΔW‖_F",
-    "rel_fro": "‖ΔW‖_F / ‖W₀‖_F",
-    "attention_share": "attention share of ‖ΔW‖²_F",
-}
 WIDTH, HEIGHT = 520, 260
 
 

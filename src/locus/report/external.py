@@ -2,7 +2,7 @@
 
 Input: the per-(adapter, layer) table of `layer_table` and the per-module effective rows with an
 `adapter` column. One line (or heatmap row) per adapter; the layer aggregation is the grid's
-(locus.effective.layer_effective: stacked-weight ‖ΔW‖_F and ‖ΔW‖_F/‖W₀‖_F, attention share) and
+(locus.core.effective.layer_effective: stacked-weight ‖ΔW‖_F and ‖ΔW‖_F/‖W₀‖_F, attention share) and
 the line charts are charts_effective's. Every function returns {figure name: chart}; all names
 start with "external_".
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from locus.charts import LABELS
-from locus.charts_effective import W, H, _groups, _peak, _profile, _span
-from locus.effective import layer_effective
-from locus.stats import STATISTICS
+from locus.core.effective import layer_effective
+from locus.core.stats import STATISTICS
+from locus.core.stats import LABELS
+from locus.report.effective import H, W, _groups, _peak, _profile, _span
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}

@@ -1,4 +1,4 @@
-"""Altair charts of learning trajectories (stages/trajectory.py, locus.trajectory), with computed notes.
+"""Altair charts of learning trajectories (stages/trajectory.py, locus.analysis.trajectory), with computed notes.
 
 `figures(params)` returns ({name: chart}, {name: one-line finding}); both are empty when
 trajectories are off (trajectory.domains: []), so the report shows the section only when on.
@@ -10,9 +10,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from locus.charts import LABELS
+from locus.analysis.trajectory import CELL, THRESHOLD, formation, rank_stability, read_trajectories
 from locus.params import lr_label
-from locus.trajectory import CELL, THRESHOLD, formation, rank_stability, read_trajectories
+from locus.core.stats import LABELS
 
 SECTION = ("Learning trajectories: how the layer profile forms during training", "trajectory_")
 

@@ -145,3 +145,14 @@ def read_matrix(handle, key: str) -> np.ndarray:
     Through torch because numpy has no bfloat16; fp16 and bf16 values are exact in float32.
     """
     return handle.get_tensor(key).float().numpy()
+
+
+
+def load_adapter(directory: str | Path) -> dict[str, np.ndarray]:
+    """Every tensor of a PEFT adapter directory's safetensors file, as numpy (no torch import)."""
+    from safetensors.numpy import load_file
+
+    path = Path(directory) / ADAPTER_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
+    return load_file(path)

@@ -1,7 +1,7 @@
-"""Charts and plain-language findings for the effective update ΔW = s·B·A (locus.effective).
+"""Charts and plain-language findings for the effective update ΔW = s·B·A (locus.core.effective).
 
 Input: modules.parquet rows (domain, lr, seed, layer, block, module, fro, rel_fro, …; w0_fro when
-present, else ‖W₀‖_F = fro/rel_fro) and optionally a similarity table (locus.similarity).
+present, else ‖W₀‖_F = fro/rel_fro) and optionally a similarity table (locus.core.similarity).
 Per layer, ‖ΔW‖_F = √Σ_m‖ΔW_m‖²_F and the relative change is √Σ_m‖ΔW_m‖²_F / √Σ_m‖W₀_m‖²_F — the
 change of the layer's stacked adapted weights, so big and small matrices weigh by their size.
 Every function returns {figure name: chart}; all names start with "effective_".
@@ -13,10 +13,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from locus.charts import LABELS
-from locus.effective import layer_effective
+from locus.core.effective import layer_effective
+from locus.core.ranking import profile_shape
 from locus.params import lr_label
-from locus.ranking import profile_shape
+from locus.core.stats import LABELS
 
 CELL = ["domain", "lr", "seed"]
 W, H = 400, 240
@@ -78,7 +78,7 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
 
 
 def similarity_matrix(matrix: pd.DataFrame) -> dict[str, alt.Chart]:
-    """Per LR: domain × domain mean φ (locus.similarity.domain_matrix output), diagonal = seed vs seed."""
+    """Per LR: domain × domain mean φ (locus.core.similarity.domain_matrix output), diagonal = seed vs seed."""
     charts = {}
     for lr, df in matrix.groupby("lr"):
         base = alt.Chart(df).encode(x=alt.X("domain_a:N", title=None), y=alt.Y("domain_b:N", title=None))
@@ -143,7 +143,7 @@ def _shape(domain: str, shape: dict) -> str:
 def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
     """The profile of each domain at one LR in words: flat or where it peaks (only a peak that beats
     the seed band is called one), late vs early layers with a seed-noise verdict, and how stable the
-    layer ranking is between seeds (locus.ranking)."""
+    layer ranking is between seeds (locus.core.ranking)."""
     cell = layers[layers.lr == lr]
     early, late = _groups(cell.layer)
     shapes, ratios, beyond, within = {}, {}, [], []
@@ -219,7 +219,7 @@ def summaries(modules: pd.DataFrame, similarity: pd.DataFrame | None = None) -> 
 def _matrix(similarity: pd.DataFrame | None):
     if similarity is None or similarity.empty:
         return None, None
-    from locus.similarity import domain_matrix
+    from locus.core.similarity import domain_matrix
 
     return domain_matrix(similarity), float(similarity.baseline.mean())
 

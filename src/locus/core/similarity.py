@@ -1,7 +1,7 @@
 """Subspace similarity of the effective updates of different cells (Hu et al. 2021 §7.2).
 
 For every pair of cells and every adapted module, φ = ‖U_aᵀ U_b‖²_F / k over the top-k left
-singular vectors of the two ΔW = s·B·A (locus.effective.update_similarity): how much two domains,
+singular vectors of the two ΔW = s·B·A (locus.core.effective.update_similarity): how much two domains,
 learning rates or seeds write into the same output directions of that module. Pairs that differ
 only in the seed give the noise floor to read domain pairs against; `baseline` = k/out is the
 expectation for two random k-dim subspaces. Only the adapters are read (no base weights).
@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from locus.effective import iter_updates, random_similarity, update_similarity
+from locus.core.effective import iter_updates, random_similarity, update_similarity
 
 CELL = ("domain", "lr", "seed")
 CELL_PATH = re.compile(r"(?P<domain>[^/]+)/lr=(?P<lr>[^/]+)/seed=(?P<seed>-?\d+)/?$")

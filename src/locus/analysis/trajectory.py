@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from locus.core.ranking import spearman
 from locus.layout import cell_dir, trajectory_cells
 from locus.params import lr_label
-from locus.ranking import spearman
 
 THRESHOLD = 0.9
 CELL = ["domain", "lr", "seed"]

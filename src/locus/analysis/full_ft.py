@@ -3,14 +3,14 @@
 The seed claims LoRA's per-layer change shows "which layers would have been most modified during a
 full fine-tuning run". Full FT trains every weight on the same data and budget; for each module
 LoRA adapts, ΔW = W_final − W₀ is stored densely (stages/train_full.py) and measured here with the
-same definitions as the LoRA update (locus.effective): fro ‖ΔW‖_F, rel_fro ‖ΔW‖_F/‖W₀‖_F (W₀ the
+same definitions as the LoRA update (locus.core.effective): fro ‖ΔW‖_F, rel_fro ‖ΔW‖_F/‖W₀‖_F (W₀ the
 fp32 weight full FT started from), spectral σ₁, stable rank Σσ²/σ₁², effective (entropy) rank
 exp H(σ/Σσ) — from a dense SVD, fine at 576×1536 — plus
   rank90    the smallest k with Σ_{i≤k}σ_i² ≥ 0.9·Σσ²: the rank needed to explain 90% of ΔW's
             energy, the measure Biderman et al. 2024 ("LoRA Learns Less and Forgets Less", §5)
             find 10–100× above typical LoRA ranks for full FT
   mean_abs  mean |ΔW| over the matrix's entries — the seed's headline statistic, applied to ΔW.
-Per layer, locus.effective.layer_effective stacks the modules (the same layer definition as LoRA).
+Per layer, locus.core.effective.layer_effective stacks the modules (the same layer definition as LoRA).
 
 Comparison: Spearman's ρ between a LoRA layer profile (its rel_fro, and the seed's mean |Δ|) and the
 full-FT rel_fro profile of the same domain and seed, for every (LoRA LR, full-FT LR); then mean ±
@@ -25,9 +25,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from locus.effective import ATTENTION_BLOCKS, spectrum_metrics
+from locus.core.effective import ATTENTION_BLOCKS, spectrum_metrics
+from locus.core.ranking import spearman
 from locus.params import lr_label
-from locus.ranking import spearman
 
 CELL = ["domain", "lr", "seed"]
 WEIGHT_KEY = re.compile(r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)\.weight$")
@@ -66,7 +66,7 @@ def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
 def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
     """Per (domain, lr, seed, layer): layer_effective's stacked fro/rel_fro/attention share, plus the
     equal-weight mean over the layer's modules of mean |ΔW| and of the effective rank."""
-    from locus.effective import layer_effective
+    from locus.core.effective import layer_effective
 
     extra = modules.groupby(CELL + ["layer"])[["mean_abs", "effective_rank", "rank90"]].mean().reset_index()
     return layer_effective(modules).merge(extra, on=CELL + ["layer"], validate="one_to_one")
@@ -120,7 +120,7 @@ def verdict(mean: float, n_layers: int) -> str:
 
 def describe(summary: pd.DataFrame, metric: str) -> str:
     """The computed verdict for one LoRA metric: overall, then per domain × LoRA LR × full-FT LR."""
-    from locus.charts import LABELS
+    from locus.core.stats import LABELS
 
     s = summary[summary.lora_metric == metric]
     n_layers, n = int(s.n_layers.iloc[0]), int(s.n.max())

@@ -1,7 +1,7 @@
 """Held-out evaluation: response-token loss and next-token accuracy, and the cross-domain matrix.
 
 For an example with tokens x₁…x_T whose response occupies positions R (prompt masked, exactly as
-in training: locus.sft_data), the model predicts x_t from x_<t. Over a whole eval split:
+in training: locus.training.sft_data), the model predicts x_t from x_<t. Over a whole eval split:
   loss      Σ_{t∈R} −log p(x_t | x_<t) / |R|   mean token-level cross-entropy (nats), every
                                                response token weighing the same
   accuracy  #{t∈R : argmax p(· | x_<t) = x_t} / |R|   greedy next-token accuracy
@@ -35,7 +35,7 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     non-quantized weights to fp32), plus the adapter when given; in eval mode (no dropout)."""
     from peft import PeftModel, prepare_model_for_kbit_training
 
-    from locus.modeling import load_base, nf4_kernel
+    from locus.training.modeling import load_base
 
     model = load_base(params, model_dir)
     if params.quantization.method == "nf4":
@@ -56,7 +56,7 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dic
     time in float32 (a 4 × 256-token batch at a 128k vocabulary would be 0.5 GB at once)."""
     from transformers import DataCollatorForSeq2Seq
 
-    from locus.sft_data import IGNORE_INDEX
+    from locus.training.sft_data import IGNORE_INDEX
 
     collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
     device = next(model.parameters()).device

@@ -42,10 +42,17 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-# Reading adapters lives in locus.adapters; these names are re-exported for existing callers.
-from locus.adapters import (  # noqa: F401
-    ADAPTER_FILE, ATTENTION_BLOCKS, adapter_tensors, module_keys, module_rank_alpha, read_adapter_config,
-    read_matrix, scaling, starts_at_zero,
+# Reading adapters lives in locus.core.adapters; these names are re-exported for existing callers.
+from locus.core.adapters import (  # noqa: F401
+    ADAPTER_FILE,
+    ATTENTION_BLOCKS,
+    adapter_tensors,
+    module_keys,
+    module_rank_alpha,
+    read_adapter_config,
+    read_matrix,
+    scaling,
+    starts_at_zero,
 )
 
 METRICS = ("fro", "rel_fro", "spectral", "stable_rank", "effective_rank", "amplification")

@@ -1,4 +1,4 @@
-"""Report sections of the optional experiments (locus.experiments tables): charts and computed notes.
+"""Report sections of the optional experiments (locus.analysis.experiments tables): charts and computed notes.
 
 `sections(tables_dir, params, layers, modules)` returns (figures, notes, section list) to merge into
 the report; everything is empty when the experiments are off, so the default report is unchanged.
@@ -11,9 +11,9 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from locus import evaluation, full_ft
-from locus.charts import LABELS
+from locus.analysis import evaluation, full_ft
 from locus.params import lr_label
+from locus.core.stats import LABELS
 
 TITLES = [
     ("Held-out evaluation: cross-domain change of eval loss", "evaluation_"),

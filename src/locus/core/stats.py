@@ -25,6 +25,17 @@ import pandas as pd
 
 STATISTICS = ("mean", "var", "mean_abs", "var_abs")
 PER_LR = "mean_abs_per_lr"
+# How charts and report sentences name each statistic and metric.
+LABELS = {
+    "mean": "mean Δ",
+    "var": "var Δ",
+    "mean_abs": "mean |Δ|",
+    "mean_abs_per_lr": "mean |Δ| ÷ Σ lr_t",
+    "var_abs": "var |Δ|",
+    "fro": "‖ΔW‖_F",
+    "rel_fro": "‖ΔW‖_F / ‖W₀‖_F",
+    "attention_share": "attention share of ‖ΔW‖²_F",
+}
 # base_model.model.model.layers.{L}.{self_attn|mlp}.{module}.lora_{A|B}.weight
 KEY = re.compile(r"\.layers\.(?P<layer>\d+)\.(?P<block>[A-Za-z_]+)\.(?P<module>\w+)\.lora_(?P<matrix>[AB])\.weight$")
 ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}

@@ -48,7 +48,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     keep_cpu_nf4_differentiable(model)
     if nf4_kernel(params, quantize) == "dequantize_once":
-        from locus.nf4 import dequantize_once
+        from locus.training.nf4 import dequantize_once
 
         dequantize_once(model)
     check_target_modules(model, params.lora.target_modules)
@@ -57,7 +57,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
 
 def nf4_kernel(params: Params, quantize: bool = True) -> str:
     """How the frozen NF4 base runs here: bitsandbytes' kernels (CUDA, or CPU on request), the
-    weights dequantized once on CPU (locus.nf4, the default there), or "none" (not quantized)."""
+    weights dequantized once on CPU (locus.training.nf4, the default there), or "none" (not quantized)."""
     if not quantize or params.quantization.method != "nf4":
         return "none"
     if torch.cuda.is_available() or params.quantization.cpu_kernel == "bitsandbytes":

@@ -3,7 +3,7 @@
 evaluation.parquet     (evaluation.domains non-empty) per (train domain, lr, seed, eval domain):
                        loss and token accuracy before (base) and after, their Δ, in_domain
 full_ft_modules.parquet (full_ft.domains non-empty) per (domain, full-FT lr, seed, layer, module):
-                       the dense-ΔW metrics of locus.full_ft
+                       the dense-ΔW metrics of locus.analysis.full_ft
 full_ft_layers.parquet per (domain, full-FT lr, seed, layer): stacked fro / rel_fro, mean |ΔW|, ranks
 full_ft_rho.parquet    per (domain, LoRA lr, full-FT lr, seed, LoRA metric): Spearman ρ of the LoRA
                        layer profile with full FT's
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from locus.full_ft import layer_table, rho_table
+from locus.analysis.full_ft import layer_table, rho_table
 
 
 def read_full_ft(params) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def tables(params, layers: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """{file stem: table} of the experiments switched on in params; `layers` is the LoRA grid's."""
     out = {}
     if params.evaluation.domains:
-        from locus.evaluation import cross_domain_table
+        from locus.analysis.evaluation import cross_domain_table
 
         out["evaluation"] = cross_domain_table(params)
     if params.full_ft.domains:

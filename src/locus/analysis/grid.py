@@ -1,0 +1,45 @@
+"""A grid's per-cell tables read once, and aggregated by layer and by module.
+
+The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from locus.core.effective import METRICS, layer_effective
+from locus.core.stats import PER_LR, STATISTICS
+from locus.layout import cell_dir, cells
+
+CELL = ["domain", "lr", "seed"]
+
+
+def read_grid(params, filename: str) -> pd.DataFrame:
+    """One per-cell table (delta.parquet or effective.parquet) for the whole grid, cell columns added."""
+    frames = []
+    for domain, lr, seed in cells(params):
+        path = cell_dir(params, domain, lr, seed) / filename
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr}, seed={seed}")
+        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def seed_columns(deltas: pd.DataFrame) -> list[str]:
+    """The seed's four statistics, plus the Adam-aware mean_abs_per_lr when the cells carry it."""
+    return list(STATISTICS) + ([PER_LR] if PER_LR in deltas else [])
+
+
+def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+    """Seed statistics averaged over the layer's matrices, plus the layer's effective update
+    (locus.core.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share)."""
+    grouped = deltas.groupby(CELL + ["layer"], sort=True)
+    out = grouped[seed_columns(deltas)].mean()
+    out["n_matrices"] = grouped.size()
+    return out.reset_index().merge(layer_effective(effective), on=CELL + ["layer"], validate="one_to_one")
+
+
+def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+    keys = CELL + ["layer", "block", "module"]
+    seed_stats = deltas.groupby(keys, sort=True)[seed_columns(deltas)].mean().reset_index()
+    return seed_stats.merge(effective[keys + list(METRICS) + ["w0_fro"]], on=keys, how="left", validate="one_to_one")

@@ -1,0 +1,262 @@
+"""The one training loop, shared by LoRA (stages/train.py) and full fine-tuning (stages/train_full.py).
+
+transformers' `Trainer` with the same arguments for both arms (training_arguments), the same
+encoding and prompt masking (load_data; locus.training.sft_data), the same collator (make_collator:
+padding, or padding-free rows) and the same step log (StepLog: one record per optimizer step, a
+NaN/inf stops the run). `fit` runs it and returns the metrics both arms report.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from peft import PeftModel, prepare_model_for_kbit_training
+from transformers import (
+    DataCollatorForSeq2Seq,
+    DataCollatorWithFlattening,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from locus import logs
+from locus.training import checkpoints
+from locus.training.modeling import load_base, use_bf16
+from locus.training.records import DataError, read_records
+from locus.training.sft_data import IGNORE_INDEX, encode_all
+from locus.training.splits import shared_instructions
+
+
+class StepLog(TrainerCallback):
+    """Collects one record per logged optimizer step (loss, lr, grad norm); stops on a NaN/inf.
+
+    The check runs in on_log, before the Trainer saves that step's checkpoint, so a non-finite
+    loss or gradient norm is never checkpointed (requires logging_nan_inf_filter=False, which
+    would otherwise replace a NaN loss by the running mean).
+    """
+
+    def __init__(self, progress: bool = False, tokens=lambda: 0):
+        """progress: print one line per logged step (step, loss, tokens/s, ETA) — for job logs,
+        where a progress bar is a wall of redraws; tokens: a callable giving real tokens so far."""
+        self.rows: list[dict] = []
+        self.progress, self.tokens, self.start = progress, tokens, time.perf_counter()
+
+    @staticmethod
+    def _row(logs: dict, step: int, epoch: float | None) -> dict:
+        row = {"step": step, "epoch": round(epoch or 0.0, 4)}
+        row.update({k: float(v) for k, v in logs.items() if k in ("loss", "learning_rate", "grad_norm")})
+        return row
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run restores the earlier steps' logs with the checkpoint's trainer state.
+        self.rows = [self._row(h, h["step"], h.get("epoch")) for h in state.log_history if "loss" in h]
+        self.start, self.first_step, self.first_tokens = time.perf_counter(), state.global_step, self.tokens()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            row = self._row(logs, state.global_step, state.epoch)
+            for key in ("loss", "grad_norm"):
+                if not math.isfinite(row.get(key, 0.0)):
+                    raise FloatingPointError(f"{key} is {row[key]} at step {state.global_step}; stopping")
+            self.rows.append(row)
+            if self.progress:
+                self._print(row, state)
+
+    def _print(self, row: dict, state) -> None:
+        seconds = time.perf_counter() - self.start
+        done = max(state.global_step - self.first_step, 1)
+        eta = seconds / done * (state.max_steps - state.global_step)
+        rate = (self.tokens() - self.first_tokens) / max(seconds, 1e-9)
+        print(f"step {state.global_step}/{state.max_steps}  loss {row['loss']:.4f}  lr {row.get('learning_rate', 0):.2e}  "
+              f"{rate:,.0f} tokens/s  ETA {eta:,.0f} s", file=sys.stderr, flush=True)
+
+    def to_csv(self) -> str:
+        """CSV that DVC plots read natively: step, epoch, loss, learning_rate, grad_norm."""
+        columns = ["step", "epoch", "loss", "learning_rate", "grad_norm"]
+        lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def load_split(tokenizer, path: Path, params, budget: str | None = None) -> tuple[Dataset, dict]:
+    """Encode a prepared split; `budget` names the data.max_*_examples key that caps it. Examples
+    are taken in the file's (ranked) order until the budget is filled after over-length handling,
+    so a dropped example is replaced; a split that cannot fill it fails (data.short_budget)."""
+    t, limit = params.training, getattr(params.data, budget) if budget else None
+    records = read_records(path)
+    enc = encode_all(tokenizer, records, t.max_seq_length, t.overlength, limit=limit)
+    if not enc.examples:
+        raise DataError(f"{path}: no example left after applying max_seq_length={t.max_seq_length}")
+    short = limit is not None and len(enc.examples) < limit
+    if short and params.data.short_budget == "fail":
+        raise DataError(f"{path}: only {len(enc.examples)} usable examples for data.{budget}={limit} "
+                        f"({enc.n_dropped} dropped by training.max_seq_length={t.max_seq_length}, "
+                        f"overlength={t.overlength}); lower data.{budget} or set data.short_budget: train_fewer")
+    if enc.n_truncated or enc.n_dropped:
+        examined = len(enc.examples) + enc.n_dropped
+        print(f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {examined} examples "
+              f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})"
+              + (f"; {len(enc.examples)} used for data.{budget}={limit}" if limit else ""))
+    counts = {
+        "examples": len(enc.examples),
+        "budget": limit,
+        "budget_short": short,
+        "truncated": enc.n_truncated,
+        "dropped": enc.n_dropped,
+        "tokens": sum(len(e["input_ids"]) for e in enc.examples),
+        "response_tokens": sum(sum(lab != IGNORE_INDEX for lab in e["labels"]) for e in enc.examples),
+    }
+    return Dataset.from_list(enc.examples), counts
+
+
+def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], tuple[Dataset, dict]]:
+    """(train, eval) datasets with their counts from a prepared domain directory, checked."""
+    train_path, eval_path = Path(data_dir) / "train.jsonl", Path(data_dir) / "eval.jsonl"
+    # prepare-data never splits an instruction across train and eval; a hand-made --data dir might.
+    shared = shared_instructions(read_records(train_path), read_records(eval_path))
+    if shared:
+        raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
+    train = load_split(tokenizer, train_path, params, "max_train_examples")
+    if len(train[0]) < params.training.per_device_batch_size:
+        raise DataError(f"{train_path}: {len(train[0])} examples, fewer than one batch "
+                        f"(training.per_device_batch_size={params.training.per_device_batch_size})")
+    return train, load_split(tokenizer, eval_path, params, "max_eval_examples")
+
+
+class CountingCollator:
+    """A collator that also counts the positions the model computes (padding included) and the
+    real tokens among them, so metrics.json can report padding waste."""
+
+    def __init__(self, collator):
+        self.collator, self.positions, self.tokens = collator, 0, 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.positions += batch["input_ids"].numel()
+        self.tokens += sum(len(f["input_ids"]) for f in features)
+        return batch
+
+
+def make_collator(tokenizer, params) -> CountingCollator:
+    """Pad each micro-batch to its longest example (labels padded with -100), or, with
+    training.padding_free, concatenate its examples into one row whose position_ids restart at 0
+    for each example: transformers derives a block-diagonal causal mask from the restarts
+    (masking_utils.find_packed_sequence_indices), so no token attends across examples and no
+    position is padding. The loss is the same token-weighted mean either way."""
+    if params.training.padding_free:
+        return CountingCollator(DataCollatorWithFlattening(separator_id=IGNORE_INDEX))
+    return CountingCollator(DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))
+
+
+def build_model(params, model_dir: str, init_dir: str):
+    """The NF4 base prepared for k-bit training, with the initial adapter loaded trainable."""
+    model = load_base(params, model_dir)
+    model.config.use_cache = False  # as fit() sets it: padding-free rows need the packed-sequence mask
+    if params.quantization.method == "nf4":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=params.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    return PeftModel.from_pretrained(model, init_dir, is_trainable=True)
+
+
+def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps: float = 0) -> TrainingArguments:
+    """Trainer settings from params; save_steps > 0 writes resumable checkpoints into output_dir
+    (every N steps, or a fraction < 1 of the run, as transformers reads save_steps)."""
+    t = params.training
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_batch_size,
+        per_device_eval_batch_size=t.per_device_batch_size * 2,
+        gradient_accumulation_steps=t.grad_accum_steps,
+        learning_rate=lr,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float < 1 is a fraction of the total steps in transformers 5
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optimizer,
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # let StepLog see a NaN/inf loss instead of a running mean
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,  # ignored when save_strategy is "no"
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=not logs.interactive(),  # StepLog prints one line per step instead
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=use_bf16(params),
+        # TF32 for the fp32 matmuls that remain (LoRA, head) on Ampere or newer; None: leave as is.
+        tf32=True if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8 else None,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def fit(model, tokenizer, data, params, lr: float, seed: int, output_dir: str, *, save_steps: float = 0,
+        callbacks=(), resume: Path | None = None) -> tuple[dict, StepLog]:
+    """The one training loop, for LoRA and full fine-tuning alike: transformers' Trainer with
+    training_arguments(), make_collator() and a StepLog; eval loss before and after training.
+
+    data: load_data()'s ((train, counts), (eval, counts)). Returns the metrics both arms report
+    and the step log. resume: a checkpoint directory to continue from (locus.training.checkpoints).
+    """
+    (train_set, train_counts), (eval_set, eval_counts) = data
+    # Training never reads a KV cache, and an (empty) cache makes transformers skip the
+    # packed-sequence mask, so padding-free rows would silently attend across examples.
+    model.config.use_cache = False
+    collator = make_collator(tokenizer, params)
+    log = StepLog(progress=not logs.interactive(), tokens=lambda: collator.tokens)
+    trainer = Trainer(
+        model=model, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
+        args=training_arguments(params, lr, seed, output_dir, save_steps=save_steps),
+        callbacks=[log, *callbacks],
+    )
+    if not logs.interactive():  # its per-step dict lines would repeat StepLog's
+        trainer.remove_callback(PrinterCallback)
+    # Before any training step: the same number whether or not the run resumes.
+    eval_before = trainer.evaluate()["eval_loss"]
+    collator.positions = collator.tokens = 0  # count the training batches only
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.perf_counter() - start
+    padding = 1 - collator.tokens / max(collator.positions, 1)
+    eval_after = trainer.evaluate()["eval_loss"]
+    resumed_step = int(resume.name.removeprefix(checkpoints.PREFIX)) if resume else 0
+    epochs = params.training.epochs if params.training.max_steps < 0 else None
+    # The mean of every step's loss: Trainer's training_loss covers only the steps since a resume.
+    losses = [r["loss"] for r in log.rows]
+    steps_now = result.global_step - resumed_step
+    metrics = {
+        "train_loss": sum(losses) / len(losses) if losses else result.training_loss,
+        "final_step_loss": log.rows[-1]["loss"] if log.rows else None,
+        "eval_loss_before": eval_before,
+        "eval_loss_after": eval_after,
+        "optimizer_steps": result.global_step,
+        # Σ_t lr_t, the learning rate each optimizer step applied (warmup included; locus.core.stats)
+        "sum_lr": sum(r.get("learning_rate", 0.0) for r in log.rows),
+        "epochs": epochs,
+        "train": train_counts,
+        "eval": eval_counts,
+        "resumed_from_step": resumed_step,
+        "train_seconds": round(seconds, 2),  # this process only, when resumed
+        "train_tokens_per_second": round(
+            train_counts["tokens"] * (epochs or 1) * steps_now / max(result.global_step, 1) / seconds, 1),
+        "train_padding_fraction": round(padding, 4),  # of the positions computed in training steps
+        "padding_free": params.training.padding_free,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "gpus_visible": torch.cuda.device_count(),  # 1 per job unless CUDA_VISIBLE_DEVICES says otherwise
+        "bf16_autocast": use_bf16(params),
+        "threads": torch.get_num_threads(),
+    }
+    return metrics, log
