@@ -2,6 +2,8 @@
 #   make report   default grid -> results/report.html
 #   make smoke    small preset, same layout -> results/smoke/report.html (a few minutes on CPU)
 #   make test     the test suite (unit + integration on the smoke preset)
+#   make test-unit  the quick loop: tests/unit only (tiny random models, a few minutes)
+#   make lint     ruff (lint + format check) and the import-layer contracts
 #   make cluster-test  the pipeline through a real single-node SLURM cluster (root; installs SLURM)
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +12,7 @@ STAMP  := $(VENV)/.installed
 CORES  ?= $(shell nproc)  # model jobs take every core (rules declare threads)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install report smoke test test-unit cluster-test clean
+.PHONY: install report smoke test test-unit lint wiring cluster-test clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +32,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -ra
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -ra -m "not integration"
+	$(BIN)/python -m pytest -ra tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+
+wiring: $(STAMP)  # regenerate dvc.yaml after changing a stage or an import under src/locus
+	$(BIN)/locus wiring
 
 cluster-test: $(STAMP)
-	$(BIN)/python -m pytest -ra -m cluster tests/cluster
+	$(BIN)/python -m pytest -ra tests/cluster
 
 clean:
 	rm -rf results .snakemake

@@ -29,18 +29,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DOMAIN = "math_linguistic"
 # Per shape: tokenizer vocabulary, micro-batch, max length, model dtype on disk.
-SETTINGS = {"tiny": dict(vocab=320, batch=2, length=256, dtype="float32"),
-            "llama-3.2-3b": dict(vocab=8192, batch=4, length=512, dtype="bfloat16")}
+SETTINGS = {
+    "tiny": dict(vocab=320, batch=2, length=256, dtype="float32"),
+    "llama-3.2-3b": dict(vocab=8192, batch=4, length=512, dtype="bfloat16"),
+}
 
 
 def environment() -> dict:
     import torch
 
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-           "cuda_version": torch.version.cuda, "threads": torch.get_num_threads()}
+    env = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "cuda_version": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+    }
     if env["cuda"]:
-        env |= {"device": torch.cuda.get_device_name(), "bf16": torch.cuda.is_bf16_supported(),
-                "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)}
+        env |= {
+            "device": torch.cuda.get_device_name(),
+            "bf16": torch.cuda.is_bf16_supported(),
+            "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+        }
     else:
         env["device"] = "cpu"
     try:
@@ -62,32 +72,61 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
     from random_model import build, raw_texts
 
     s = SETTINGS[shape]
-    model_src = build(work / f"random-{shape}", shape, raw_texts(ROOT / "data/raw" / f"{DOMAIN}.jsonl"),
-                      vocab_size=s["vocab"], dtype=s["dtype"])
+    model_src = build(
+        work / f"random-{shape}",
+        shape,
+        raw_texts(ROOT / "data/raw" / f"{DOMAIN}.jsonl"),
+        vocab_size=s["vocab"],
+        dtype=s["dtype"],
+    )
     results = work / "results"
     params = {
-        "results_dir": str(results), "models_dir": str(work / "models"), "lr": 0.001,
+        "results_dir": str(results),
+        "models_dir": str(work / "models"),
+        "lr": 0.001,
         "model": {"source": str(model_src), "dtype": s["dtype"]},
-        "training": {"per_device_batch_size": s["batch"], "grad_accum_steps": 1, "max_seq_length": s["length"],
-                     "checkpoint_every": 0},
+        "training": {
+            "per_device_batch_size": s["batch"],
+            "grad_accum_steps": 1,
+            "max_seq_length": s["length"],
+            "checkpoint_every": 0,
+        },
         "grid": {"domains": [DOMAIN], "learning_rates": [0.001], "seeds": [0]},
-        "data": {"raw_dir": str(ROOT / "data/raw"), "max_train_examples": steps * s["batch"],
-                 "max_eval_examples": 2 * s["batch"]},
+        "data": {
+            "raw_dir": str(ROOT / "data/raw"),
+            "max_train_examples": steps * s["batch"],
+            "max_eval_examples": 2 * s["batch"],
+        },
     }
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key, value in params.items():
         base[key] = base[key] | value if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(base))
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(ROOT), "--config", f"params={params_file}", "--", str(results / "report.html")]
+    cmd = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--cores",
+        "all",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(ROOT),
+        "--config",
+        f"params={params_file}",
+        "--",
+        str(results / "report.html"),
+    ]
     start = time.perf_counter()
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     (work / "snakemake.log").write_text(run.stdout + run.stderr)
     if run.returncode:
-        errors = [f"{log.relative_to(results)}: {line}" for log in sorted((results / "logs").rglob("*.log"))
-                  for line in log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+        errors = [
+            f"{log.relative_to(results)}: {line}"
+            for log in sorted((results / "logs").rglob("*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if "error" in line.lower()
+        ]
         raise SystemExit(f"pipeline cell failed (exit {run.returncode}); stage errors:\n" + "\n".join(errors[-10:]))
     cell = results / "runs" / DOMAIN / "lr=0.001" / "seed=0"
     return {"seconds": round(seconds, 1), "metrics": json.loads((cell / "metrics.json").read_text())}
@@ -96,8 +135,18 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
 def throughput(shape: str, steps: int, out: Path) -> dict:
     import torch
 
-    cmd = [sys.executable, str(ROOT / "benchmarks/train_throughput.py"), "--shape", shape, "--steps", str(steps),
-           "--domain", DOMAIN, "--results-dir", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks/train_throughput.py"),
+        "--shape",
+        shape,
+        "--steps",
+        str(steps),
+        "--domain",
+        DOMAIN,
+        "--results-dir",
+        str(out),
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if run.returncode:
         raise SystemExit(f"throughput benchmark failed (exit {run.returncode}):\n" + run.stderr[-3000:])
@@ -107,14 +156,19 @@ def throughput(shape: str, steps: int, out: Path) -> dict:
 def markdown(report: dict) -> str:
     env, cell = report["environment"], report["pipeline"]
     m = cell["metrics"]
-    lines = [f"GPU suite, {report['shape']} on {env['device']} (torch {env['torch']}, CUDA {env['cuda_version']}, "
-             f"bitsandbytes {env['bitsandbytes']}), {report['date']}", "",
-             "| check | result |", "|---|---|",
-             f"| NF4 matmul on the device | {'ok' if env['nf4_matmul_ok'] else 'FAILED'} |",
-             f"| pipeline cell through Snakemake | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
-             f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
-             f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
-             "", report["throughput"].get("table", "")]
+    lines = [
+        f"GPU suite, {report['shape']} on {env['device']} (torch {env['torch']}, CUDA {env['cuda_version']}, "
+        f"bitsandbytes {env['bitsandbytes']}), {report['date']}",
+        "",
+        "| check | result |",
+        "|---|---|",
+        f"| NF4 matmul on the device | {'ok' if env['nf4_matmul_ok'] else 'FAILED'} |",
+        f"| pipeline cell through Snakemake | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
+        f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
+        f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
+        "",
+        report["throughput"].get("table", ""),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -20,11 +20,28 @@ CHATML = (
 )
 # Llama-3.2-3B's config.json values (the hub is unreachable here).
 SHAPES = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True),
-    "llama-3.2-3b": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
-                         num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072,
-                         rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True, head_dim=128),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    ),
+    "llama-3.2-3b": dict(
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_hidden_layers=28,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        head_dim=128,
+    ),
 }
 
 
@@ -35,25 +52,45 @@ def build_tokenizer(texts: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
     fast.chat_template = CHATML
     return fast
 
 
-def build(path: Path, shape: str, texts: list[str], vocab_size: int = 320, dtype: str = "float32", seed: int = 1234,
-          device: str | None = None, **config) -> Path:
+def build(
+    path: Path,
+    shape: str,
+    texts: list[str],
+    vocab_size: int = 320,
+    dtype: str = "float32",
+    seed: int = 1234,
+    device: str | None = None,
+    **config,
+) -> Path:
     """Tokenizer + random LlamaForCausalLM of `shape` (config keys overridden by `config`) saved in
     `path` (safetensors); returns path."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer(texts, vocab_size)
-    config = LlamaConfig(**({"vocab_size": len(tokenizer)} | SHAPES[shape] | config), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        **({"vocab_size": len(tokenizer)} | SHAPES[shape] | config),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() and shape != "tiny" else "cpu")
     with torch.device(device):  # a 3B model initialises in seconds on a GPU, minutes on a CPU

@@ -46,10 +46,13 @@ def setup(args, params, work: Path) -> dict:
     if args.shape != "base":  # random weights of a real shape and an offline tokenizer (no download)
         from random_model import build, raw_texts
 
-        model_dir = build(work / f"random-{args.shape}", args.shape,
-                          raw_texts(ROOT / params.data.raw_dir / f"{args.domain}.jsonl"),
-                          vocab_size=320 if args.shape == "tiny" else 8192,
-                          dtype="float32" if args.shape == "tiny" else "bfloat16")
+        model_dir = build(
+            work / f"random-{args.shape}",
+            args.shape,
+            raw_texts(ROOT / params.data.raw_dir / f"{args.domain}.jsonl"),
+            vocab_size=320 if args.shape == "tiny" else 8192,
+            dtype="float32" if args.shape == "tiny" else "bfloat16",
+        )
     else:
         model_dir = ROOT / params.models_dir / "base"
         if not (model_dir / "model.safetensors").exists():
@@ -61,10 +64,11 @@ def setup(args, params, work: Path) -> dict:
     # (an example dropped by the over-length policy is replaced, as in the pipeline).
     margin = need + 16
     io.write_jsonl(data_dir / "train.jsonl", records[:margin])
-    io.write_jsonl(data_dir / "eval.jsonl", records[margin:margin + 8])
+    io.write_jsonl(data_dir / "eval.jsonl", records[margin : margin + 8])
     init_dir = work / "adapter_init"
-    init_adapter.run(Namespace(model=str(model_dir), seed=0, out=str(init_dir), layers=None, layers_from=None,
-                               arm=None), params)
+    init_adapter.run(
+        Namespace(model=str(model_dir), seed=0, out=str(init_dir), layers=None, layers_from=None, arm=None), params
+    )
     return {"model": str(model_dir), "data": str(data_dir), "init": str(init_dir)}
 
 
@@ -90,13 +94,23 @@ def naive_arm(params, paths: dict, out: Path) -> dict:
     model = PeftModel.from_pretrained(model, paths["init"], is_trainable=True)
     padded = CountingCollator(DataCollatorForSeq2Seq(tok, padding="longest", label_pad_token_id=IGNORE_INDEX))
     log = StepLog()
-    trainer = Trainer(model=model, args=training_arguments(params, params.lr, 0, str(out / "scratch")),
-                      train_dataset=train_set, data_collator=padded, callbacks=[log])
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(params, params.lr, 0, str(out / "scratch")),
+        train_dataset=train_set,
+        data_collator=padded,
+        callbacks=[log],
+    )
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "steps": result.global_step, "positions": padded.positions,
-            "tokens": padded.tokens, "losses": [r["loss"] for r in log.rows]}
+    return {
+        "seconds": seconds,
+        "steps": result.global_step,
+        "positions": padded.positions,
+        "tokens": padded.tokens,
+        "losses": [r["loss"] for r in log.rows],
+    }
 
 
 def locus_arm(params, paths: dict, out: Path) -> dict:
@@ -105,15 +119,21 @@ def locus_arm(params, paths: dict, out: Path) -> dict:
 
     from locus.stages import train
 
-    train.run(Namespace(model=paths["model"], data=paths["data"], init=paths["init"], lr=params.lr, seed=0,
-                        out=str(out)), params)
+    train.run(
+        Namespace(model=paths["model"], data=paths["data"], init=paths["init"], lr=params.lr, seed=0, out=str(out)),
+        params,
+    )
     m = json.loads((out / "metrics.json").read_text())
     tokens = m["train_tokens_per_second"] * m["train_seconds"]  # real tokens of the steps trained
     rows = (out / "train_log.csv").read_text().splitlines()
     loss_col = rows[0].split(",").index("loss")
-    return {"seconds": m["train_seconds"], "steps": m["optimizer_steps"],
-            "positions": tokens / (1 - m["train_padding_fraction"]), "tokens": tokens,
-            "losses": [float(r.split(",")[loss_col]) for r in rows[1:]]}
+    return {
+        "seconds": m["train_seconds"],
+        "steps": m["optimizer_steps"],
+        "positions": tokens / (1 - m["train_padding_fraction"]),
+        "tokens": tokens,
+        "losses": [float(r.split(",")[loss_col]) for r in rows[1:]],
+    }
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -137,8 +157,12 @@ def run_arm(args) -> None:
     params = apply_settings(params, [f"data.max_train_examples={need}", "data.max_eval_examples=4"])
     if args.arm == "naive":  # the seed's micro-batch of 2 at the same effective batch, fp32, bitsandbytes
         t = params.training
-        params = with_training(params, per_device_batch_size=2, mixed_precision="no",
-                               grad_accum_steps=t.per_device_batch_size * t.grad_accum_steps // 2)
+        params = with_training(
+            params,
+            per_device_batch_size=2,
+            mixed_precision="no",
+            grad_accum_steps=t.per_device_batch_size * t.grad_accum_steps // 2,
+        )
         params = apply_settings(params, ['quantization.cpu_kernel="bitsandbytes"'])
     else:
         params = apply_settings(params, args.set)
@@ -209,35 +233,53 @@ def table(results: dict, device: str, peak_tflops: float | None) -> str:
     """MFU in two conventions against peak_tflops: model FLOPs 6·N per token (PaLM's MFU, as if every
     weight had a gradient) and 4·N (what a frozen base plus LoRA computes: forward + input gradients)."""
     naive_useful = results["naive"]["tokens"] / results["naive"]["seconds"]
-    lines = ["| arm | optimizer steps | s (runs) | tokens/s | useful tokens/s | vs naive | MFU 6N | MFU 4N "
-             "| peak memory (GiB) | final loss |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| arm | optimizer steps | s (runs) | tokens/s | useful tokens/s | vs naive | MFU 6N | MFU 4N "
+        "| peak memory (GiB) | final loss |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for arm, r in results.items():
         useful = r["tokens"] / r["seconds"]
         mfu = [f"{k * r['base_params'] * useful / (peak_tflops * 1e12):.1%}" if peak_tflops else "n/a" for k in (6, 4)]
         tail = r["losses"][-3:]
         runs = ", ".join(f"{x:.1f}" for x in r.get("all_seconds", [r["seconds"]]))
-        lines.append(f"| {arm} | {r['steps']} | {runs} | {r['positions'] / r['seconds']:,.0f} | {useful:,.0f} | "
-                     f"{useful / naive_useful:.2f}× | {mfu[0]} | {mfu[1]} | {r['peak_gib']:.2f} | "
-                     f"{sum(tail) / len(tail):.4f} |")
+        lines.append(
+            f"| {arm} | {r['steps']} | {runs} | {r['positions'] / r['seconds']:,.0f} | {useful:,.0f} | "
+            f"{useful / naive_useful:.2f}× | {mfu[0]} | {mfu[1]} | {r['peak_gib']:.2f} | "
+            f"{sum(tail) / len(tail):.4f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default=None, help="params preset overlaid on params.yaml")
-    ap.add_argument("--shape", choices=["base", "tiny", "llama-3.2-3b"], default="base",
-                    help="base: the prepared params model; otherwise random weights of that shape "
-                         "(benchmarks/random_model.py)")
+    ap.add_argument(
+        "--shape",
+        choices=["base", "tiny", "llama-3.2-3b"],
+        default="base",
+        help="base: the prepared params model; otherwise random weights of that shape (benchmarks/random_model.py)",
+    )
     ap.add_argument("--results-dir", default=str(ROOT / "benchmarks/results"))
     ap.add_argument("--domain", default="python")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per arm")
     ap.add_argument("--peak-tflops", type=float, default=None, help="for MFU (default: from the GPU's name)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="training.KEY (or SECTION.KEY) for the locus arm only, e.g. --set padding_free=true "
-                         "--set per_device_batch_size=8 --set grad_accum_steps=1")
-    ap.add_argument("--arm-set", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                    help="an extra locus arm with these settings (repeatable), run in the same session as "
-                         "the others, e.g. --arm-set 'bitsandbytes:quantization.cpu_kernel=\"bitsandbytes\"'")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training.KEY (or SECTION.KEY) for the locus arm only, e.g. --set padding_free=true "
+        "--set per_device_batch_size=8 --set grad_accum_steps=1",
+    )
+    ap.add_argument(
+        "--arm-set",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="an extra locus arm with these settings (repeatable), run in the same session as "
+        "the others, e.g. --arm-set 'bitsandbytes:quantization.cpu_kernel=\"bitsandbytes\"'",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads in every arm (default: torch's)")
     ap.add_argument("--repeats", type=int, default=1, help="run the arm sequence this many times (median reported)")
     ap.add_argument("--arm", choices=["naive", "locus"], help=argparse.SUPPRESS)
@@ -270,27 +312,53 @@ def main() -> None:
             for name, kind, settings in arms:
                 out = work / f"{name}-{rep}"
                 out.mkdir()
-                cmd = [sys.executable, __file__, "--arm", kind, "--paths", str(work / "paths.json"),
-                       "--out", str(out), "--steps", str(args.steps)] \
-                    + (["--preset", args.preset] if args.preset else []) \
-                    + (["--threads", str(args.threads)] if args.threads else []) + [f"--set={x}" for x in settings]
+                cmd = (
+                    [
+                        sys.executable,
+                        __file__,
+                        "--arm",
+                        kind,
+                        "--paths",
+                        str(work / "paths.json"),
+                        "--out",
+                        str(out),
+                        "--steps",
+                        str(args.steps),
+                    ]
+                    + (["--preset", args.preset] if args.preset else [])
+                    + (["--threads", str(args.threads)] if args.threads else [])
+                    + [f"--set={x}" for x in settings]
+                )
                 subprocess.run(cmd, check=True)
                 runs[name].append(json.loads((out / "result.json").read_text()))
     results = {name: median_run(r) for name, r in runs.items()}
     text = table(results, device, peak)
-    print(f"\n{device}; {args.shape}; {params.quantization.method}; {args.steps} optimizer steps of "
-          f"{params.training.per_device_batch_size * params.training.grad_accum_steps} examples "
-          f"(max length {params.training.max_seq_length}), domain {args.domain}; "
-          f"locus arm: {' '.join(args.set) or 'params as they are'}; threads: {args.threads or torch.get_num_threads()}; "
-          f"median of {args.repeats} run(s)\n\n{text}")
+    print(
+        f"\n{device}; {args.shape}; {params.quantization.method}; {args.steps} optimizer steps of "
+        f"{params.training.per_device_batch_size * params.training.grad_accum_steps} examples "
+        f"(max length {params.training.max_seq_length}), domain {args.domain}; "
+        f"locus arm: {' '.join(args.set) or 'params as they are'}; threads: {args.threads or torch.get_num_threads()}; "
+        f"median of {args.repeats} run(s)\n\n{text}"
+    )
     dest = Path(args.results_dir)
     dest.mkdir(parents=True, exist_ok=True)
     tag = ("cuda" if torch.cuda.is_available() else "cpu") + ("" if args.shape == "base" else f"-{args.shape}")
-    (dest / f"throughput-{tag}.json").write_text(json.dumps({"device": device, "shape": args.shape, "arms": {
-        name: settings for name, _, settings in arms}, "results": results, "table": text}, indent=1))
+    (dest / f"throughput-{tag}.json").write_text(
+        json.dumps(
+            {
+                "device": device,
+                "shape": args.shape,
+                "arms": {name: settings for name, _, settings in arms},
+                "results": results,
+                "table": text,
+            },
+            indent=1,
+        )
+    )
     for arm, r in results.items():
-        (dest / f"loss-{tag}-{arm}.csv").write_text("step,loss\n" + "".join(
-            f"{i + 1},{v}\n" for i, v in enumerate(r["losses"])))
+        (dest / f"loss-{tag}-{arm}.csv").write_text(
+            "step,loss\n" + "".join(f"{i + 1},{v}\n" for i, v in enumerate(r["losses"]))
+        )
 
 
 if __name__ == "__main__":

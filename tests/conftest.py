@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # r
 
 RECORDS = [
     {"instruction": f"What is {a} plus {b}?", "response": f"{a} + {b} = {a + b}. Answer: {a + b}"}
-    for a in range(1, 9) for b in range(1, 5)
+    for a in range(1, 9)
+    for b in range(1, 5)
 ]
 
 
@@ -25,8 +26,13 @@ def build_tiny_model(path: Path, layers: int = 3) -> Path:
     """benchmarks/random_model.py's `tiny` shape, its tokenizer trained on RECORDS."""
     from random_model import build
 
-    return build(path, "tiny", [r["instruction"] + " " + r["response"] for r in RECORDS], vocab_size=320,
-                 num_hidden_layers=layers)
+    return build(
+        path,
+        "tiny",
+        [r["instruction"] + " " + r["response"] for r in RECORDS],
+        vocab_size=320,
+        num_hidden_layers=layers,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +67,16 @@ def arith_raw(tmp_path) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`."""
+    for item in items:
+        kind = item.path.relative_to(REPO / "tests").parts[0]
+        if kind in ("integration", "cluster"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
 # What a pipeline run needs from the repository (the package itself is installed in the venv).
 PIPELINE_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", "presets", "data/raw", "src"]
 
@@ -116,16 +132,20 @@ def probe_modules() -> list[str]:
         return ("/stages/" in f, len(stages_importing(f)), f)
 
     probes = {min(code_files(s.locus_command), key=specificity) for s in STAGES}
-    unused = sorted(str(p.relative_to(REPO)) for p in (REPO / "src/locus").rglob("*.py")
-                    if str(p.relative_to(REPO)) not in every)
+    unused = sorted(
+        str(p.relative_to(REPO)) for p in (REPO / "src/locus").rglob("*.py") if str(p.relative_to(REPO)) not in every
+    )
     return sorted(probes) + unused[:1]
 
 
 def shell_commands(dry_run_output: str) -> set[str]:
     """The `locus` commands a `snakemake -n -p` run would execute, whitespace-normalised, logging cut."""
     prefix = "Shell command: "
-    return {" ".join(line[len(prefix):].split("2>&1")[0].split())
-            for line in dry_run_output.splitlines() if line.startswith(prefix + "locus ")}
+    return {
+        " ".join(line[len(prefix) :].split("2>&1")[0].split())
+        for line in dry_run_output.splitlines()
+        if line.startswith(prefix + "locus ")
+    }
 
 
 def snakemake_reasons(dry_run_output: str) -> dict[str, set[str]]:

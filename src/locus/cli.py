@@ -48,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=(module_name.rsplit(".", 1)[-1]))
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         p.add_argument("--preset", default=None, help="overlay presets/NAME.yaml, e.g. smoke")
-        p.add_argument("--experiment", action="store_true",
-                       help="a single DVC experiment: the grid's LR list becomes the scalar `lr`")
+        p.add_argument(
+            "--experiment",
+            action="store_true",
+            help="a single DVC experiment: the grid's LR list becomes the scalar `lr`",
+        )
         if name == chosen:
             importlib.import_module(module_name).add_arguments(p)
     args = parser.parse_args(argv)

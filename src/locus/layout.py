@@ -65,8 +65,15 @@ def expand(template: str, **values: object) -> str:
 
 
 def _path(name: str, params: Params, **coordinates: object) -> Path:
-    return Path(expand(PATTERNS[name], results_dir=params.results_dir, models_dir=params.models_dir,
-                       raw_dir=params.data.raw_dir, **coordinates))
+    return Path(
+        expand(
+            PATTERNS[name],
+            results_dir=params.results_dir,
+            models_dir=params.models_dir,
+            raw_dir=params.data.raw_dir,
+            **coordinates,
+        )
+    )
 
 
 def model_dir(params: Params) -> Path:

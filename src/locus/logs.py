@@ -32,7 +32,8 @@ def interactive() -> bool:
 
 def quiet_third_party() -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
-        _DropMessage("Failed to load CPU gemm_4bit_forward from kernels-community"))
+        _DropMessage("Failed to load CPU gemm_4bit_forward from kernels-community")
+    )
     for what in ("is_gradient_checkpointing", "gradient_checkpointing_enable"):
         warnings.filterwarnings("ignore", message=f"`{what}` is deprecated", category=FutureWarning)
     if not interactive():

@@ -246,12 +246,13 @@ class ExternalAnalysis(Section):
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for label, directory in v.items():
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", label) or not directory:
-                raise ValueError(f"{label!r}: labels are letters, digits, '_', '.' or '-' (they name files), "
-                                 f"each with a directory")
+                raise ValueError(
+                    f"{label!r}: labels are letters, digits, '_', '.' or '-' (they name files), each with a directory"
+                )
         return v
 
     @model_validator(mode="after")
-    def _init_labels(self) -> "ExternalAnalysis":
+    def _init_labels(self) -> ExternalAnalysis:
         if unknown := sorted(set(self.init) - set(self.adapters)):
             raise ValueError(f"init: {unknown} are not labels of adapters {sorted(self.adapters)}")
         return self
@@ -273,15 +274,15 @@ class ClusterParams(Section):
 
     partition: str = ""
     account: str = ""
-    cpus: int = Field(1, gt=0)                    # --cpus-per-task of every job but train
-    mem_mb: int = Field(4000, gt=0)               # --mem of every job but train
-    runtime_min: int = Field(30, gt=0)            # -t (minutes) of every job but train
+    cpus: int = Field(1, gt=0)  # --cpus-per-task of every job but train
+    mem_mb: int = Field(4000, gt=0)  # --mem of every job but train
+    runtime_min: int = Field(30, gt=0)  # -t (minutes) of every job but train
     train_cpus: int = Field(2, gt=0)
     train_mem_mb: int = Field(16000, gt=0)
     train_runtime_min: int = Field(120, gt=0)
-    gpus_per_train_job: int = Field(0, ge=0)      # 0: train on CPU
-    gpu_type: str = ""                            # e.g. a100 -> --gpus=a100:N; empty: any GPU
-    slurm_extra: str = ""                         # extra sbatch flags for every job, e.g. "--qos=short"
+    gpus_per_train_job: int = Field(0, ge=0)  # 0: train on CPU
+    gpu_type: str = ""  # e.g. a100 -> --gpus=a100:N; empty: any GPU
+    slurm_extra: str = ""  # extra sbatch flags for every job, e.g. "--qos=short"
 
     @field_validator("partition", "account")
     @classmethod
@@ -327,22 +328,24 @@ class Params(Section):
                 raise ValueError(f"{name!r}: names are letters, digits, '_' or '-' (they name directories)")
         return v
 
-    def as_experiment(self) -> "Params":
+    def as_experiment(self) -> Params:
         """The params of one DVC experiment: the grid at the single learning rate `lr`."""
         return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})
 
     @model_validator(mode="after")
-    def _trajectory(self) -> "Params":
+    def _trajectory(self) -> Params:
         every, domains = self.training.snapshot_every, self.trajectory.domains
         if bool(every) != bool(domains):
-            raise ValueError(f"training.snapshot_every={every} and trajectory.domains={domains}: set both "
-                             f"(snapshots every K steps, analysed for these domains) or neither")
+            raise ValueError(
+                f"training.snapshot_every={every} and trajectory.domains={domains}: set both "
+                f"(snapshots every K steps, analysed for these domains) or neither"
+            )
         if any(d not in self.grid.domains for d in domains) or len(set(domains)) != len(domains):
             raise ValueError(f"trajectory.domains: {domains} must be distinct grid.domains {self.grid.domains}")
         return self
 
     @model_validator(mode="after")
-    def _paths_relative(self) -> "Params":
+    def _paths_relative(self) -> Params:
         for key in ("results_dir", "models_dir"):
             if not getattr(self, key):
                 raise ValueError(f"{key} must not be empty")
@@ -354,15 +357,17 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _validation_in_grid(self) -> "Params":
+    def _validation_in_grid(self) -> Params:
         """The layer map being validated comes from the grid, so its domains and LR must be in it."""
         v = self.validation
         unknown = [d for d in v.domains if d not in self.grid.domains]
         if unknown or len(set(v.domains)) != len(v.domains):
             raise ValueError(f"validation.domains: {v.domains} must be distinct grid.domains {self.grid.domains}")
         if v.domains and v.learning_rate not in self.grid.learning_rates:
-            raise ValueError(f"validation.learning_rate: {v.learning_rate:g} is not in grid.learning_rates "
-                             f"{self.grid.learning_rates} (the layers are ranked from the grid at this LR)")
+            raise ValueError(
+                f"validation.learning_rate: {v.learning_rate:g} is not in grid.learning_rates "
+                f"{self.grid.learning_rates} (the layers are ranked from the grid at this LR)"
+            )
         return self
 
 
@@ -410,9 +415,7 @@ def load(path: str | os.PathLike = "params.yaml", preset: str | None = None) -> 
         return Params.model_validate(merged)
     except ValidationError as e:
         where = " + ".join(str(f) for f in files)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in e.errors())
         raise ParamsError(f"{where}: {problems}") from None
 
 

@@ -43,101 +43,189 @@ class Stage:
 
 
 STAGES = [
-    Stage("prepare_model", "locus prepare-model --out {model_dir}", "The base model, saved as safetensors.",
-          outs=["{model_dir}"], params=["model"]),
-    Stage("prepare_data", "locus prepare-data --domain {domain} --out {data_dir}",
-          "One domain's train/eval split.",
-          deps=["{raw_file}"], outs=["{data_dir}"], params=["data"], matrix={"domain": "grid.domains"}),
-    Stage("init_adapter", "locus init-adapter --model {model_dir} --seed {seed} --out {cell_dir}/adapter_init",
-          "The LoRA adapter before training.",
-          deps=["{model_dir}"], outs=["{cell_dir}/adapter_init"], params=["lora"], matrix=CELL_MATRIX),
-    Stage("train", "locus train --model {model_dir} --data {data_dir} --init {cell_dir}/adapter_init "
-          "--lr {lr} --seed {seed} --out {cell_dir}", "QLoRA fine-tuning of one cell.",
-          deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_init"],
-          outs=["{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
-          params=["quantization", "training"], matrix=CELL_MATRIX,
-          plots={"{cell_dir}/train_log.csv": {"x": "step", "y": "loss"}}),
-    Stage("delta", "locus delta --init {cell_dir}/adapter_init --final {cell_dir}/adapter_final "
-          "--metrics {cell_dir}/metrics.json --out {cell_dir}/delta.parquet",
-          "Statistics of final - initial for every adapter matrix.",
-          deps=["{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
-          outs=["{cell_dir}/delta.parquet"], matrix=CELL_MATRIX),
-    Stage("effective", "locus effective --model {model_dir} --init {cell_dir}/adapter_init "
-          "--final {cell_dir}/adapter_final --out {cell_dir}/effective.parquet",
-          "The effective update ΔW = (α/r)(BA - B₀A₀) of every module.",
-          deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
-          outs=["{cell_dir}/effective.parquet"], params=["quantization"], matrix=CELL_MATRIX),
+    Stage(
+        "prepare_model",
+        "locus prepare-model --out {model_dir}",
+        "The base model, saved as safetensors.",
+        outs=["{model_dir}"],
+        params=["model"],
+    ),
+    Stage(
+        "prepare_data",
+        "locus prepare-data --domain {domain} --out {data_dir}",
+        "One domain's train/eval split.",
+        deps=["{raw_file}"],
+        outs=["{data_dir}"],
+        params=["data"],
+        matrix={"domain": "grid.domains"},
+    ),
+    Stage(
+        "init_adapter",
+        "locus init-adapter --model {model_dir} --seed {seed} --out {cell_dir}/adapter_init",
+        "The LoRA adapter before training.",
+        deps=["{model_dir}"],
+        outs=["{cell_dir}/adapter_init"],
+        params=["lora"],
+        matrix=CELL_MATRIX,
+    ),
+    Stage(
+        "train",
+        "locus train --model {model_dir} --data {data_dir} --init {cell_dir}/adapter_init "
+        "--lr {lr} --seed {seed} --out {cell_dir}",
+        "QLoRA fine-tuning of one cell.",
+        deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_init"],
+        outs=["{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
+        params=["quantization", "training"],
+        matrix=CELL_MATRIX,
+        plots={"{cell_dir}/train_log.csv": {"x": "step", "y": "loss"}},
+    ),
+    Stage(
+        "delta",
+        "locus delta --init {cell_dir}/adapter_init --final {cell_dir}/adapter_final "
+        "--metrics {cell_dir}/metrics.json --out {cell_dir}/delta.parquet",
+        "Statistics of final - initial for every adapter matrix.",
+        deps=["{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
+        outs=["{cell_dir}/delta.parquet"],
+        matrix=CELL_MATRIX,
+    ),
+    Stage(
+        "effective",
+        "locus effective --model {model_dir} --init {cell_dir}/adapter_init "
+        "--final {cell_dir}/adapter_final --out {cell_dir}/effective.parquet",
+        "The effective update ΔW = (α/r)(BA - B₀A₀) of every module.",
+        deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
+        outs=["{cell_dir}/effective.parquet"],
+        params=["quantization"],
+        matrix=CELL_MATRIX,
+    ),
     # trajectory.domains is [] (no stage) unless training.snapshot_every > 0 (params validation).
     # The train stage writes CELL/trajectory/ but cannot declare an optional out, so the snapshots
     # are a dependency here, not cached by DVC.
-    Stage("trajectory", "locus trajectory --model {model_dir} --init {cell_dir}/adapter_init "
-          "--final {cell_dir}/adapter_final --snapshots {cell_dir}/trajectory --out {cell_dir}/trajectory.parquet",
-          "Learning trajectory of one cell from its snapshots.",
-          deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/trajectory"],
-          outs=["{cell_dir}/trajectory.parquet"], params=["quantization"],
-          matrix={"domain": "trajectory.domains", "seed": "grid.seeds"}),
-    Stage("evaluate_base", "locus evaluate --model {model_dir} --domains {domain} --out {eval_base}",
-          "The base model on one domain's eval split.",
-          deps=["{model_dir}", "{data_dir}"], outs=["{eval_base}"],
-          params=["quantization", "training.max_seq_length", "training.overlength"],
-          matrix={"domain": "evaluation.domains"}),
-    Stage("evaluate", "locus evaluate --model {model_dir} --adapter {cell_dir}/adapter_final "
-          "--out {cell_dir}/eval.json", "One cell scored on every evaluation domain's eval split.",
-          deps=["{model_dir}", "{results_dir}/data", "{cell_dir}/adapter_final"], outs=["{cell_dir}/eval.json"],
-          params=["quantization", "training.max_seq_length", "training.overlength", "evaluation"],
-          matrix={"domain": "evaluation.domains", "seed": "grid.seeds"}),
-    Stage("train_full", "locus train-full --model {model_dir} --data {data_dir} --lr {lr} --seed {seed} "
-          "--out {full_ft_dir}", "Full fine-tuning on the same data and budget.",
-          deps=["{model_dir}", "{data_dir}"], outs=["{full_ft_dir}/delta.safetensors", "{full_ft_dir}/metrics.json"],
-          params=["training", "lora.target_modules"],
-          matrix={"domain": "full_ft.domains", "lr": "full_ft.learning_rates", "seed": "grid.seeds"},
-          plots={"{full_ft_dir}/train_log.csv": {"x": "step", "y": "loss"}}),
-    Stage("full_ft_effective", "locus full-ft-effective --model {model_dir} --delta {full_ft_dir}/delta.safetensors "
-          "--out {full_ft_dir}/effective.parquet", "ΔW metrics of the full fine-tuning arm.",
-          deps=["{model_dir}", "{full_ft_dir}/delta.safetensors"], outs=["{full_ft_dir}/effective.parquet"],
-          matrix={"domain": "full_ft.domains", "lr": "full_ft.learning_rates", "seed": "grid.seeds"}),
+    Stage(
+        "trajectory",
+        "locus trajectory --model {model_dir} --init {cell_dir}/adapter_init "
+        "--final {cell_dir}/adapter_final --snapshots {cell_dir}/trajectory --out {cell_dir}/trajectory.parquet",
+        "Learning trajectory of one cell from its snapshots.",
+        deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/trajectory"],
+        outs=["{cell_dir}/trajectory.parquet"],
+        params=["quantization"],
+        matrix={"domain": "trajectory.domains", "seed": "grid.seeds"},
+    ),
+    Stage(
+        "evaluate_base",
+        "locus evaluate --model {model_dir} --domains {domain} --out {eval_base}",
+        "The base model on one domain's eval split.",
+        deps=["{model_dir}", "{data_dir}"],
+        outs=["{eval_base}"],
+        params=["quantization", "training.max_seq_length", "training.overlength"],
+        matrix={"domain": "evaluation.domains"},
+    ),
+    Stage(
+        "evaluate",
+        "locus evaluate --model {model_dir} --adapter {cell_dir}/adapter_final --out {cell_dir}/eval.json",
+        "One cell scored on every evaluation domain's eval split.",
+        deps=["{model_dir}", "{results_dir}/data", "{cell_dir}/adapter_final"],
+        outs=["{cell_dir}/eval.json"],
+        params=["quantization", "training.max_seq_length", "training.overlength", "evaluation"],
+        matrix={"domain": "evaluation.domains", "seed": "grid.seeds"},
+    ),
+    Stage(
+        "train_full",
+        "locus train-full --model {model_dir} --data {data_dir} --lr {lr} --seed {seed} --out {full_ft_dir}",
+        "Full fine-tuning on the same data and budget.",
+        deps=["{model_dir}", "{data_dir}"],
+        outs=["{full_ft_dir}/delta.safetensors", "{full_ft_dir}/metrics.json"],
+        params=["training", "lora.target_modules"],
+        matrix={"domain": "full_ft.domains", "lr": "full_ft.learning_rates", "seed": "grid.seeds"},
+        plots={"{full_ft_dir}/train_log.csv": {"x": "step", "y": "loss"}},
+    ),
+    Stage(
+        "full_ft_effective",
+        "locus full-ft-effective --model {model_dir} --delta {full_ft_dir}/delta.safetensors "
+        "--out {full_ft_dir}/effective.parquet",
+        "ΔW metrics of the full fine-tuning arm.",
+        deps=["{model_dir}", "{full_ft_dir}/delta.safetensors"],
+        outs=["{full_ft_dir}/effective.parquet"],
+        matrix={"domain": "full_ft.domains", "lr": "full_ft.learning_rates", "seed": "grid.seeds"},
+    ),
     # evaluation.parquet and full_ft_*.parquet are written too when those experiments are on; not
     # declared, since DVC cannot declare an output that exists only sometimes.
-    Stage("aggregate", "locus aggregate --experiment --out-dir {experiment_dir}",
-          "The experiment's cells aggregated by layer and module.",
-          deps=["{runs_dir}"],  # every cell's files (DVC links the upstream stages' outs there)
-          outs=["{experiment_dir}/layers.parquet", "{experiment_dir}/modules.parquet",
-                "{experiment_dir}/similarity.parquet"],
-          params=["grid", "lr", "analysis", "report.metric", "evaluation", "full_ft"],
-          metrics=["{experiment_dir}/summary.json"],
-          plots={"{experiment_dir}/layer_profile.csv": {"x": "layer"}}),
-    Stage("report", "locus report --experiment --tables {experiment_dir} --out {experiment_dir}/report.html "
-          "--figures {experiment_dir}/figures", "The experiment's report.",
-          deps=["{experiment_dir}/layers.parquet", "{experiment_dir}/modules.parquet",
-                "{experiment_dir}/similarity.parquet", "{results_dir}/data", "{runs_dir}"],
-          outs=["{experiment_dir}/report.html", "{experiment_dir}/figures"],
-          params=["report", "grid", "lr", "evaluation", "full_ft", "trajectory"]),
+    Stage(
+        "aggregate",
+        "locus aggregate --experiment --out-dir {experiment_dir}",
+        "The experiment's cells aggregated by layer and module.",
+        deps=["{runs_dir}"],  # every cell's files (DVC links the upstream stages' outs there)
+        outs=[
+            "{experiment_dir}/layers.parquet",
+            "{experiment_dir}/modules.parquet",
+            "{experiment_dir}/similarity.parquet",
+        ],
+        params=["grid", "lr", "analysis", "report.metric", "evaluation", "full_ft"],
+        metrics=["{experiment_dir}/summary.json"],
+        plots={"{experiment_dir}/layer_profile.csv": {"x": "layer"}},
+    ),
+    Stage(
+        "report",
+        "locus report --experiment --tables {experiment_dir} --out {experiment_dir}/report.html "
+        "--figures {experiment_dir}/figures",
+        "The experiment's report.",
+        deps=[
+            "{experiment_dir}/layers.parquet",
+            "{experiment_dir}/modules.parquet",
+            "{experiment_dir}/similarity.parquet",
+            "{results_dir}/data",
+            "{runs_dir}",
+        ],
+        outs=["{experiment_dir}/report.html", "{experiment_dir}/figures"],
+        params=["report", "grid", "lr", "evaluation", "full_ft", "trajectory"],
+    ),
     # Targeted-layer validation; validation.domains: [] = off. Arms read their layers from arms.json
     # at run time; the all-layer arm is the experiment's grid cell.
-    Stage("rank_layers", "locus rank-layers --experiment --layers {experiment_dir}/layers.parquet "
-          "--domain {domain} --out {arms}", "Rank one domain's layers and draw the validation arms.",
-          deps=["{experiment_dir}/layers.parquet"], outs=["{arms}"], params=["validation"],
-          matrix={"domain": "validation.domains"}),
-    Stage("validation_init", "locus init-adapter --model {model_dir} --seed {seed} --layers-from {arms} "
-          "--arm {arm} --out {arm_dir}/adapter_init", "The initial adapter of one validation arm.",
-          deps=["{model_dir}", "{arms}"], outs=["{arm_dir}/adapter_init"], params=["lora"],
-          matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"}),
-    Stage("validation_train", "locus train --model {model_dir} --data {data_dir} --init {arm_dir}/adapter_init "
-          "--lr {lr} --seed {seed} --out {arm_dir}", "Training one validation arm.",
-          deps=["{model_dir}", "{data_dir}", "{arm_dir}/adapter_init"],
-          outs=["{arm_dir}/adapter_final", "{arm_dir}/metrics.json"], params=["quantization", "training"],
-          matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},
-          lr="validation.learning_rate"),
-    Stage("validation_report", "locus validation-report --experiment --domain {domain} "
-          "--out {experiment_dir}/validation/{domain}.html --table {experiment_dir}/validation/{domain}.parquet",
-          "Does training the top-ranked layers beat random ones?",
-          deps=["{validation_dir}", "{runs_dir}"],
-          outs=["{experiment_dir}/validation/{domain}.html", "{experiment_dir}/validation/{domain}.parquet"],
-          params=["validation"], matrix={"domain": "validation.domains"}),
+    Stage(
+        "rank_layers",
+        "locus rank-layers --experiment --layers {experiment_dir}/layers.parquet --domain {domain} --out {arms}",
+        "Rank one domain's layers and draw the validation arms.",
+        deps=["{experiment_dir}/layers.parquet"],
+        outs=["{arms}"],
+        params=["validation"],
+        matrix={"domain": "validation.domains"},
+    ),
+    Stage(
+        "validation_init",
+        "locus init-adapter --model {model_dir} --seed {seed} --layers-from {arms} "
+        "--arm {arm} --out {arm_dir}/adapter_init",
+        "The initial adapter of one validation arm.",
+        deps=["{model_dir}", "{arms}"],
+        outs=["{arm_dir}/adapter_init"],
+        params=["lora"],
+        matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},
+    ),
+    Stage(
+        "validation_train",
+        "locus train --model {model_dir} --data {data_dir} --init {arm_dir}/adapter_init "
+        "--lr {lr} --seed {seed} --out {arm_dir}",
+        "Training one validation arm.",
+        deps=["{model_dir}", "{data_dir}", "{arm_dir}/adapter_init"],
+        outs=["{arm_dir}/adapter_final", "{arm_dir}/metrics.json"],
+        params=["quantization", "training"],
+        matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},
+        lr="validation.learning_rate",
+    ),
+    Stage(
+        "validation_report",
+        "locus validation-report --experiment --domain {domain} "
+        "--out {experiment_dir}/validation/{domain}.html --table {experiment_dir}/validation/{domain}.parquet",
+        "Does training the top-ranked layers beat random ones?",
+        deps=["{validation_dir}", "{runs_dir}"],
+        outs=["{experiment_dir}/validation/{domain}.html", "{experiment_dir}/validation/{domain}.parquet"],
+        params=["validation"],
+        matrix={"domain": "validation.domains"},
+    ),
 ]
 
 
 # --- code dependencies ----------------------------------------------------------------------------
+
 
 def _module_file(module: str) -> Path | None:
     """src/locus/a/b.py or src/locus/a/b/__init__.py for `locus.a.b`; None if not a locus module."""
@@ -227,6 +315,7 @@ def dvc_stage(stage: Stage) -> dict:
 
 
 def dvc_yaml() -> str:
-    body = yaml.safe_dump({"stages": {s.name: dvc_stage(s) for s in STAGES}}, sort_keys=False,
-                          allow_unicode=True, width=120)
+    body = yaml.safe_dump(
+        {"stages": {s.name: dvc_stage(s) for s in STAGES}}, sort_keys=False, allow_unicode=True, width=120
+    )
     return HEADER + body

@@ -65,8 +65,10 @@ def install() -> None:
         return
     _log(f"installing {' '.join(PACKAGES)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd, limit in ((["apt-get", "update", "-qq"], 300),
-                       (["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], 600)):
+    for cmd, limit in (
+        (["apt-get", "update", "-qq"], 300),
+        (["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], 600),
+    ):
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, env=env)
         if run.returncode != 0:  # an error, not a skip: CI must not pass without the cluster
             raise RuntimeError(f"{' '.join(cmd)} failed: {run.stderr[-2000:]}")
@@ -137,8 +139,7 @@ def _alive(pid: int) -> bool:
 
 def _start(name: str, cmd: list[str]) -> int:
     log = open(STATE / f"{name}.out", "ab")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _pidfile(name).write_text(str(proc.pid))
     _log(f"started {name} (pid {proc.pid})")
     return proc.pid
@@ -188,11 +189,12 @@ def up(timeout: float = 90) -> None:
             _run(["mungekey", "--create"], timeout=30)
             shutil.chown("/etc/munge/munge.key", "munge", "munge")
         socket_path = MUNGE_RUN / "munge.socket.2"
-        munged = _start("munged", ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups",
-                                   "munged", "--foreground", "--force"])
+        munged = _start(
+            "munged",
+            ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups", "munged", "--foreground", "--force"],
+        )
         _wait("the munge socket", socket_path.exists, 20, [munged])
-        _wait("munge to answer", lambda: _run(["munge", "-n"], timeout=10, check=False).returncode == 0,
-              20, [munged])
+        _wait("munge to answer", lambda: _run(["munge", "-n"], timeout=10, check=False).returncode == 0, 20, [munged])
 
         ctld = _start("slurmctld", ["slurmctld", "-D", "-i"])
         slurmd = _start("slurmd", ["slurmd", "-D"])
@@ -212,8 +214,9 @@ def cancel_all_jobs(timeout: float = 30) -> None:
         _run(["scancel", "--full", "--state=RUNNING"], timeout=15, check=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = _run(["squeue", "-h", "-t", "PENDING,RUNNING,COMPLETING,SUSPENDED", "-o", "%i"],
-                       timeout=10, check=False)
+            run = _run(
+                ["squeue", "-h", "-t", "PENDING,RUNNING,COMPLETING,SUSPENDED", "-o", "%i"], timeout=10, check=False
+            )
             if run.returncode != 0 or not run.stdout.strip():
                 return
             time.sleep(1)
@@ -250,8 +253,10 @@ def status() -> str:
     for name in DAEMONS:
         pidfile = _pidfile(name)
         pid = int(pidfile.read_text()) if pidfile.exists() else None
-        lines.append(f"{name}: {'pid ' + str(pid) if pid else 'not started'}"
-                     f"{'' if pid is None else (' (running)' if _alive(pid) else ' (gone)')}")
+        lines.append(
+            f"{name}: {'pid ' + str(pid) if pid else 'not started'}"
+            f"{'' if pid is None else (' (running)' if _alive(pid) else ' (gone)')}"
+        )
     lines.append(f"node: {node_state() or 'unknown'}")
     return "\n".join(lines)
 

@@ -14,13 +14,16 @@ def test_defaults_train_on_cpu_in_the_default_partition():
     assert c.train_mem_mb >= c.mem_mb and c.train_runtime_min >= c.runtime_min
 
 
-@pytest.mark.parametrize("cluster, key", [
-    ({"gpus": 1}, "cluster.gpus"),                       # a typo is an error, not ignored
-    ({"gpus_per_train_job": -1}, "cluster.gpus_per_train_job"),
-    ({"gpu_type": "a100:2"}, "cluster.gpu_type"),        # the count belongs in gpus_per_train_job
-    ({"partition": "gpu; rm -rf /"}, "cluster.partition"),
-    ({"train_mem_mb": 0}, "cluster.train_mem_mb"),
-])
+@pytest.mark.parametrize(
+    "cluster, key",
+    [
+        ({"gpus": 1}, "cluster.gpus"),  # a typo is an error, not ignored
+        ({"gpus_per_train_job": -1}, "cluster.gpus_per_train_job"),
+        ({"gpu_type": "a100:2"}, "cluster.gpu_type"),  # the count belongs in gpus_per_train_job
+        ({"partition": "gpu; rm -rf /"}, "cluster.partition"),
+        ({"train_mem_mb": 0}, "cluster.train_mem_mb"),
+    ],
+)
 def test_bad_cluster_values_name_the_key(tmp_path, cluster, key):
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({**yaml.safe_load(open("params.yaml")), "cluster": cluster}))

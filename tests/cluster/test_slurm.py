@@ -40,15 +40,24 @@ def env() -> dict:
 
 
 def snakemake_cmd(*args: str) -> list[str]:
-    return ["snakemake", "--profile", "workflow/profiles/slurm", "--config", f"preset={PRESET}",
-            # test speed only: poll squeue sooner than the profile's 20 s
-            "--slurm-init-seconds-before-status-checks", "5", *args]
+    return [
+        "snakemake",
+        "--profile",
+        "workflow/profiles/slurm",
+        "--config",
+        f"preset={PRESET}",
+        # test speed only: poll squeue sooner than the profile's 20 s
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        *args,
+    ]
 
 
 def start(work: Path, cmd: list[str], log: Path) -> subprocess.Popen:
     out = open(log, "w")
-    return subprocess.Popen(cmd, cwd=work, env=env(), stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=work, env=env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -68,15 +77,19 @@ def run(work: Path, *args: str, timeout: int = RUN_TIMEOUT, name: str = "run") -
     except subprocess.TimeoutExpired:
         kill_group(proc)
         slurm_cluster.cancel_all_jobs()
-        pytest.fail(f"snakemake {name} did not finish in {timeout} s; tail of {log}:\n"
-                    + log.read_text()[-4000:])
+        pytest.fail(f"snakemake {name} did not finish in {timeout} s; tail of {log}:\n" + log.read_text()[-4000:])
     return rc, log.read_text()
 
 
 def slurm_jobs() -> list[dict]:
     """Every job slurmctld still knows (finished ones stay for MinJobAge = 300 s)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%P|%m|%l|%C"],
-                         capture_output=True, text=True, timeout=20, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%P|%m|%l|%C"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
     keys = ["id", "state", "comment", "partition", "mem", "time", "cpus"]
     return [dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.strip()]
 
@@ -85,8 +98,9 @@ def kill_job_processes(job_id: str) -> None:
     """SIGKILL every process of one SLURM job (PIDs from `scontrol listpids`), so that nothing in
     it can clean up; `scancel --signal=KILL` reaches the steps one by one and the job's own
     snakemake would remove its outputs and incomplete markers in between."""
-    out = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True,
-                         timeout=20, check=False).stdout
+    out = subprocess.run(
+        ["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=20, check=False
+    ).stdout
     pids = [int(line.split()[0]) for line in out.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
     assert pids, f"scontrol listpids {job_id} found no processes: {out}"
     for pid in pids:
@@ -140,7 +154,9 @@ def test_pipeline_runs_through_sbatch(pipeline):
         assert job, f"no SLURM job for train {domain}: {jobs}"
         assert job["state"] == "COMPLETED" and job["partition"] == "debug"
         assert (job["mem"], job["time"], job["cpus"]) == ("3000M", "20:00", "1")
-        metrics = json.loads((work / RESULTS / "runs" / domain / f"lr={LR}" / f"seed={SEED}" / "metrics.json").read_text())
+        metrics = json.loads(
+            (work / RESULTS / "runs" / domain / f"lr={LR}" / f"seed={SEED}" / "metrics.json").read_text()
+        )
         assert metrics["optimizer_steps"] >= 2
     assert by_comment["rule_prepare_model"]["mem"] == "2000M"
     # The plugin's per-job logs are named by SLURM job id.
@@ -156,8 +172,9 @@ def test_pipeline_runs_through_sbatch(pipeline):
     cell = f"{RESULTS}/runs/cpp/lr={LR}/seed={SEED}/metrics.json"
     plan = run(work, "-n", "--forcerun", cell, "--", TARGET, timeout=120, name="forcerun")[1]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
-    assert counts == {"train": "1", "delta": "1", "effective": "1", "aggregate": "1", "report": "1",
-                      "total": "5"}, plan[-3000:]
+    assert counts == {"train": "1", "delta": "1", "effective": "1", "aggregate": "1", "report": "1", "total": "5"}, (
+        plan[-3000:]
+    )
 
 
 def test_a_failed_cell_fails_the_run_and_names_it(pipeline):
@@ -195,8 +212,11 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     try:
         deadline = time.monotonic() + 600
         while killed is None:
-            running = [j["id"] for j in slurm_jobs() if j["comment"] == train_comment("python")
-                       and j["state"] == "RUNNING" and j["id"] not in before]
+            running = [
+                j["id"]
+                for j in slurm_jobs()
+                if j["comment"] == train_comment("python") and j["state"] == "RUNNING" and j["id"] not in before
+            ]
             killed = running[0] if running else None
             if killed is None:
                 assert proc.poll() is None, (work / "snakemake-killed.log").read_text()[-4000:]
@@ -222,8 +242,11 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     # rerun-incomplete forces the interrupted job (Snakemake reports it as forced) ...
     assert re.search(rf"Training python, lr={LR}, seed={SEED}\nReason: Forced execution", out), out[-6000:]
     assert not any(incomplete.iterdir())  # ... and clears its markers
-    trains = sorted((int(j["id"]), j["state"]) for j in slurm_jobs()
-                    if j["comment"] == train_comment("python") and j["id"] not in before)
+    trains = sorted(
+        (int(j["id"]), j["state"])
+        for j in slurm_jobs()
+        if j["comment"] == train_comment("python") and j["id"] not in before
+    )
     assert len(trains) == 2 and trains[0][0] == int(killed) and trains[0][1] != "COMPLETED", trains
     assert trains[1][1] == "COMPLETED", trains
     assert not any(j["comment"] == train_comment("cpp") and j["id"] not in before for j in slurm_jobs())

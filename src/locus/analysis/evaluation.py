@@ -63,8 +63,9 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dic
     nll, correct, tokens = 0.0, 0, 0
     rows = list(dataset)
     for start in range(0, len(rows), batch_size):
-        batch = collate([{k: r[k] for k in ("input_ids", "attention_mask", "labels")}
-                         for r in rows[start:start + batch_size]])
+        batch = collate(
+            [{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows[start : start + batch_size]]
+        )
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -82,6 +83,7 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dic
 
 
 # ---------------------------------------------------------------- the cross-domain table
+
 
 def cross_domain_table(params) -> pd.DataFrame:
     """One row per (train domain, lr, seed, eval domain): loss/accuracy before (base) and after.
@@ -104,14 +106,25 @@ def cross_domain_table(params) -> pd.DataFrame:
         for d in params.evaluation.domains:
             if d not in scores:
                 raise ValueError(f"{path}: no score for evaluation domain {d!r} (re-run locus evaluate)")
-            rows.append({"domain": domain, "lr": lr, "seed": seed, "eval_domain": d,
-                         "loss_before": base[d]["loss"], "loss_after": scores[d]["loss"],
-                         "accuracy_before": base[d]["accuracy"], "accuracy_after": scores[d]["accuracy"],
-                         "tokens": scores[d]["tokens"]})
+            rows.append(
+                {
+                    "domain": domain,
+                    "lr": lr,
+                    "seed": seed,
+                    "eval_domain": d,
+                    "loss_before": base[d]["loss"],
+                    "loss_after": scores[d]["loss"],
+                    "accuracy_before": base[d]["accuracy"],
+                    "accuracy_after": scores[d]["accuracy"],
+                    "tokens": scores[d]["tokens"],
+                }
+            )
     df = pd.DataFrame(rows, columns=KEYS + ["loss_before", "loss_after", "accuracy_before", "accuracy_after", "tokens"])
-    return df.assign(delta_loss=df.loss_after - df.loss_before,
-                     delta_accuracy=df.accuracy_after - df.accuracy_before,
-                     in_domain=df.domain == df.eval_domain)
+    return df.assign(
+        delta_loss=df.loss_after - df.loss_before,
+        delta_accuracy=df.accuracy_after - df.accuracy_before,
+        in_domain=df.domain == df.eval_domain,
+    )
 
 
 def gain_and_forgetting(table: pd.DataFrame) -> pd.DataFrame:
@@ -129,16 +142,20 @@ def describe(table: pd.DataFrame, lr: float) -> str:
     g = gain_and_forgetting(t)
     seeds = t.seed.nunique()
     improved = int((g.in_domain < 0).sum())
-    text = (f"LR {lr_label(lr)}: in-domain eval loss changes by {g.in_domain.mean():+.3f} nats on average "
-            f"({improved}/{len(g)} training domains improve on their own eval split; token accuracy "
-            f"{t[t.in_domain].delta_accuracy.mean():+.1%})")
+    text = (
+        f"LR {lr_label(lr)}: in-domain eval loss changes by {g.in_domain.mean():+.3f} nats on average "
+        f"({improved}/{len(g)} training domains improve on their own eval split; token accuracy "
+        f"{t[t.in_domain].delta_accuracy.mean():+.1%})"
+    )
     off = t[~t.in_domain]
     if off.empty:
         return text + "; one evaluation domain, so no off-domain effect is measured."
     pair = off.groupby(["domain", "eval_domain"]).delta_loss.mean()
     (wi, wj), worst = pair.idxmax(), pair.max()
-    text += (f"; off-domain by {g.off_domain.mean():+.3f} ({int((pair > 0).sum())}/{len(pair)} train→eval pairs "
-             f"get worse, most {wi}→{wj} {worst:+.3f})")
+    text += (
+        f"; off-domain by {g.off_domain.mean():+.3f} ({int((pair > 0).sum())}/{len(pair)} train→eval pairs "
+        f"get worse, most {wi}→{wj} {worst:+.3f})"
+    )
     ratio = -g.in_domain.mean() / abs(g.off_domain.mean()) if g.off_domain.mean() else np.inf
     text += f"; in-domain gain is {ratio:.1f}× the off-domain change" if np.isfinite(ratio) else ""
     return text + (f" (mean over {seeds} seeds)." if seeds > 1 else " (one seed).")

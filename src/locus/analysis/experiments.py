@@ -47,5 +47,6 @@ def tables(params, layers: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def expected_files(params) -> list[str]:
     """The file names `tables` writes for these params (Snakemake declares them as outputs)."""
     names = (["evaluation"] if params.evaluation.domains else []) + (
-        ["full_ft_modules", "full_ft_layers", "full_ft_rho"] if params.full_ft.domains else [])
+        ["full_ft_modules", "full_ft_layers", "full_ft_rho"] if params.full_ft.domains else []
+    )
     return [f"{n}.parquet" for n in names]

@@ -39,8 +39,11 @@ def parse_weight_key(key: str) -> dict:
     m = WEIGHT_KEY.search(key)
     if not m:
         raise ValueError(f"weight {key!r} is not a per-layer module weight (…layers.N.block.module.weight)")
-    return {"layer": int(m["layer"]), "block": "attention" if m["block"] in ATTENTION_BLOCKS else "mlp",
-            "module": m["module"]}
+    return {
+        "layer": int(m["layer"]),
+        "block": "attention" if m["block"] in ATTENTION_BLOCKS else "mlp",
+        "module": m["module"],
+    }
 
 
 def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
@@ -56,9 +59,13 @@ def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
     w0_fro = float(np.linalg.norm(np.asarray(w0, np.float64)))
     energy = np.cumsum(sigma**2)
     out.update(
-        numerical_rank=int(np.count_nonzero(sigma > max(d.shape) * np.finfo(np.float32).eps * sigma[0])) if out["fro"] else 0,
+        numerical_rank=int(np.count_nonzero(sigma > max(d.shape) * np.finfo(np.float32).eps * sigma[0]))
+        if out["fro"]
+        else 0,
         rank90=int(np.searchsorted(energy, 0.9 * energy[-1]) + 1) if out["fro"] else 0,
-        w0_fro=w0_fro, rel_fro=out["fro"] / w0_fro if w0_fro else np.nan, mean_abs=float(np.abs(d).mean()),
+        w0_fro=w0_fro,
+        rel_fro=out["fro"] / w0_fro if w0_fro else np.nan,
+        mean_abs=float(np.abs(d).mean()),
     )
     return out
 
@@ -73,6 +80,7 @@ def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- LoRA vs full FT
+
 
 def critical_rho(n_layers: int) -> float:
     """|ρ| above which a Spearman correlation over n layers is significant at p ≈ 0.05 (two-sided)."""
@@ -94,16 +102,24 @@ def rho_table(lora_layers: pd.DataFrame, ft_layers: pd.DataFrame) -> pd.DataFram
             if list(prof.index) != list(ref.index):
                 raise ValueError(f"{domain}, seed {seed}: LoRA and full FT cover different layers")
             for metric in LORA_METRICS:
-                rows.append({"domain": domain, "lora_lr": lora_lr, "ft_lr": ft_lr, "seed": seed,
-                             "lora_metric": metric, "rho": spearman(prof[metric], ref), "n_layers": len(ref)})
+                rows.append(
+                    {
+                        "domain": domain,
+                        "lora_lr": lora_lr,
+                        "ft_lr": ft_lr,
+                        "seed": seed,
+                        "lora_metric": metric,
+                        "rho": spearman(prof[metric], ref),
+                        "n_layers": len(ref),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def rho_summary(rho: pd.DataFrame) -> pd.DataFrame:
     """Mean, s.d. (ddof 1; NaN with one seed) and n seeds of ρ per (domain, LoRA LR, FT LR, metric)."""
     g = rho.groupby(["domain", "lora_lr", "ft_lr", "lora_metric"])
-    return g.rho.agg(mean="mean", sd="std", n="count").reset_index().merge(
-        g.n_layers.first().reset_index())
+    return g.rho.agg(mean="mean", sd="std", n="count").reset_index().merge(g.n_layers.first().reset_index())
 
 
 def _pm(mean: float, sd: float, n: int) -> str:
@@ -125,11 +141,15 @@ def describe(summary: pd.DataFrame, metric: str) -> str:
     s = summary[summary.lora_metric == metric]
     n_layers, n = int(s.n_layers.iloc[0]), int(s.n.max())
     overall = s["mean"].mean()
-    head = (f"LoRA {LABELS[metric]} vs full-FT ‖ΔW‖_F/‖W₀‖_F by layer: mean ρ = {overall:.2f} over "
-            f"{len(s)} domain × LR pairs ({n} seed{'s' if n > 1 else ''} each; |ρ| > {critical_rho(n_layers):.2f} "
-            f"is significant for {n_layers} layers): {verdict(overall, n_layers)}.")
-    parts = [f"{r.domain} LoRA LR {lr_label(r.lora_lr)} / full-FT LR {lr_label(r.ft_lr)}: "
-             f"{_pm(r.mean, r.sd, r.n)}" for r in s.itertuples()]
+    head = (
+        f"LoRA {LABELS[metric]} vs full-FT ‖ΔW‖_F/‖W₀‖_F by layer: mean ρ = {overall:.2f} over "
+        f"{len(s)} domain × LR pairs ({n} seed{'s' if n > 1 else ''} each; |ρ| > {critical_rho(n_layers):.2f} "
+        f"is significant for {n_layers} layers): {verdict(overall, n_layers)}."
+    )
+    parts = [
+        f"{r.domain} LoRA LR {lr_label(r.lora_lr)} / full-FT LR {lr_label(r.ft_lr)}: {_pm(r.mean, r.sd, r.n)}"
+        for r in s.itertuples()
+    ]
     return head + " " + "; ".join(parts) + "."
 
 
@@ -139,8 +159,10 @@ def describe_rank(ft_modules: pd.DataFrame, lora_modules: pd.DataFrame, lora_r: 
     lora = lora_modules.merge(keys, on=["domain", "seed"])
     ft_eff, ft_r90 = ft_modules.effective_rank.mean(), ft_modules.rank90.mean()
     lora_eff = lora.effective_rank.mean()
-    return (f"Full-FT ΔW has mean effective (entropy) rank {ft_eff:.0f} and needs rank {ft_r90:.0f} for 90% of its "
-            f"energy (mean over {len(ft_modules)} module updates; numerical rank up to {int(ft_modules.numerical_rank.max())}); "
-            f"LoRA's ΔW has effective rank {lora_eff:.1f} at r = {lora_r}: full FT's is {ft_eff / lora_eff:.0f}× "
-            f"LoRA's effective rank and its rank-90% is {ft_r90 / lora_r:.1f}× r "
-            f"(Biderman et al. 2024 report 10–100× LoRA's rank for full FT).")
+    return (
+        f"Full-FT ΔW has mean effective (entropy) rank {ft_eff:.0f} and needs rank {ft_r90:.0f} for 90% of its "
+        f"energy (mean over {len(ft_modules)} module updates; numerical rank up to {int(ft_modules.numerical_rank.max())}); "
+        f"LoRA's ΔW has effective rank {lora_eff:.1f} at r = {lora_r}: full FT's is {ft_eff / lora_eff:.0f}× "
+        f"LoRA's effective rank and its rank-90% is {ft_r90 / lora_r:.1f}× r "
+        f"(Biderman et al. 2024 report 10–100× LoRA's rank for full FT)."
+    )

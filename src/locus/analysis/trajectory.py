@@ -55,8 +55,10 @@ def read_trajectories(params) -> pd.DataFrame:
     for domain, lr, seed in trajectory_cells(params):
         path = cell_dir(params, domain, lr, seed) / "trajectory.parquet"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr_label(lr)}, seed={seed} "
-                                    f"(trajectory.domains lists {domain}; run `locus trajectory` for it)")
+            raise FileNotFoundError(
+                f"{path}: missing for cell {domain}, lr={lr_label(lr)}, seed={seed} "
+                f"(trajectory.domains lists {domain}; run `locus trajectory` for it)"
+            )
         frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -68,6 +70,8 @@ def formation(table: pd.DataFrame, metric: str, threshold: float = THRESHOLD) ->
     for keys, g in rho.groupby(CELL, sort=True):
         last = int(g["step"].max())
         formed = formed_step(g, threshold)
-        rows.append(dict(zip(CELL, keys)) | {"formed_step": formed, "last_step": last,
-                                             "fraction": formed / last if formed is not None else np.nan})
+        rows.append(
+            dict(zip(CELL, keys))
+            | {"formed_step": formed, "last_step": last, "fraction": formed / last if formed is not None else np.nan}
+        )
     return pd.DataFrame(rows, columns=[*CELL, "formed_step", "last_step", "fraction"])

@@ -5,7 +5,7 @@ locus.core.effective (fro, rel_fro, spectral, stable_rank, effective_rank, ampli
 dense ΔW is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4`
 the NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
 compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
-dequantizes in its forward (tests/test_effective.py checks it against a loaded model); otherwise
+dequantizes in its forward (tests/unit/test_effective.py checks it against a loaded model); otherwise
 the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
 shards named by model.safetensors.index.json, so memory stays at one matrix.
 """
@@ -24,8 +24,21 @@ from locus.core.effective import iter_updates, update_metrics
 from locus.training import nf4
 from locus.training.modeling import DTYPES
 
-COLUMNS = ["layer", "block", "module", "rank", "scaling", "numerical_rank", "w0_fro", "fro", "rel_fro",
-           "spectral", "stable_rank", "effective_rank", "amplification"]
+COLUMNS = [
+    "layer",
+    "block",
+    "module",
+    "rank",
+    "scaling",
+    "numerical_rank",
+    "w0_fro",
+    "fro",
+    "rel_fro",
+    "spectral",
+    "stable_rank",
+    "effective_rank",
+    "amplification",
+]
 
 
 def weight_files(model_dir: str | Path) -> dict[str, Path]:
@@ -86,7 +99,9 @@ def effective_table(final: str | Path, model_dir: str | Path, params, init: str 
             w0 = base[module_path + ".weight"]
             rows.append(info | update_metrics(upd, w0, r=info["rank"]))
     if nonzero_init:
-        print(f"note: the initial adapter's lora_B is non-zero in {len(nonzero_init)} modules "
-              f"(e.g. {nonzero_init[0]}); measured ΔW = s·(B_f A_f − B_i A_i)")
+        print(
+            f"note: the initial adapter's lora_B is non-zero in {len(nonzero_init)} modules "
+            f"(e.g. {nonzero_init[0]}); measured ΔW = s·(B_f A_f − B_i A_i)"
+        )
     table = pd.DataFrame(rows)[COLUMNS].sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
     return table.astype({"layer": "int32", "rank": "int32", "numerical_rank": "int32"})

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 # Written into arms.json so the file says how its random sets were drawn (draw_random_sets).
-RANDOM_SETS = ("uniform k-subsets of all layers, seeded by (draw_seed, crc32(domain)); they may overlap the "
-               "top-k set, because the control is the null hypothesis itself: any k layers")
+RANDOM_SETS = (
+    "uniform k-subsets of all layers, seeded by (draw_seed, crc32(domain)); they may overlap the "
+    "top-k set, because the control is the null hypothesis itself: any k layers"
+)
 
 
 def rank_layers(layers: pd.DataFrame, domain: str, lr: float, metric: str) -> pd.DataFrame:
@@ -33,8 +35,10 @@ def rank_layers(layers: pd.DataFrame, domain: str, lr: float, metric: str) -> pd
     rows = layers[(layers["domain"] == domain) & np.isclose(layers["lr"], lr)]
     if rows.empty:
         have = sorted(layers.loc[layers["domain"] == domain, "lr"].unique().tolist())
-        raise ValueError(f"validation.learning_rate: no rows for domain {domain!r} at lr={lr:g} in the layer "
-                         f"table (its learning rates: {have or 'none'})")
+        raise ValueError(
+            f"validation.learning_rate: no rows for domain {domain!r} at lr={lr:g} in the layer "
+            f"table (its learning rates: {have or 'none'})"
+        )
     per_layer = rows.groupby("layer")[metric].agg(["mean", "size"]).reset_index()
     per_layer.columns = ["layer", "value", "n_seeds"]
     return per_layer.sort_values(["value", "layer"], ascending=[False, True], kind="stable").reset_index(drop=True)
@@ -58,7 +62,7 @@ def arm_layers(ranking: pd.DataFrame, k: int, arms: list[str], draw_seed: int, d
     order = [int(x) for x in ranking["layer"]]
     if not k < len(order):
         raise ValueError(f"validation.k={k} must be smaller than the model's {len(order)} adapted layers")
-    randoms = sorted((a for a in arms if a.startswith("random")), key=lambda a: int(a[len("random"):]))
+    randoms = sorted((a for a in arms if a.startswith("random")), key=lambda a: int(a[len("random") :]))
     drawn = dict(zip(randoms, draw_random_sets(sorted(order), k, len(randoms), draw_seed, domain)))
     fixed = {"top": sorted(order[:k]), "bottom": sorted(order[-k:])}
     return {**{a: fixed[a] if a in fixed else drawn[a] for a in arms}, "all": sorted(order)}
@@ -107,12 +111,15 @@ def verdict(diffs, n_seeds: int) -> tuple[str, str]:
     n = len(d)
     mean, sd = float(d.mean()) if n else float("nan"), float(d.std(ddof=1)) if n > 1 else float("nan")
     if n_seeds < 2:
-        return "undetermined", (f"cannot be judged: {n_seeds} seed, so seed noise is unmeasured "
-                                f"(random − top = {mean:+.3f} ± {sd:.3f} over draws, n={n}); add seeds")
+        return "undetermined", (
+            f"cannot be judged: {n_seeds} seed, so seed noise is unmeasured "
+            f"(random − top = {mean:+.3f} ± {sd:.3f} over draws, n={n}); add seeds"
+        )
     spread = f"{abs(mean):.3f} ± {sd:.3f} (mean ± sd of random − top, n={n})"
     if mean > 2 * sd:
         return "predictive", f"top-k beats random-k by {spread} — beyond seed noise"
     if -mean > 2 * sd:
         return "anti-predictive", f"random-k beats top-k by {spread} — the map points away from the useful layers"
-    return "within noise", (f"within noise: the map is not shown to be predictive "
-                            f"(random − top = {mean:+.3f} ± {sd:.3f}, n={n})")
+    return "within noise", (
+        f"within noise: the map is not shown to be predictive (random − top = {mean:+.3f} ± {sd:.3f}, n={n})"
+    )

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 ADAPTER_FILE = "adapter_model.safetensors"
-ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<path>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
-                         r"\.lora_(?P<matrix>[AB])\.weight$")
+ADAPTER_KEY = re.compile(
+    r"^base_model\.model\.(?P<path>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
+    r"\.lora_(?P<matrix>[AB])\.weight$"
+)
 ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
 # adapter_config.json keys that switch PEFT's LoRA layer to an update other than ΔW = s·B·A
 # (peft 0.21 tuners/lora/layer.py `lora_variants`, and config options that change the layout).
@@ -35,7 +37,9 @@ VARIANTS = {
     "use_qalora": "QA-LoRA (lora_A acts on pooled inputs)",
     "use_bdlora": "BD-LoRA (block-diagonal factors)",
     "arrow_config": "Arrow (routing over several adapters)",
-    "velora_config": "VeLoRA", "monteclora_config": "MonteCLoRA", "kasa_config": "KaSA",
+    "velora_config": "VeLoRA",
+    "monteclora_config": "MonteCLoRA",
+    "kasa_config": "KaSA",
     "lora_bias": "a LoRA bias on lora_B (ΔW plus a trained bias)",
     "layer_replication": "layer_replication (layers of the base are duplicated)",
     "target_parameters": "target_parameters (LoRA on raw nn.Parameters, e.g. MoE experts)",
@@ -47,6 +51,7 @@ ZERO_B_INITS = (True, "gaussian", "eva")
 
 
 # ---------------------------------------------------------------- scaling (adapter_config.json)
+
 
 def _pattern_value(pattern: dict, module_path: str, default):
     """PEFT's get_pattern_key: the first key that matches the module path as a regex suffix."""
@@ -66,10 +71,11 @@ def module_rank_alpha(config: dict, module_path: str) -> tuple[int, float]:
 def scaling(config: dict, module_path: str) -> float:
     """s = α/r, or α/√r when use_rslora — exactly as PEFT's LoraLayer.update_layer sets `scaling`."""
     r, alpha = module_rank_alpha(config, module_path)
-    return alpha / (r ** 0.5 if config.get("use_rslora") else r)
+    return alpha / (r**0.5 if config.get("use_rslora") else r)
 
 
 # ---------------------------------------------------------------- config and tensors
+
 
 def read_adapter_config(directory: str | Path) -> dict:
     """adapter_config.json of a plain LoRA adapter; anything else is refused naming file and key."""
@@ -145,7 +151,6 @@ def read_matrix(handle, key: str) -> np.ndarray:
     Through torch because numpy has no bfloat16; fp16 and bf16 values are exact in float32.
     """
     return handle.get_tensor(key).float().numpy()
-
 
 
 def load_adapter(directory: str | Path) -> dict[str, np.ndarray]:

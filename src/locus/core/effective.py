@@ -34,10 +34,10 @@ and k/out in expectation for two random k-dim subspaces of ℝ^out (`random_simi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,7 @@ class Update:
 
 
 # ---------------------------------------------------------------- the update and its metrics
+
 
 @contextmanager
 def _one_thread():
@@ -116,8 +117,12 @@ def spectrum_metrics(sigma: np.ndarray) -> dict:
     if spectral == 0:
         return {"fro": 0.0, "spectral": 0.0, "stable_rank": np.nan, "effective_rank": np.nan}
     p = sigma[sigma > 0] / sigma.sum()
-    return {"fro": fro, "spectral": spectral, "stable_rank": fro**2 / spectral**2,
-            "effective_rank": float(np.exp(-np.sum(p * np.log(p))))}
+    return {
+        "fro": fro,
+        "spectral": spectral,
+        "stable_rank": fro**2 / spectral**2,
+        "effective_rank": float(np.exp(-np.sum(p * np.log(p)))),
+    }
 
 
 def update_metrics(upd: Update, w0: np.ndarray | None = None, r: int | None = None) -> dict:
@@ -181,6 +186,7 @@ def random_similarity(k: int, dim: int) -> float:
 
 # ---------------------------------------------------------------- the updates of a PEFT adapter
 
+
 def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[tuple[str, dict, Update]]:
     """(module path, {layer, block, module, rank, scaling, init_zero}, Update) per module, streamed.
 
@@ -192,13 +198,17 @@ def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[
 
     config = read_adapter_config(final)
     if init is None and not starts_at_zero(config):
-        raise ValueError(f"{Path(final) / 'adapter_config.json'}: init_lora_weights="
-                         f"{config.get('init_lora_weights')!r} does not start from lora_B = 0, so the update "
-                         f"is not s·B·A of the saved adapter; pass the adapter saved before training as the initial one")
+        raise ValueError(
+            f"{Path(final) / 'adapter_config.json'}: init_lora_weights="
+            f"{config.get('init_lora_weights')!r} does not start from lora_B = 0, so the update "
+            f"is not s·B·A of the saved adapter; pass the adapter saved before training as the initial one"
+        )
     modules, skipped = adapter_tensors(final)
     if skipped:
-        print(f"note: {final}: {len(skipped)} tensors are not per-layer LoRA matrices and are not analysed, "
-              f"e.g. {next(iter(skipped))} ({next(iter(skipped.values()))})")
+        print(
+            f"note: {final}: {len(skipped)} tensors are not per-layer LoRA matrices and are not analysed, "
+            f"e.g. {next(iter(skipped))} ({next(iter(skipped.values()))})"
+        )
     if init is not None and set(module_keys(init)) != set(modules):
         raise ValueError(f"{init} and {final} adapt different modules")
     with ExitStack() as stack:
@@ -214,7 +224,11 @@ def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[
                     a, b = np.concatenate([a, a0]), np.concatenate([b, -b0.astype(np.float64)], axis=1)
             s = scaling(config, module_path)
             r, _ = module_rank_alpha(config, module_path)
-            info = {k: entry[k] for k in ("layer", "block", "module")} | {"rank": r, "scaling": s, "init_zero": init_zero}
+            info = {k: entry[k] for k in ("layer", "block", "module")} | {
+                "rank": r,
+                "scaling": s,
+                "init_zero": init_zero,
+            }
             yield module_path, info, thin_svd(a, b, s)
 
 
@@ -233,6 +247,12 @@ def layer_effective(modules: pd.DataFrame) -> pd.DataFrame:
     attn = m["block"] == "attention"
     m = m.assign(f2=m["fro"] ** 2, w2=w0**2, af2=np.where(attn, m["fro"] ** 2, 0.0), aw2=np.where(attn, w0**2, 0.0))
     g = m.groupby(CELL + ["layer"], sort=True)[["f2", "w2", "af2", "aw2"]].sum()
-    out = pd.DataFrame({"fro": np.sqrt(g.f2), "rel_fro": np.sqrt(g.f2 / g.w2),
-                        "attention_share": g.af2 / g.f2, "attention_w0_share": g.aw2 / g.w2})
+    out = pd.DataFrame(
+        {
+            "fro": np.sqrt(g.f2),
+            "rel_fro": np.sqrt(g.f2 / g.w2),
+            "attention_share": g.af2 / g.f2,
+            "attention_w0_share": g.aw2 / g.w2,
+        }
+    )
     return out.reset_index()

@@ -64,5 +64,13 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
         flat = spread < FLAT_SPREAD or not (peak or dip)
     else:
         band, peak, dip, flat = pd.Series(np.nan, index=mean.index), [], [], spread < FLAT_SPREAD
-    return {"mean": mean, "band": band, "spread": spread, "flat": bool(flat), "peak_layers": peak,
-            "dip_layers": dip, "stability": seed_stability(per_seed), "seeds": seeds}
+    return {
+        "mean": mean,
+        "band": band,
+        "spread": spread,
+        "flat": bool(flat),
+        "peak_layers": peak,
+        "dip_layers": dip,
+        "stability": seed_stability(per_seed),
+        "seeds": seeds,
+    }

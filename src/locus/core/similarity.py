@@ -10,9 +10,9 @@ expectation for two random k-dim subspaces. Only the adapters are read (no base 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,9 @@ def cell_label(directory: str | Path) -> tuple[str, float, int]:
     return m["domain"], float(m["lr"]), int(m["seed"])
 
 
-def similarity_table(cells: Mapping[tuple, str | Path] | Sequence[str | Path], k: int | None = None, side: str = "left") -> pd.DataFrame:
+def similarity_table(
+    cells: Mapping[tuple, str | Path] | Sequence[str | Path], k: int | None = None, side: str = "left"
+) -> pd.DataFrame:
     """φ for every pair of cells × module.
 
     cells: {(domain, lr, seed): cell directory or adapter directory} (a cell directory means its
@@ -43,8 +45,9 @@ def similarity_table(cells: Mapping[tuple, str | Path] | Sequence[str | Path], k
     if not isinstance(cells, Mapping):
         cells = {cell_label(d): d for d in cells}
     if len(cells) < 2:
-        return pd.DataFrame(columns=[f"{c}_{s}" for s in "ab" for c in CELL]
-                            + ["layer", "block", "module", "k", "phi", "baseline"])
+        return pd.DataFrame(
+            columns=[f"{c}_{s}" for s in "ab" for c in CELL] + ["layer", "block", "module", "k", "phi", "baseline"]
+        )
     updates = {}
     for label, directory in cells.items():
         directory = Path(directory)
@@ -58,10 +61,18 @@ def similarity_table(cells: Mapping[tuple, str | Path] | Sequence[str | Path], k
             ub = updates[b][path][1]
             kk = min(k or info["rank"], ua.rank, ub.rank)
             dim = ua.u.shape[0] if side == "left" else ua.vt.shape[1]
-            rows.append({**{f"{c}_a": v for c, v in zip(CELL, a)}, **{f"{c}_b": v for c, v in zip(CELL, b)},
-                         "layer": info["layer"], "block": info["block"], "module": info["module"], "k": kk,
-                         "phi": update_similarity(ua, ub, kk, side) if kk else np.nan,
-                         "baseline": random_similarity(kk, dim) if kk else np.nan})
+            rows.append(
+                {
+                    **{f"{c}_a": v for c, v in zip(CELL, a)},
+                    **{f"{c}_b": v for c, v in zip(CELL, b)},
+                    "layer": info["layer"],
+                    "block": info["block"],
+                    "module": info["module"],
+                    "k": kk,
+                    "phi": update_similarity(ua, ub, kk, side) if kk else np.nan,
+                    "baseline": random_similarity(kk, dim) if kk else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -87,7 +98,15 @@ def domain_matrix(table: pd.DataFrame) -> pd.DataFrame:
     both = pd.concat([mean, mean.rename(columns={"domain_a": "domain_b", "domain_b": "domain_a"})])
     seeds = table[kind == "seed"].groupby(["lr_a", "domain_a"])["phi"].mean()
     domains = sorted(set(table.domain_a) | set(table.domain_b))
-    diag = [{"lr": lr, "domain_a": d, "domain_b": d, "phi": seeds.get((lr, d), 1.0),
-             "diag": "seed vs seed" if (lr, d) in seeds.index else "self"}
-            for lr in sorted(set(table.lr_a)) for d in domains]
+    diag = [
+        {
+            "lr": lr,
+            "domain_a": d,
+            "domain_b": d,
+            "phi": seeds.get((lr, d), 1.0),
+            "diag": "seed vs seed" if (lr, d) in seeds.index else "self",
+        }
+        for lr in sorted(set(table.lr_a))
+        for d in domains
+    ]
     return pd.concat([both.assign(diag="domain vs domain"), pd.DataFrame(diag)], ignore_index=True)

@@ -13,7 +13,7 @@ Adam moves every element by lr_t·m̂_t/(√v̂_t + ε) per step, which is about
 gradient's scale (Kingma & Ba 2015, §2.1; at most lr_t·(1−β₁)/√(1−β₂)). So mean(|Δ|) is mostly
 Σ_t lr_t — steps × learning rate — times how consistently each element's gradient kept its sign.
 Dividing by Σ_t lr_t leaves that consistency, in [0, (1−β₁)/√(1−β₂)]: comparable across learning
-rates, step budgets and domains (tests/test_budget.py checks the bounds with the real optimizer).
+rates, step budgets and domains (tests/unit/test_budget.py checks the bounds with the real optimizer).
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def sum_applied_lr(metrics: dict) -> float:
     return float(total)
 
 
-def delta_table(initial: dict[str, np.ndarray], final: dict[str, np.ndarray],
-                sum_lr: float | None = None) -> pd.DataFrame:
+def delta_table(
+    initial: dict[str, np.ndarray], final: dict[str, np.ndarray], sum_lr: float | None = None
+) -> pd.DataFrame:
     """One row per LoRA matrix: layer, block, module, matrix, n and the four statistics of Δ, plus
     mean_abs_per_lr when Σ_t lr_t is given."""
     if set(initial) != set(final):

@@ -44,5 +44,11 @@ def write_domain(domain: str, out: str | Path, seed: int = 0, n: int | None = No
     t0 = time.perf_counter()
     records = build_domain(domain, seed=seed, n=n)
     count = write_jsonl(out, records)
-    return {"domain": domain, "path": str(out), "count": count, "sha256": sha256_file(out),
-            "seconds": round(time.perf_counter() - t0, 2), **length_stats(records)}
+    return {
+        "domain": domain,
+        "path": str(out),
+        "count": count,
+        "sha256": sha256_file(out),
+        "seconds": round(time.perf_counter() - t0, 2),
+        **length_stats(records),
+    }

@@ -15,8 +15,7 @@ from .common import REPO_ROOT, IngestError
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m locus.ingest", description=__doc__)
     ap.add_argument("domain", choices=[*DOMAINS, "all"])
-    ap.add_argument("--out", type=Path, help="output file (single domain only); "
-                                             "default data/raw/DOMAIN.jsonl")
+    ap.add_argument("--out", type=Path, help="output file (single domain only); default data/raw/DOMAIN.jsonl")
     ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data" / "raw")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=None, help="records per domain (default: module's)")
@@ -43,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(s)
         if not args.json:
             i, r = s["instruction"], s["response"]
-            print(f"{domain:16s} {s['count']:5d} records  {s['seconds']:6.1f}s  sha256 {s['sha256'][:16]}  "
-                  f"instr {i['min']}/{i['median']}/{i['p90']}/{i['max']}  "
-                  f"resp {r['min']}/{r['median']}/{r['p90']}/{r['max']}  -> {s['path']}", flush=True)
+            print(
+                f"{domain:16s} {s['count']:5d} records  {s['seconds']:6.1f}s  sha256 {s['sha256'][:16]}  "
+                f"instr {i['min']}/{i['median']}/{i['p90']}/{i['max']}  "
+                f"resp {r['min']}/{r['median']}/{r['p90']}/{r['max']}  -> {s['path']}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(summaries, indent=2))
     print(f"total {time.perf_counter() - t0:.1f}s", file=sys.stderr)

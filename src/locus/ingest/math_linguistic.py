@@ -29,8 +29,7 @@ def _generate(seed: int, size: int) -> list:
     if version("reasoning_gym") != "0.1.25":
         raise RuntimeError(f"reasoning_gym {version('reasoning_gym')} != 0.1.25 (see requirements-ingest.txt)")
     ds = reasoning_gym.create_dataset("gsm_symbolic", seed=seed, size=size)
-    return [[x["question"], x["metadata"]["answer_cot"], x["answer"], ds.task_indices[i]]
-            for i, x in enumerate(ds)]
+    return [[x["question"], x["metadata"]["answer_cot"], x["answer"], ds.task_indices[i]] for i, x in enumerate(ds)]
 
 
 def to_record(question: str, cot: str, answer: str) -> dict | None:

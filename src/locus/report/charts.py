@@ -37,15 +37,22 @@ def _profiles(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         )
         line = base.mark_line(point=True).encode(
             y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-            tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("low:Q", format=".3e"),
-                     alt.Tooltip("high:Q", format=".3e"), "seeds"],
+            tooltip=[
+                "domain",
+                "layer",
+                alt.Tooltip("value:Q", format=".3e"),
+                alt.Tooltip("low:Q", format=".3e"),
+                alt.Tooltip("high:Q", format=".3e"),
+                "seeds",
+            ],
         )
         layer = line
         if df["seeds"].max() > 1:
             layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
         charts[f"cross_domain_lr={lr_label(lr)}"] = layer.properties(
-            width=WIDTH if metric != PER_LR else WIDTH // 2 + 60, height=HEIGHT,
-            title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
+            width=WIDTH if metric != PER_LR else WIDTH // 2 + 60,
+            height=HEIGHT,
+            title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}",
         )
     return charts
 
@@ -53,8 +60,9 @@ def _profiles(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
 def per_domain(layers: pd.DataFrame) -> dict[str, alt.Chart]:
     """Seed figure 2: for each domain and LR, the four statistics by layer (independent scales)."""
     charts = {}
-    long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=list(STATISTICS),
-                       var_name="statistic", value_name="value")
+    long = layers.melt(
+        id_vars=["domain", "lr", "seed", "layer"], value_vars=list(STATISTICS), var_name="statistic", value_name="value"
+    )
     long["statistic"] = long["statistic"].map(LABELS)
     long = long.groupby(["domain", "lr", "layer", "statistic"], as_index=False)["value"].mean()
     for (domain, lr), df in long.groupby(["domain", "lr"]):
@@ -105,26 +113,49 @@ def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
     `metrics` maps (domain, lr, seed) to that cell's metrics.json, for the steps in the tooltip."""
     names = [m for m in EXPLORER_METRICS if m in layers]
     long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=names, var_name="metric")
-    long["steps"] = [metrics.get((d, lr, s), {}).get("optimizer_steps") for d, lr, s in
-                     zip(long.domain, long.lr, long.seed)]
+    long["steps"] = [
+        metrics.get((d, lr, s), {}).get("optimizer_steps") for d, lr, s in zip(long.domain, long.lr, long.seed)
+    ]
     g = long.groupby(["metric", "domain", "lr", "layer"])
     df = g["value"].agg(value="mean", low="min", high="max", seeds="count").join(g["steps"].max()).reset_index()
     df["metric"] = df["metric"].map(LABELS)
     df["lr"] = df["lr"].map(lr_label)
-    metric = alt.param(name="metric", value=LABELS[names[0]],
-                       bind=alt.binding_select(options=[LABELS[m] for m in names], name="metric "))
+    metric = alt.param(
+        name="metric",
+        value=LABELS[names[0]],
+        bind=alt.binding_select(options=[LABELS[m] for m in names], name="metric "),
+    )
     lrs = sorted(df["lr"].unique(), key=float)
     lr = alt.param(name="lr", value=lrs[0], bind=alt.binding_select(options=lrs, name="LR "))
     shown = alt.selection_point(fields=["domain"], bind="legend")
-    base = alt.Chart(df).transform_filter((alt.datum.metric == metric) & (alt.datum.lr == lr)).encode(
-        x=alt.X("layer:Q", title="layer"),
-        color=alt.Color("domain:N", title="domain (click to toggle)"),
-        opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)))
+    base = (
+        alt.Chart(df)
+        .transform_filter((alt.datum.metric == metric) & (alt.datum.lr == lr))
+        .encode(
+            x=alt.X("layer:Q", title="layer"),
+            color=alt.Color("domain:N", title="domain (click to toggle)"),
+            opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)),
+        )
+    )
     band = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q")
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title="value (the chosen metric)", scale=alt.Scale(zero=False)),
-        tooltip=["domain", "lr", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("low:Q", format=".3e"),
-                 alt.Tooltip("high:Q", format=".3e"), "seeds", "steps"])
-    chart = (band + line).add_params(metric, lr, shown).properties(
-        width=WIDTH + 120, height=HEIGHT + 60, title="Layer-profile explorer (seed band: min–max over seeds)")
+        tooltip=[
+            "domain",
+            "lr",
+            "layer",
+            alt.Tooltip("value:Q", format=".3e"),
+            alt.Tooltip("low:Q", format=".3e"),
+            alt.Tooltip("high:Q", format=".3e"),
+            "seeds",
+            "steps",
+        ],
+    )
+    chart = (
+        (band + line)
+        .add_params(metric, lr, shown)
+        .properties(
+            width=WIDTH + 120, height=HEIGHT + 60, title="Layer-profile explorer (seed band: min–max over seeds)"
+        )
+    )
     return {"explorer": chart}

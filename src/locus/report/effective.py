@@ -15,8 +15,8 @@ import pandas as pd
 
 from locus.core.effective import layer_effective
 from locus.core.ranking import profile_shape
-from locus.params import lr_label
 from locus.core.stats import LABELS
+from locus.params import lr_label
 
 CELL = ["domain", "lr", "seed"]
 W, H = 400, 240
@@ -33,7 +33,8 @@ def _profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
     base = alt.Chart(df).encode(x=alt.X("layer:Q", title="layer"), color=alt.Color("domain:N"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-        tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("sd:Q", format=".2e"), "seeds"])
+        tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("sd:Q", format=".2e"), "seeds"],
+    )
     chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if df.seeds.max() > 1 else line
     return chart.properties(width=W, height=H, title=title)
 
@@ -47,7 +48,8 @@ def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
         note = f" (mean ± s.d. over {seeds} seeds)" if seeds > 1 else ""
         charts[f"effective_profile_lr={lr_label(lr)}"] = alt.hconcat(
             _profile(rel[rel.lr == lr], "rel_fro", f"size-normalised ‖ΔW‖_F/‖W₀‖_F, LR {lr_label(lr)}{note}"),
-            _profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"))
+            _profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"),
+        )
     return charts
 
 
@@ -55,11 +57,18 @@ def heatmap(modules: pd.DataFrame) -> dict[str, alt.Chart]:
     """Layer × module heatmap of ‖ΔW‖_F/‖W₀‖_F, one panel per (domain, LR), seeds averaged (log colour)."""
     df = modules.groupby(["domain", "lr", "layer", "module"], as_index=False)["rel_fro"].mean()
     df["lr"] = df["lr"].map(lr_label)
-    chart = alt.Chart(df).mark_rect().encode(
-        x=alt.X("layer:O"), y=alt.Y("module:N", title=None),
-        color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
-        tooltip=["domain", "lr", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
-    ).properties(width=380, height=110).facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
+    chart = (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("layer:O"),
+            y=alt.Y("module:N", title=None),
+            color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
+            tooltip=["domain", "lr", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
+        )
+        .properties(width=380, height=110)
+        .facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
+    )
     return {"effective_heatmap": chart.properties(title="‖ΔW‖_F / ‖W₀‖_F by layer and module")}
 
 
@@ -70,9 +79,15 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
         df = _bands(layers[layers.lr == lr], "attention_share")
         ref = layers[layers.lr == lr].groupby("layer", as_index=False)["attention_w0_share"].mean()
         line = _profile(df, "attention_share", f"attention vs MLP, LR {lr_label(lr)}")
-        rule = alt.Chart(ref).mark_line(strokeDash=[4, 4], color="gray").encode(
-            x="layer:Q", y=alt.Y("attention_w0_share:Q", scale=alt.Scale(domain=[0, 1])),
-            tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")])
+        rule = (
+            alt.Chart(ref)
+            .mark_line(strokeDash=[4, 4], color="gray")
+            .encode(
+                x="layer:Q",
+                y=alt.Y("attention_w0_share:Q", scale=alt.Scale(domain=[0, 1])),
+                tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")],
+            )
+        )
         charts[f"effective_attention_lr={lr_label(lr)}"] = (line + rule).properties(width=W, height=H)
     return charts
 
@@ -84,14 +99,17 @@ def similarity_matrix(matrix: pd.DataFrame) -> dict[str, alt.Chart]:
         base = alt.Chart(df).encode(x=alt.X("domain_a:N", title=None), y=alt.Y("domain_b:N", title=None))
         rect = base.mark_rect().encode(
             color=alt.Color("phi:Q", title="mean φ", scale=alt.Scale(domain=[0, 1], scheme="blues")),
-            tooltip=["domain_a", "domain_b", "diag", alt.Tooltip("phi:Q", format=".3f")])
+            tooltip=["domain_a", "domain_b", "diag", alt.Tooltip("phi:Q", format=".3f")],
+        )
         text = base.mark_text().encode(text=alt.Text("phi:Q", format=".2f"))
         charts[f"effective_similarity_lr={lr_label(lr)}"] = (rect + text).properties(
-            width=260, height=260, title=f"subspace similarity φ of ΔW (mean over layers), LR {lr_label(lr)}")
+            width=260, height=260, title=f"subspace similarity φ of ΔW (mean over layers), LR {lr_label(lr)}"
+        )
     return charts
 
 
 # ---------------------------------------------------------------- plain-language findings
+
 
 def _span(layers: np.ndarray) -> str:
     return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else f"{layers[0]}"
@@ -126,8 +144,11 @@ def _shape(domain: str, shape: dict) -> str:
     spread = f"layer-to-layer spread {shape['spread']:.1%}"
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus
-        where = (f"layers {_ranges(shape['peak_layers'])} higher" if shape["peak_layers"]
-                 else f"layers {_ranges(shape['dip_layers'])} lower")
+        where = (
+            f"layers {_ranges(shape['peak_layers'])} higher"
+            if shape["peak_layers"]
+            else f"layers {_ranges(shape['dip_layers'])} lower"
+        )
         return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
     if shape["flat"]:
         why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
@@ -156,15 +177,21 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
             diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
             (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
     parts = [f"{d} {r:.2f}× more" if r >= 1 else f"{d} {1 / r:.2f}× less" for d, r in ratios.items()]
-    text = (f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
-            f"Late layers ({_span(late)}) vs early layers ({_span(early)}): {', '.join(parts)}.")
+    text = (
+        f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
+        f"Late layers ({_span(late)}) vs early layers ({_span(early)}): {', '.join(parts)}."
+    )
     seeds = cell.seed.nunique()
     if seeds > 1:
-        text += (f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
-                 f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}." if within else "."))
-        text += (" How stable is this map? Spearman ρ of the layer ranking between seeds: "
-                 + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())
-                 + " (1 = same order every seed; below 0.8 the ordering is mostly seed noise).")
+        text += (
+            f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
+            f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}." if within else ".")
+        )
+        text += (
+            " How stable is this map? Spearman ρ of the layer ranking between seeds: "
+            + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())
+            + " (1 = same order every seed; below 0.8 the ordering is mostly seed noise)."
+        )
     else:
         text += " One seed: seed noise not estimated (add seeds to grid.seeds)."
     return text
@@ -172,8 +199,10 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
 
 def describe_modules(modules: pd.DataFrame, lr: float) -> str:
     m = modules[modules.lr == lr].groupby("module")["rel_fro"].mean().sort_values()
-    return (f"LR {lr_label(lr)}: relative change is largest in {m.index[-1]} ({m.iloc[-1]:.2e}) and smallest in "
-            f"{m.index[0]} ({m.iloc[0]:.2e}), {m.iloc[-1] / m.iloc[0]:.2g}× apart (mean over layers, domains, seeds).")
+    return (
+        f"LR {lr_label(lr)}: relative change is largest in {m.index[-1]} ({m.iloc[-1]:.2e}) and smallest in "
+        f"{m.index[0]} ({m.iloc[0]:.2e}), {m.iloc[-1] / m.iloc[0]:.2g}× apart (mean over layers, domains, seeds)."
+    )
 
 
 def describe_attention(layers: pd.DataFrame, lr: float) -> str:
@@ -181,9 +210,11 @@ def describe_attention(layers: pd.DataFrame, lr: float) -> str:
     share, ref = cell.attention_share.mean(), cell.attention_w0_share.mean()
     by_layer = cell.groupby("layer").attention_share.mean()
     verdict = "about" if abs(share - ref) < 0.02 else "more than" if share > ref else "less than"
-    return (f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
-            f"of ‖W₀‖²_F; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
-            f"layer {int(by_layer.idxmin())} ({by_layer.min():.0%}).")
+    return (
+        f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
+        f"of ‖W₀‖²_F; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
+        f"layer {int(by_layer.idxmin())} ({by_layer.min():.0%})."
+    )
 
 
 def describe_similarity(matrix: pd.DataFrame, lr: float, baseline: float | None = None) -> str:
@@ -193,8 +224,10 @@ def describe_similarity(matrix: pd.DataFrame, lr: float, baseline: float | None 
         return f"LR {lr_label(lr)}: one domain only, no domain similarity."
     cross = cross[cross.domain_a < cross.domain_b].sort_values("phi")
     hi, lo = cross.iloc[-1], cross.iloc[0]
-    text = (f"LR {lr_label(lr)}: domains share ΔW's top directions most for {hi.domain_a}–{hi.domain_b} "
-            f"(φ = {hi.phi:.2f}) and least for {lo.domain_a}–{lo.domain_b} (φ = {lo.phi:.2f}); mean φ {cross.phi.mean():.2f}")
+    text = (
+        f"LR {lr_label(lr)}: domains share ΔW's top directions most for {hi.domain_a}–{hi.domain_b} "
+        f"(φ = {hi.phi:.2f}) and least for {lo.domain_a}–{lo.domain_b} (φ = {lo.phi:.2f}); mean φ {cross.phi.mean():.2f}"
+    )
     text += f" vs {baseline:.3f} for random subspaces" if baseline is not None else ""
     seeds = df[df.diag == "seed vs seed"]
     if not seeds.empty:
@@ -224,7 +257,9 @@ def _matrix(similarity: pd.DataFrame | None):
     return domain_matrix(similarity), float(similarity.baseline.mean())
 
 
-def figures(modules: pd.DataFrame, similarity: pd.DataFrame | None = None) -> tuple[dict[str, alt.Chart], dict[str, str]]:
+def figures(
+    modules: pd.DataFrame, similarity: pd.DataFrame | None = None
+) -> tuple[dict[str, alt.Chart], dict[str, str]]:
     """Every effective-update figure and its sentence: (charts, notes), both keyed by figure name."""
     layers = layer_effective(modules)
     charts = {**profiles(layers), **heatmap(modules), **attention_share(layers)}

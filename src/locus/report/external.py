@@ -13,8 +13,7 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
-from locus.core.stats import STATISTICS
-from locus.core.stats import LABELS
+from locus.core.stats import LABELS, STATISTICS
 from locus.report.effective import H, W, _groups, _peak, _profile, _span
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
@@ -26,7 +25,9 @@ def layer_table(modules: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
     statistics averaged over the layer's lora_B matrices (`{stat}_B`), lora_A matrices (`{stat}_A`,
     NaN without an initial snapshot) and both (`{stat}`, the seed's own layer number; NaN without A)."""
     eff = layer_effective(modules.assign(domain=modules.adapter, **_CELL)).rename(columns={"domain": "adapter"})
-    out = eff.drop(columns=list(_CELL)).merge(modules.groupby(["adapter", "layer"]).size().rename("n_modules").reset_index())
+    out = eff.drop(columns=list(_CELL)).merge(
+        modules.groupby(["adapter", "layer"]).size().rename("n_modules").reset_index()
+    )
     stats = list(STATISTICS)
     for matrix in "BA":
         part = deltas[deltas.matrix == matrix].groupby(["adapter", "layer"])[stats].mean()
@@ -44,18 +45,29 @@ def _lines(layers: pd.DataFrame, column: str, metric: str, title: str) -> alt.Ch
 
 
 def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
-    return {"external_profile": alt.hconcat(_lines(layers, "rel_fro", "rel_fro", "size-normalised ‖ΔW‖_F/‖W₀‖_F"),
-                                            _lines(layers, "fro", "fro", "raw ‖ΔW‖_F")),
-            "external_seed_B": _lines(layers, "mean_abs_B", "mean_abs", "lora_B: mean |Δ_B| = mean |B| (B starts at 0)")}
+    return {
+        "external_profile": alt.hconcat(
+            _lines(layers, "rel_fro", "rel_fro", "size-normalised ‖ΔW‖_F/‖W₀‖_F"),
+            _lines(layers, "fro", "fro", "raw ‖ΔW‖_F"),
+        ),
+        "external_seed_B": _lines(layers, "mean_abs_B", "mean_abs", "lora_B: mean |Δ_B| = mean |B| (B starts at 0)"),
+    }
 
 
 def heatmap(modules: pd.DataFrame) -> dict[str, alt.Chart]:
     """Layer × module ‖ΔW‖_F/‖W₀‖_F, one row of panels per adapter (log colour)."""
-    chart = alt.Chart(modules[["adapter", "layer", "module", "rel_fro"]]).mark_rect().encode(
-        x=alt.X("layer:O"), y=alt.Y("module:N", title=None),
-        color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
-        tooltip=["adapter", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
-    ).properties(width=380, height=110).facet(row=alt.Row("adapter:N"))
+    chart = (
+        alt.Chart(modules[["adapter", "layer", "module", "rel_fro"]])
+        .mark_rect()
+        .encode(
+            x=alt.X("layer:O"),
+            y=alt.Y("module:N", title=None),
+            color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
+            tooltip=["adapter", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
+        )
+        .properties(width=380, height=110)
+        .facet(row=alt.Row("adapter:N"))
+    )
     return {"external_heatmap": chart.properties(title="‖ΔW‖_F / ‖W₀‖_F by layer and module")}
 
 
@@ -64,9 +76,11 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
     base = alt.Chart(layers).encode(x=alt.X("layer:Q"), color=alt.Color("adapter:N"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("attention_share:Q", title=LABELS["attention_share"], scale=alt.Scale(domain=[0, 1])),
-        tooltip=["adapter", "layer", alt.Tooltip("attention_share:Q", format=".2f")])
+        tooltip=["adapter", "layer", alt.Tooltip("attention_share:Q", format=".2f")],
+    )
     ref = base.mark_line(strokeDash=[4, 4]).encode(
-        y="attention_w0_share:Q", tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")])
+        y="attention_w0_share:Q", tooltip=[alt.Tooltip("attention_w0_share:Q", title="share of ‖W₀‖²_F", format=".2f")]
+    )
     return {"external_attention": (line + ref).properties(width=W, height=H, title="attention vs MLP")}
 
 
@@ -79,8 +93,10 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
         ratio = profile.loc[late].mean() / profile.loc[early].mean()
         trend = f"{ratio:.2f}× more" if ratio >= 1 else f"{1 / ratio:.2f}× less"
         where = f"layer {a}" if a == b else f"layers {a}–{b}"
-        parts.append(f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} than early "
-                     f"ones ({_span(early)})")
+        parts.append(
+            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} than early "
+            f"ones ({_span(early)})"
+        )
     return f"{LABELS[metric]} — " + "; ".join(parts) + "."
 
 

@@ -55,6 +55,9 @@ def chart_sections(figures: dict, notes: dict, sections: list[tuple[str, str]]) 
 
 def html_page(title: str, body: str, specs: dict) -> str:
     """A self-contained page: the Vega bundle inlined once (no CDN), `body`, and the specs embedded."""
-    return SHELL.format(title=html.escape(title),
-                        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
-                        body=body, specs=json.dumps(specs).replace("</", "<\\/"))
+    return SHELL.format(
+        title=html.escape(title),
+        bundle=vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert()),
+        body=body,
+        specs=json.dumps(specs).replace("</", "<\\/"),
+    )

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from locus.analysis.trajectory import CELL, THRESHOLD, formation, rank_stability, read_trajectories
-from locus.params import lr_label
 from locus.core.stats import LABELS
+from locus.params import lr_label
 
 SECTION = ("Learning trajectories: how the layer profile forms during training", "trajectory_")
 
@@ -60,19 +60,25 @@ def describe_evolution(table: pd.DataFrame, metric: str) -> str:
     n = len(parts)
     if not n:
         return f"No snapshot shows any change in {LABELS[metric]} yet."
-    return (f"Peak layer of {LABELS[metric]}, first snapshot with a change → last: {'; '.join(parts)} "
-            f"({same} of {n} profile{'s' if n > 1 else ''} already peak at the final layer).")
+    return (
+        f"Peak layer of {LABELS[metric]}, first snapshot with a change → last: {'; '.join(parts)} "
+        f"({same} of {n} profile{'s' if n > 1 else ''} already peak at the final layer)."
+    )
 
 
 def rho_chart(rho: pd.DataFrame, metric: str) -> alt.Chart:
     """Spearman ρ of each snapshot's layer profile with the final one vs step, one panel per LR."""
     df = rho.assign(lr=rho["lr"].map(lr_label))
-    lines = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("step:Q", title="optimizer step"),
-        y=alt.Y("rho:Q", title="Spearman ρ with the final profile", scale=alt.Scale(domain=[-1, 1])),
-        color=alt.Color("domain:N"),
-        detail="seed:N",
-        tooltip=["domain", "lr", "seed", "step", alt.Tooltip("rho:Q", format=".3f")],
+    lines = (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", title="optimizer step"),
+            y=alt.Y("rho:Q", title="Spearman ρ with the final profile", scale=alt.Scale(domain=[-1, 1])),
+            color=alt.Color("domain:N"),
+            detail="seed:N",
+            tooltip=["domain", "lr", "seed", "step", alt.Tooltip("rho:Q", format=".3f")],
+        )
     )
     rule = alt.Chart(pd.DataFrame({"rho": [THRESHOLD]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="rho:Q")
     return (
@@ -94,10 +100,12 @@ def describe_rho(table: pd.DataFrame, metric: str) -> str:
         return f"{r.domain}@lr={lr_label(r.lr)}" + (f"/seed={r.seed}" if f["seed"].nunique() > 1 else "")
 
     first, last = done.loc[done.formed_step.idxmin()], done.loc[done.formed_step.idxmax()]
-    return (f"The layer ranking by {LABELS[metric]} stays at Spearman ρ ≥ {THRESHOLD} with the final one from step "
-            f"{np.median(done.formed_step):g} (median over {len(done)} cells, {np.median(done.fraction):.0%} of "
-            f"training): the locus forms earliest in {name(first)} (step {int(first.formed_step)} of "
-            f"{int(first.last_step)}) and latest in {name(last)} (step {int(last.formed_step)} of {int(last.last_step)}).")
+    return (
+        f"The layer ranking by {LABELS[metric]} stays at Spearman ρ ≥ {THRESHOLD} with the final one from step "
+        f"{np.median(done.formed_step):g} (median over {len(done)} cells, {np.median(done.fraction):.0%} of "
+        f"training): the locus forms earliest in {name(first)} (step {int(first.formed_step)} of "
+        f"{int(first.last_step)}) and latest in {name(last)} (step {int(last.formed_step)} of {int(last.last_step)})."
+    )
 
 
 def figures(params) -> tuple[dict[str, alt.Chart], dict[str, str]]:

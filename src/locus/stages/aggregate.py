@@ -42,8 +42,15 @@ def summary(params, layers: pd.DataFrame) -> dict:
     rows = []
     for domain, lr, seed in cells(params):
         m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
-        rows.append({"domain": domain, "lr": lr, "eval_loss_before": m["eval_loss_before"],
-                     "eval_loss_after": m["eval_loss_after"], "train_loss": m["train_loss"]})
+        rows.append(
+            {
+                "domain": domain,
+                "lr": lr,
+                "eval_loss_before": m["eval_loss_before"],
+                "eval_loss_after": m["eval_loss_after"],
+                "train_loss": m["train_loss"],
+            }
+        )
     metric = params.report.metric
     per_cell = layers.groupby(CELL)[metric].mean().rename(f"{metric}_mean_over_layers").reset_index()
     table = pd.DataFrame(rows).merge(per_cell.drop(columns="seed").groupby(["domain", "lr"]).mean().reset_index())

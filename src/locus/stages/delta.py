@@ -18,8 +18,9 @@ from locus.core.stats import delta_table, sum_applied_lr
 def add_arguments(parser) -> None:
     parser.add_argument("--init", required=True, help="adapter directory before training")
     parser.add_argument("--final", required=True, help="adapter directory after training")
-    parser.add_argument("--metrics", default=None,
-                        help="the cell's metrics.json (its sum_lr = Σ_t lr_t gives mean_abs_per_lr)")
+    parser.add_argument(
+        "--metrics", default=None, help="the cell's metrics.json (its sum_lr = Σ_t lr_t gives mean_abs_per_lr)"
+    )
     parser.add_argument("--out", required=True, help="delta.parquet to write")
 
 

@@ -8,7 +8,7 @@ locus.core.effective (fro, rel_fro, spectral, stable_rank, effective_rank, ampli
 is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4` the
 NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
 compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
-dequantizes in its forward (tests/test_effective.py checks it against a loaded model); otherwise
+dequantizes in its forward (tests/unit/test_effective.py checks it against a loaded model); otherwise
 the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
 shards named by model.safetensors.index.json, so memory stays at one matrix.
 
@@ -25,8 +25,9 @@ from locus.analysis.updates import effective_table
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
     parser.add_argument("--final", "--adapter", dest="final", required=True, help="adapter directory after training")
-    parser.add_argument("--init", default=None,
-                        help="adapter directory before training (checks that the initial ΔW is 0)")
+    parser.add_argument(
+        "--init", default=None, help="adapter directory before training (checks that the initial ΔW is 0)"
+    )
     parser.add_argument("--out", required=True, help="effective.parquet to write")
 
 
@@ -35,5 +36,6 @@ def run(args, params) -> None:
     with io.atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
     top = table.loc[table.rel_fro.idxmax()]
-    print(f"{len(table)} modules; largest ‖ΔW‖_F/‖W₀‖_F {top.rel_fro:.2e} at layer {top.layer} {top.module} "
-          f"-> {args.out}")
+    print(
+        f"{len(table)} modules; largest ‖ΔW‖_F/‖W₀‖_F {top.rel_fro:.2e} at layer {top.layer} {top.module} -> {args.out}"
+    )

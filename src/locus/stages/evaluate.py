@@ -23,8 +23,9 @@ from locus.params import check_name
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory")
     parser.add_argument("--adapter", default=None, help="adapter directory to evaluate (default: the base alone)")
-    parser.add_argument("--domains", default=None,
-                        help="comma-separated eval domains (default: params evaluation.domains)")
+    parser.add_argument(
+        "--domains", default=None, help="comma-separated eval domains (default: params evaluation.domains)"
+    )
     parser.add_argument("--out", required=True, help="eval.json to write")
 
 
@@ -35,8 +36,11 @@ def run(args, params) -> None:
     from locus.training.loop import load_split
     from locus.training.modeling import load_tokenizer, use_bf16
 
-    domains = [check_name(d, "--domains") for d in args.domains.split(",")] if args.domains \
+    domains = (
+        [check_name(d, "--domains") for d in args.domains.split(",")]
+        if args.domains
         else list(params.evaluation.domains)
+    )
     if not domains:
         raise ValueError("no eval domain: set evaluation.domains in params.yaml or pass --domains")
     missing = [d for d in domains if not (data_dir(params, d) / "eval.jsonl").exists()]
@@ -52,8 +56,12 @@ def run(args, params) -> None:
         dataset, _ = load_split(tokenizer, data_dir(params, d) / "eval.jsonl", params, "max_eval_examples")
         scores[d] = score(model, tokenizer, dataset, batch, bf16=use_bf16(params))
     seconds = round(time.perf_counter() - start, 2)
-    io.write_json(args.out, {"model": str(args.model), "adapter": args.adapter and str(args.adapter),
-                             "scores": scores, "seconds": seconds})
-    print(f"evaluated {args.adapter or 'the base model'} on {', '.join(domains)} in {seconds:.1f}s: "
-          + ", ".join(f"{d} loss {s['loss']:.3f} acc {s['accuracy']:.3f}" for d, s in scores.items())
-          + f" -> {args.out}")
+    io.write_json(
+        args.out,
+        {"model": str(args.model), "adapter": args.adapter and str(args.adapter), "scores": scores, "seconds": seconds},
+    )
+    print(
+        f"evaluated {args.adapter or 'the base model'} on {', '.join(domains)} in {seconds:.1f}s: "
+        + ", ".join(f"{d} loss {s['loss']:.3f} acc {s['accuracy']:.3f}" for d, s in scores.items())
+        + f" -> {args.out}"
+    )

@@ -46,10 +46,12 @@ from locus.report import external as charts_external
 from locus.report.page import chart_sections, html_page, save_figures
 
 LABEL = re.compile(r"[A-Za-z0-9_.-]+")
-SECTIONS = [("Effective update by layer: size-normalised vs raw ‖ΔW‖_F", "external_profile"),
-            ("‖ΔW‖_F / ‖W₀‖_F by layer × module", "external_heatmap"),
-            ("Attention vs MLP share of ‖ΔW‖²_F (dashed: share of ‖W₀‖²_F)", "external_attention"),
-            ("Seed statistic available without the initial snapshot: lora_B", "external_seed_B")]
+SECTIONS = [
+    ("Effective update by layer: size-normalised vs raw ‖ΔW‖_F", "external_profile"),
+    ("‖ΔW‖_F / ‖W₀‖_F by layer × module", "external_heatmap"),
+    ("Attention vs MLP share of ‖ΔW‖²_F (dashed: share of ‖W₀‖²_F)", "external_attention"),
+    ("Seed statistic available without the initial snapshot: lora_B", "external_seed_B"),
+]
 NEEDS_INIT = """<p class=note>What needs the initial adapter: the effective update ΔW = s·B·A needs
 none (PEFT starts lora_B at 0, so the initial ΔW is 0). Of the seed's Δ statistics, lora_B's are
 B itself (Δ_B = B − 0); lora_A starts as random Kaiming noise that is not saved, so Δ_A and the
@@ -89,15 +91,22 @@ def seed_deltas(final: Path, init: Path | None) -> pd.DataFrame:
 def adapter_row(name: str, directory: Path, init: Path | None, table: pd.DataFrame, skipped: dict) -> dict:
     c = read_adapter_config(directory)
     targets = c.get("target_modules")
-    return {"adapter": name, "directory": str(directory), "r": c["r"], "alpha": c["lora_alpha"],
-            "rsLoRA": bool(c.get("use_rslora")), "rank/alpha pattern": bool(c.get("rank_pattern") or c.get("alpha_pattern")),
-            "init": str(c.get("init_lora_weights", True)),
-            "target modules": targets if isinstance(targets, str) else ", ".join(sorted(targets or [])),
-            "layers": f"{table.layer.nunique()} ({table.layer.min()}–{table.layer.max()})",
-            "modules analysed": len(table), "tensors skipped": len(skipped),
-            "initial snapshot": "yes" if init is not None else "no (Δ_A unavailable)",
-            "‖ΔW‖_F (all modules)": f"{np.sqrt((table.fro ** 2).sum()):.4g}",
-            "mean ‖ΔW‖_F/‖W₀‖_F": f"{table.rel_fro.mean():.3e}"}
+    return {
+        "adapter": name,
+        "directory": str(directory),
+        "r": c["r"],
+        "alpha": c["lora_alpha"],
+        "rsLoRA": bool(c.get("use_rslora")),
+        "rank/alpha pattern": bool(c.get("rank_pattern") or c.get("alpha_pattern")),
+        "init": str(c.get("init_lora_weights", True)),
+        "target modules": targets if isinstance(targets, str) else ", ".join(sorted(targets or [])),
+        "layers": f"{table.layer.nunique()} ({table.layer.min()}–{table.layer.max()})",
+        "modules analysed": len(table),
+        "tensors skipped": len(skipped),
+        "initial snapshot": "yes" if init is not None else "no (Δ_A unavailable)",
+        "‖ΔW‖_F (all modules)": f"{np.sqrt((table.fro**2).sum()):.4g}",
+        "mean ‖ΔW‖_F/‖W₀‖_F": f"{table.rel_fro.mean():.3e}",
+    }
 
 
 def similarity(adapters: dict[str, Path], inits: dict[str, Path], modules: pd.DataFrame, k: int) -> pd.DataFrame | None:
@@ -112,36 +121,64 @@ def similarity(adapters: dict[str, Path], inits: dict[str, Path], modules: pd.Da
     return table.drop(columns=["lr_a", "seed_a", "lr_b", "seed_b"])
 
 
-def body(args, quantization: str, rows: list[dict], skipped: list[dict], sim: pd.DataFrame | None,
-         sections: str) -> str:
-    w0 = ("NF4 round trip (bitsandbytes, as QLoRA trains against it)" if quantization == "nf4"
-          else "the plain base weights (no quantization)")
-    facts = {"Base model": str(args.model), "W₀": f"{w0} — --base-quantization {quantization}",
-             "Generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    out = ["<p>Adapters trained elsewhere, analysed by Locus: the effective update ΔW = s·B·A of every "
-           "adapted module (s = α/r, α/√r with rsLoRA; per-module r and α from rank_pattern/alpha_pattern), "
-           "measured against the base weights W₀, and compared side by side.</p>",
-           "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>",
-           NEEDS_INIT, "<h2>Adapters</h2>", pd.DataFrame(rows).to_html(index=False)]
+def body(
+    args, quantization: str, rows: list[dict], skipped: list[dict], sim: pd.DataFrame | None, sections: str
+) -> str:
+    w0 = (
+        "NF4 round trip (bitsandbytes, as QLoRA trains against it)"
+        if quantization == "nf4"
+        else "the plain base weights (no quantization)"
+    )
+    facts = {
+        "Base model": str(args.model),
+        "W₀": f"{w0} — --base-quantization {quantization}",
+        "Generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    out = [
+        "<p>Adapters trained elsewhere, analysed by Locus: the effective update ΔW = s·B·A of every "
+        "adapted module (s = α/r, α/√r with rsLoRA; per-module r and α from rank_pattern/alpha_pattern), "
+        "measured against the base weights W₀, and compared side by side.</p>",
+        "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>",
+        NEEDS_INIT,
+        "<h2>Adapters</h2>",
+        pd.DataFrame(rows).to_html(index=False),
+    ]
     if skipped:
         out += ["<h2>Tensors not analysed</h2>", pd.DataFrame(skipped).to_html(index=False)]
     out.append(sections)
     if sim is not None:
         mean = sim.groupby(["adapter_a", "adapter_b"])[["phi", "baseline"]].mean().round(3).reset_index()
-        out += ["<h2>Subspace similarity φ of ΔW between adapters (LoRA §7.2)</h2>",
-                "<p>Mean over modules of φ between the top-k left singular vectors; baseline: random subspaces.</p>",
-                mean.to_html(index=False)]
+        out += [
+            "<h2>Subspace similarity φ of ΔW between adapters (LoRA §7.2)</h2>",
+            "<p>Mean over modules of φ between the top-k left singular vectors; baseline: random subspaces.</p>",
+            mean.to_html(index=False),
+        ]
     return "\n".join(out)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="base model directory the adapters were trained on (safetensors)")
-    parser.add_argument("--adapter", action="append", required=True, metavar="NAME=DIR",
-                        help="a PEFT adapter directory and its label; repeat to compare several")
-    parser.add_argument("--init", action="append", metavar="NAME=DIR",
-                        help="optional: the adapter NAME saved before training (adds Δ of lora_A)")
-    parser.add_argument("--base-quantization", choices=["nf4", "none"], default=None,
-                        help="W₀ as the adapter was trained: NF4 round trip or plain weights (default: params)")
+    parser.add_argument(
+        "--model", required=True, help="base model directory the adapters were trained on (safetensors)"
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a PEFT adapter directory and its label; repeat to compare several",
+    )
+    parser.add_argument(
+        "--init",
+        action="append",
+        metavar="NAME=DIR",
+        help="optional: the adapter NAME saved before training (adds Δ of lora_A)",
+    )
+    parser.add_argument(
+        "--base-quantization",
+        choices=["nf4", "none"],
+        default=None,
+        help="W₀ as the adapter was trained: NF4 round trip or plain weights (default: params)",
+    )
     parser.add_argument("--out", required=True, help="output directory, e.g. results/external/NAME")
 
 
@@ -150,7 +187,9 @@ def run(args, params) -> None:
     if unknown := sorted(set(inits) - set(adapters)):
         raise ValueError(f"--init {unknown[0]}=…: no --adapter {unknown[0]}=… to pair it with")
     quantization = args.base_quantization or params.quantization.method
-    w0_params = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": quantization})})
+    w0_params = params.model_copy(
+        update={"quantization": params.quantization.model_copy(update={"method": quantization})}
+    )
     out = Path(args.out)
     rows, skipped, frames, deltas = [], [], [], []
     for name, directory in adapters.items():

@@ -13,8 +13,20 @@ import pandas as pd
 
 from locus import io
 
-COLUMNS = ["layer", "block", "module", "w0_fro", "fro", "rel_fro", "spectral", "stable_rank", "effective_rank",
-           "numerical_rank", "rank90", "mean_abs"]
+COLUMNS = [
+    "layer",
+    "block",
+    "module",
+    "w0_fro",
+    "fro",
+    "rel_fro",
+    "spectral",
+    "stable_rank",
+    "effective_rank",
+    "numerical_rank",
+    "rank90",
+    "mean_abs",
+]
 
 
 def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
@@ -44,5 +56,7 @@ def run(args, params) -> None:
     table = full_ft_table(args.delta, args.model, params)
     with io.atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
-    print(f"{len(table)} modules; full-FT ΔW effective rank {table.effective_rank.mean():.0f} (mean), "
-          f"rank for 90% energy {table.rank90.mean():.0f} -> {args.out}")
+    print(
+        f"{len(table)} modules; full-FT ΔW effective rank {table.effective_rank.mean():.0f} (mean), "
+        f"rank for 90% energy {table.rank90.mean():.0f} -> {args.out}"
+    )

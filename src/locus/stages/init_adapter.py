@@ -22,9 +22,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="adapter directory to write")
     # Targeted-layer validation: adapt only some layers (PEFT layers_to_transform).
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--layers", default=None, help="comma-separated layer indices to adapt, e.g. 3,7,12 "
-                                                      "(default: every layer)")
-    which.add_argument("--layers-from", default=None, help="arms.json of `locus rank-layers`: adapt the layers of --arm")
+    which.add_argument(
+        "--layers", default=None, help="comma-separated layer indices to adapt, e.g. 3,7,12 (default: every layer)"
+    )
+    which.add_argument(
+        "--layers-from", default=None, help="arms.json of `locus rank-layers`: adapt the layers of --arm"
+    )
     parser.add_argument("--arm", default=None, type=name_argument, help="arm of --layers-from: top, bottom or randomN")
 
 

@@ -50,13 +50,15 @@ def run(args, params) -> None:
         "n_eval_split": len(evals),
         "n_train": min(len(train), data.max_train_examples or len(train)),  # the budget asked for
         "n_eval": min(len(evals), data.max_eval_examples or len(evals)),
-        "chars": length_stats(train_used[:data.max_train_examples] + eval_used[:data.max_eval_examples]),
+        "chars": length_stats(train_used[: data.max_train_examples] + eval_used[: data.max_eval_examples]),
     }
     out = Path(args.out)
     with io.atomic_path(out, is_dir=True) as tmp:
         io.write_jsonl(tmp / "train.jsonl", train_used)
         io.write_jsonl(tmp / "eval.jsonl", eval_used)
         io.write_json(tmp / "stats.json", stats)
-    print(f"{args.domain}: {len(records)} raw, {stats['n_duplicates_removed']} duplicates, "
-          f"train {stats['n_train']}/{len(train)}, eval {stats['n_eval']}/{len(evals)} (budgets; the whole "
-          f"split is written in rank order) -> {out}")
+    print(
+        f"{args.domain}: {len(records)} raw, {stats['n_duplicates_removed']} duplicates, "
+        f"train {stats['n_train']}/{len(train)}, eval {stats['n_eval']}/{len(evals)} (budgets; the whole "
+        f"split is written in rank order) -> {out}"
+    )

@@ -31,15 +31,18 @@ def run(args, params) -> None:
         raise ValueError(f"{args.layers}: no column {v.metric!r} (validation.metric)")
     ranking = rank_layers(table, args.domain, v.learning_rate, v.metric)
     arms = arm_layers(ranking, v.k, v.arms, v.draw_seed, args.domain)
-    io.write_json(args.out, {
-        "domain": args.domain,
-        "metric": v.metric,
-        "learning_rate": v.learning_rate,
-        "k": v.k,
-        "draw_seed": v.draw_seed,
-        "grid_seeds_averaged": int(ranking["n_seeds"].min()),
-        "ranking": [{"layer": int(r.layer), "value": float(r.value)} for r in ranking.itertuples()],
-        "arms": arms,
-        "random_sets": RANDOM_SETS,
-    })
+    io.write_json(
+        args.out,
+        {
+            "domain": args.domain,
+            "metric": v.metric,
+            "learning_rate": v.learning_rate,
+            "k": v.k,
+            "draw_seed": v.draw_seed,
+            "grid_seeds_averaged": int(ranking["n_seeds"].min()),
+            "ranking": [{"layer": int(r.layer), "value": float(r.value)} for r in ranking.itertuples()],
+            "arms": arms,
+            "random_sets": RANDOM_SETS,
+        },
+    )
     print(f"{args.domain}: top-{v.k} layers by {v.metric} {arms['top']} -> {args.out}")

@@ -31,15 +31,24 @@ def read_metrics(params) -> dict[tuple, dict]:
 def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
     rows = []
     for (domain, lr, seed), m in metrics.items():
-        rows.append({
-            "domain": domain, "lr": lr_label(lr), "seed": seed, "steps": m["optimizer_steps"],
-            "Σ lr_t": f"{m['sum_lr']:.3g}" if "sum_lr" in m else "",
-            "train examples": f"{m['train']['examples']} (short of the budget)" if m["train"].get("budget_short")
-            else m["train"]["examples"],
-            "response tokens": m["train"]["response_tokens"], "truncated": m["train"]["truncated"],
-            "eval loss before": round(m["eval_loss_before"], 4), "eval loss after": round(m["eval_loss_after"], 4),
-            "train s": m["train_seconds"], "device": m["device"],
-        })
+        rows.append(
+            {
+                "domain": domain,
+                "lr": lr_label(lr),
+                "seed": seed,
+                "steps": m["optimizer_steps"],
+                "Σ lr_t": f"{m['sum_lr']:.3g}" if "sum_lr" in m else "",
+                "train examples": f"{m['train']['examples']} (short of the budget)"
+                if m["train"].get("budget_short")
+                else m["train"]["examples"],
+                "response tokens": m["train"]["response_tokens"],
+                "truncated": m["train"]["truncated"],
+                "eval loss before": round(m["eval_loss_before"], 4),
+                "eval loss after": round(m["eval_loss_after"], 4),
+                "train s": m["train_seconds"],
+                "device": m["device"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -47,26 +56,36 @@ def data_table(params) -> pd.DataFrame:
     rows = []
     for domain in params.grid.domains:
         s = json.loads((data_dir(params, domain) / "stats.json").read_text())
-        rows.append({"domain": domain, "raw": s["n_raw"], "duplicates removed": s["n_duplicates_removed"],
-                     "train (used/split)": f"{s['n_train']}/{s['n_train_split']}",
-                     "eval (used/split)": f"{s['n_eval']}/{s['n_eval_split']}",
-                     "median response chars": s["chars"]["response"]["median"]})
+        rows.append(
+            {
+                "domain": domain,
+                "raw": s["n_raw"],
+                "duplicates removed": s["n_duplicates_removed"],
+                "train (used/split)": f"{s['n_train']}/{s['n_train_split']}",
+                "eval (used/split)": f"{s['n_eval']}/{s['n_eval_split']}",
+                "median response chars": s["chars"]["response"]["median"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def header(params) -> str:
     lp, t, q = params.lora, params.training, params.quantization
-    quant = f"NF4 (double quant {q.double_quant}, {q.compute_dtype} compute)" if q.method == "nf4" else f"none ({params.model.dtype})"
+    quant = (
+        f"NF4 (double quant {q.double_quant}, {q.compute_dtype} compute)"
+        if q.method == "nf4"
+        else f"none ({params.model.dtype})"
+    )
     facts = {
         "Model": params.model.source,
         "Quantization": quant,
         "LoRA": f"r={lp.r}, alpha={lp.alpha:g}, dropout={lp.dropout}, rsLoRA={lp.use_rslora}, "
-                f"modules={', '.join(lp.target_modules)}",
+        f"modules={', '.join(lp.target_modules)}",
         "Training": f"{t.epochs:g} epoch(s), batch {t.per_device_batch_size} × accumulation {t.grad_accum_steps}, "
-                    f"{t.lr_scheduler} schedule, warmup {t.warmup_ratio:g}, max length {t.max_seq_length}",
+        f"{t.lr_scheduler} schedule, warmup {t.warmup_ratio:g}, max length {t.max_seq_length}",
         "Grid": f"domains {', '.join(params.grid.domains)}; LRs {', '.join(map(lr_label, params.grid.learning_rates))}; "
-                f"seeds {', '.join(map(str, params.grid.seeds))}",
-        "Generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        f"seeds {', '.join(map(str, params.grid.seeds))}",
+        "Generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>"
 
@@ -90,9 +109,11 @@ SECTIONS = [
 ]
 
 
-ADAM_NOTE = (" Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
-             "by about lr per step, so raw mean |Δ| mostly counts steps × learning rate; divided by Σ lr_t it is "
-             "comparable across learning rates and budgets (how consistently each weight kept its direction).")
+ADAM_NOTE = (
+    " Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
+    "by about lr per step, so raw mean |Δ| mostly counts steps × learning rate; divided by Σ lr_t it is "
+    "comparable across learning rates and budgets (how consistently each weight kept its direction)."
+)
 
 
 def add_arguments(parser) -> None:
@@ -108,11 +129,17 @@ def run(args, params) -> None:
     similarity = pd.read_parquet(Path(args.tables) / "similarity.parquet")
     effective_figures, notes = charts_effective.figures(modules, similarity)
     cell_metrics = read_metrics(params)
-    figures = {**charts.explorer(layers, cell_metrics), **charts.cross_domain(layers, metric), **charts.per_domain(layers),
-               **charts.module_heatmap(modules, metric), **effective_figures}
+    figures = {
+        **charts.explorer(layers, cell_metrics),
+        **charts.cross_domain(layers, metric),
+        **charts.per_domain(layers),
+        **charts.module_heatmap(modules, metric),
+        **effective_figures,
+    }
     for lr in params.grid.learning_rates:
         notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric) + (
-            ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else "")
+            ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else ""
+        )
 
     # optional experiments (held-out evaluation, full FT): nothing when they are off
     more_figures, more_notes, more_sections = charts_experiments.sections(args.tables, params, layers, modules)
@@ -122,7 +149,11 @@ def run(args, params) -> None:
     more_sections = [*more_sections, *([charts_trajectory.SECTION] if trajectory_figures else [])]
     save_figures(figures, args.figures)
     sections, specs = chart_sections(figures, notes, SECTIONS + more_sections)
-    body = PAGE.format(header=header(params), data=data_table(params).to_html(index=False),
-                       runs=run_table(cell_metrics).to_html(index=False), sections=sections)
+    body = PAGE.format(
+        header=header(params),
+        data=data_table(params).to_html(index=False),
+        runs=run_table(cell_metrics).to_html(index=False),
+        sections=sections,
+    )
     io.write_text(args.out, html_page(params.report.title, body, specs))
     print(f"report with {len(figures)} figures -> {args.out}, {args.figures}/")

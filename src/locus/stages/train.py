@@ -43,19 +43,34 @@ def run(args, params) -> None:
     fp = checkpoints.fingerprint(params, args.lr, args.seed, args.model, args.data, args.init)
     resume = checkpoints.resume_point(out, fp)
     try:
-        metrics, log = fit(model, tokenizer, data, params, args.lr, args.seed, str(checkpoints.staging_dir(out)),
-                           save_steps=params.training.checkpoint_every, resume=resume,
-                           callbacks=[checkpoints.AtomicCheckpoints(out, fp), *snapshots.callbacks(params, model, out)])
+        metrics, log = fit(
+            model,
+            tokenizer,
+            data,
+            params,
+            args.lr,
+            args.seed,
+            str(checkpoints.staging_dir(out)),
+            save_steps=params.training.checkpoint_every,
+            resume=resume,
+            callbacks=[checkpoints.AtomicCheckpoints(out, fp), *snapshots.callbacks(params, model, out)],
+        )
     except FloatingPointError as e:
         kept = checkpoints.resume_point(out, fp)
         raise FloatingPointError(f"{e}; last good checkpoint: {kept or 'none'}; no adapter written") from None
     with io.atomic_path(out / "adapter_final", is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
     io.write_text(out / "train_log.csv", log.to_csv())
-    io.write_json(out / "metrics.json", metrics | {
-        "quantization": params.quantization.method,
-        "nf4_kernel": nf4_kernel(params),
-    })
+    io.write_json(
+        out / "metrics.json",
+        metrics
+        | {
+            "quantization": params.quantization.method,
+            "nf4_kernel": nf4_kernel(params),
+        },
+    )
     checkpoints.remove(out)  # only once every output is in place
-    print(f"trained lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
-          f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f} -> {out}")
+    print(
+        f"trained lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
+        f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f} -> {out}"
+    )

@@ -35,8 +35,7 @@ def adapted_weights(model, targets) -> dict:
     """{name: parameter} of the per-layer linear weights LoRA would adapt (lora.target_modules)."""
     from locus.analysis.full_ft import WEIGHT_KEY
 
-    found = {n: p for n, p in model.named_parameters()
-             if (m := WEIGHT_KEY.search(n)) and m["module"] in targets}
+    found = {n: p for n, p in model.named_parameters() if (m := WEIGHT_KEY.search(n)) and m["module"] in targets}
     if not found:
         raise ValueError(f"lora.target_modules {list(targets)}: no per-layer weight of the model matches")
     return found
@@ -67,6 +66,8 @@ def run(args, params) -> None:
         save_file(delta, str(tmp), metadata={"what": "W_final - W0, full fine-tuning", "lr": str(args.lr)})
     io.write_text(out / "train_log.csv", log.to_csv())
     io.write_json(out / "metrics.json", metrics | {"dtype": params.model.dtype, "quantization": "none"})
-    print(f"full FT lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
-          f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f}; "
-          f"ΔW of {len(delta)} modules -> {out}")
+    print(
+        f"full FT lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
+        f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f}; "
+        f"ΔW of {len(delta)} modules -> {out}"
+    )

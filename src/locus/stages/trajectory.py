@@ -81,8 +81,11 @@ def trajectory_table(snapshots: dict[int, Path], init: Path, config_dir: Path, m
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
     parser.add_argument("--init", required=True, help="adapter directory before training")
-    parser.add_argument("--final", required=True,
-                        help="adapter directory after training (its adapter_config.json scales every snapshot)")
+    parser.add_argument(
+        "--final",
+        required=True,
+        help="adapter directory after training (its adapter_config.json scales every snapshot)",
+    )
     parser.add_argument("--snapshots", required=True, help="the cell's trajectory/ directory of step=N.safetensors")
     parser.add_argument("--out", required=True, help="trajectory.parquet to write")
 
@@ -90,13 +93,17 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     snapshots = list_snapshots(args.snapshots)
     if not snapshots:
-        raise FileNotFoundError(f"{args.snapshots}: no step=N.safetensors snapshots (was the cell trained "
-                                f"with training.snapshot_every > 0?)")
+        raise FileNotFoundError(
+            f"{args.snapshots}: no step=N.safetensors snapshots (was the cell trained "
+            f"with training.snapshot_every > 0?)"
+        )
     read_adapter_config(args.final)  # fail here, naming --final, rather than on a snapshot's link to it
     table = trajectory_table(snapshots, Path(args.init), Path(args.final), args.model, params)
     with io.atomic_path(args.out) as tmp:
         table.to_parquet(tmp, index=False)
     metric = params.report.metric
     formed = formed_step(rank_stability(table, metric))
-    print(f"{len(snapshots)} snapshots (steps {min(snapshots)}..{max(snapshots)}) × {table.layer.nunique()} layers; "
-          f"{metric} layer ranking within ρ ≥ {THRESHOLD} of the final one from step {formed} -> {args.out}")
+    print(
+        f"{len(snapshots)} snapshots (steps {min(snapshots)}..{max(snapshots)}) × {table.layer.nunique()} layers; "
+        f"{metric} layer ranking within ρ ≥ {THRESHOLD} of the final one from step {formed} -> {args.out}"
+    )

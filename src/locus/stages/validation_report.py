@@ -36,11 +36,21 @@ def arm_table(params, domains: list[str], experiment: bool) -> pd.DataFrame:
         if not metrics_file.exists():
             raise FileNotFoundError(f"{metrics_file}: missing for arm {arm}, seed {seed} of domain {domain}")
         m = json.loads(metrics_file.read_text(encoding="utf-8"))
-        rows.append({"domain": domain, "arm": arm, "seed": seed, "n_layers": len(layers),
-                     "layers": ",".join(map(str, layers)), "lr": v.learning_rate,
-                     "eval_loss_before": m["eval_loss_before"], "eval_loss_after": m["eval_loss_after"],
-                     "optimizer_steps": m["optimizer_steps"], "train_seconds": m["train_seconds"],
-                     "run": str(metrics_file.parent)})
+        rows.append(
+            {
+                "domain": domain,
+                "arm": arm,
+                "seed": seed,
+                "n_layers": len(layers),
+                "layers": ",".join(map(str, layers)),
+                "lr": v.learning_rate,
+                "eval_loss_before": m["eval_loss_before"],
+                "eval_loss_after": m["eval_loss_after"],
+                "optimizer_steps": m["optimizer_steps"],
+                "train_seconds": m["train_seconds"],
+                "run": str(metrics_file.parent),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -59,7 +69,8 @@ def chart(table: pd.DataFrame, domain: str) -> alt.LayerChart:
     bars = base.mark_errorbar(extent="stdev", ticks=True).encode(y=y, color=alt.Color("kind:N", title="arm kind"))
     means = base.mark_point(shape="diamond", size=90, filled=True).encode(y="mean(eval_loss_after):Q", color="kind:N")
     dots = base.mark_circle(size=35, opacity=0.5, color="black").encode(
-        y=y, tooltip=["arm", "seed", "layers", alt.Tooltip("eval_loss_after:Q", format=".4f")])
+        y=y, tooltip=["arm", "seed", "layers", alt.Tooltip("eval_loss_after:Q", format=".4f")]
+    )
     return (bars + means + dots).properties(title=f"{domain}: eval loss by arm", width=420, height=260)
 
 
@@ -69,25 +80,46 @@ def domain_section(params, table: pd.DataFrame, domain: str) -> tuple[str, str]:
     rows = table[table["domain"] == domain]
     pairs = paired_differences(rows)
     outcome, sentence = verdict(pairs["diff"], pairs["seed"].nunique())
-    by_arm = (rows.groupby("arm")["eval_loss_after"].agg(["mean", "std", "count"])
-              .reindex(arm_order(rows["arm"])).round(4).reset_index())
+    by_arm = (
+        rows.groupby("arm")["eval_loss_after"]
+        .agg(["mean", "std", "count"])
+        .reindex(arm_order(rows["arm"]))
+        .round(4)
+        .reset_index()
+    )
     layer_sets = rows.drop_duplicates("arm").set_index("arm")["layers"]
     by_arm.insert(1, "layers", by_arm["arm"].map(layer_sets))
     ranking = ", ".join(f"{r['layer']}" for r in doc["ranking"])
-    ranked = (f"<p>Layers ranked by <b>{html.escape(doc['metric'])}</b> (mean over {doc['grid_seeds_averaged']} "
-              f"grid seed(s) at lr={doc['learning_rate']:g}), highest first: {ranking}. "
-              f"Random sets: {html.escape(doc['random_sets'])}.</p>")
-    per_seed = (pairs.groupby("seed").agg(top=("top", "first"), random_mean=("random", "mean"), draws=("diff", "size"))
-                .assign(diff=lambda t: t["random_mean"] - t["top"]).round(4).reset_index())
-    tables = ("<h3>Eval loss by arm (mean ± sd over seeds)</h3>" + by_arm.to_html(index=False)
-             + "<h3>Paired by seed: random − top (positive: top-k did better)</h3>" + per_seed.to_html(index=False)
-             + f"<p>Outcome: <b>{outcome}</b>.</p>")
+    ranked = (
+        f"<p>Layers ranked by <b>{html.escape(doc['metric'])}</b> (mean over {doc['grid_seeds_averaged']} "
+        f"grid seed(s) at lr={doc['learning_rate']:g}), highest first: {ranking}. "
+        f"Random sets: {html.escape(doc['random_sets'])}.</p>"
+    )
+    per_seed = (
+        pairs.groupby("seed")
+        .agg(top=("top", "first"), random_mean=("random", "mean"), draws=("diff", "size"))
+        .assign(diff=lambda t: t["random_mean"] - t["top"])
+        .round(4)
+        .reset_index()
+    )
+    tables = (
+        "<h3>Eval loss by arm (mean ± sd over seeds)</h3>"
+        + by_arm.to_html(index=False)
+        + "<h3>Paired by seed: random − top (positive: top-k did better)</h3>"
+        + per_seed.to_html(index=False)
+        + f"<p>Outcome: <b>{outcome}</b>.</p>"
+    )
     return sentence, ranked + tables
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--domain", action="append", default=None, type=name_argument,
-                        help="report only this validation domain (repeatable; default: validation.domains)")
+    parser.add_argument(
+        "--domain",
+        action="append",
+        default=None,
+        type=name_argument,
+        help="report only this validation domain (repeatable; default: validation.domains)",
+    )
     parser.add_argument("--out", required=True, help="validation.html to write")
     parser.add_argument("--table", required=True, help="validation.parquet to write")
 
@@ -108,10 +140,12 @@ def run(args, params) -> None:
         section, chart_specs = chart_sections({name: chart(table, domain)}, {name: sentence}, [(domain, name)])
         specs.update(chart_specs)
         parts.append(section + details)
-    intro = (f"<p>Does the layer map predict where training pays off? Adapters trained only on the top-{v.k} layers "
-             f"of the map are compared, at the same seeds and with the same data and budget (lr={v.learning_rate:g}), "
-             f"with adapters on {len(v.random_arms)} random sets of {v.k} layers and on every layer (the grid cell). "
-             "Verdict: beyond noise when the mean paired difference exceeds twice its standard deviation.</p>")
+    intro = (
+        f"<p>Does the layer map predict where training pays off? Adapters trained only on the top-{v.k} layers "
+        f"of the map are compared, at the same seeds and with the same data and budget (lr={v.learning_rate:g}), "
+        f"with adapters on {len(v.random_arms)} random sets of {v.k} layers and on every layer (the grid cell). "
+        "Verdict: beyond noise when the mean paired difference exceeds twice its standard deviation.</p>"
+    )
     with io.atomic_path(args.table) as tmp:
         table.to_parquet(tmp, index=False)
     io.write_text(args.out, html_page("Targeted-layer validation of the layer map", intro + "\n".join(parts), specs))

@@ -1,7 +1,7 @@
 """Stage: write dvc.yaml from the pipeline definition (locus.pipeline), or check it is current.
 
-    locus wiring            regenerate dvc.yaml (after changing a stage or any import under src/locus)
-    locus wiring --check    exit 1 if the committed dvc.yaml differs from what the table generates
+locus wiring            regenerate dvc.yaml (after changing a stage or any import under src/locus)
+locus wiring --check    exit 1 if the committed dvc.yaml differs from what the table generates
 """
 
 from __future__ import annotations

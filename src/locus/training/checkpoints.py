@@ -58,11 +58,22 @@ def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) 
     # arithmetic, so a CPU checkpoint never resumes on a GPU or the other way round.
     budget = params.data.model_dump(include={"max_train_examples", "max_eval_examples", "short_budget"})
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    h = hashlib.sha256(json.dumps({
-        "model": params.model.model_dump(), "quantization": params.quantization.model_dump(),
-        "lora": params.lora.model_dump(), "training": training, "lr": lr, "seed": seed, "data": budget,
-        "device": device, "versions": [torch.__version__, transformers.__version__, peft.__version__],
-    }, sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            {
+                "model": params.model.model_dump(),
+                "quantization": params.quantization.model_dump(),
+                "lora": params.lora.model_dump(),
+                "training": training,
+                "lr": lr,
+                "seed": seed,
+                "data": budget,
+                "device": device,
+                "versions": [torch.__version__, transformers.__version__, peft.__version__],
+            },
+            sort_keys=True,
+        ).encode()
+    )
     files = [Path(data) / "train.jsonl", *sorted(Path(init).glob("*")), *sorted(Path(model).glob("*.json"))]
     files = [f for f in files if f.is_file()]
     for f in files:
@@ -74,7 +85,7 @@ def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) 
 
 
 def _step(path: Path) -> int:
-    return int(path.name[len(PREFIX):])
+    return int(path.name[len(PREFIX) :])
 
 
 def _fsync(path: Path) -> None:
@@ -90,7 +101,8 @@ def is_complete(path: Path, fp: str) -> bool:
     try:
         marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
         return marker["fingerprint"] == fp and all(
-            io.sha256_file(path / name) == digest for name, digest in marker["files"].items())
+            io.sha256_file(path / name) == digest for name, digest in marker["files"].items()
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -142,8 +154,11 @@ class AtomicCheckpoints(TrainerCallback):
         files = sorted(p for p in staged.rglob("*") if p.is_file())
         for f in files:
             _fsync(f)
-        marker = {"fingerprint": self.fp, "step": state.global_step,
-                  "files": {str(f.relative_to(staged)): io.sha256_file(f) for f in files}}
+        marker = {
+            "fingerprint": self.fp,
+            "step": state.global_step,
+            "files": {str(f.relative_to(staged)): io.sha256_file(f) for f in files},
+        }
         (staged / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
         _fsync(staged / MARKER)
         final = self.root / staged.name

@@ -73,8 +73,12 @@ class StepLog(TrainerCallback):
         done = max(state.global_step - self.first_step, 1)
         eta = seconds / done * (state.max_steps - state.global_step)
         rate = (self.tokens() - self.first_tokens) / max(seconds, 1e-9)
-        print(f"step {state.global_step}/{state.max_steps}  loss {row['loss']:.4f}  lr {row.get('learning_rate', 0):.2e}  "
-              f"{rate:,.0f} tokens/s  ETA {eta:,.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"step {state.global_step}/{state.max_steps}  loss {row['loss']:.4f}  lr {row.get('learning_rate', 0):.2e}  "
+            f"{rate:,.0f} tokens/s  ETA {eta:,.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def to_csv(self) -> str:
         """CSV that DVC plots read natively: step, epoch, loss, learning_rate, grad_norm."""
@@ -94,14 +98,18 @@ def load_split(tokenizer, path: Path, params, budget: str | None = None) -> tupl
         raise DataError(f"{path}: no example left after applying max_seq_length={t.max_seq_length}")
     short = limit is not None and len(enc.examples) < limit
     if short and params.data.short_budget == "fail":
-        raise DataError(f"{path}: only {len(enc.examples)} usable examples for data.{budget}={limit} "
-                        f"({enc.n_dropped} dropped by training.max_seq_length={t.max_seq_length}, "
-                        f"overlength={t.overlength}); lower data.{budget} or set data.short_budget: train_fewer")
+        raise DataError(
+            f"{path}: only {len(enc.examples)} usable examples for data.{budget}={limit} "
+            f"({enc.n_dropped} dropped by training.max_seq_length={t.max_seq_length}, "
+            f"overlength={t.overlength}); lower data.{budget} or set data.short_budget: train_fewer"
+        )
     if enc.n_truncated or enc.n_dropped:
         examined = len(enc.examples) + enc.n_dropped
-        print(f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {examined} examples "
-              f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})"
-              + (f"; {len(enc.examples)} used for data.{budget}={limit}" if limit else ""))
+        print(
+            f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {examined} examples "
+            f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})"
+            + (f"; {len(enc.examples)} used for data.{budget}={limit}" if limit else "")
+        )
     counts = {
         "examples": len(enc.examples),
         "budget": limit,
@@ -123,8 +131,10 @@ def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], t
         raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
     train = load_split(tokenizer, train_path, params, "max_train_examples")
     if len(train[0]) < params.training.per_device_batch_size:
-        raise DataError(f"{train_path}: {len(train[0])} examples, fewer than one batch "
-                        f"(training.per_device_batch_size={params.training.per_device_batch_size})")
+        raise DataError(
+            f"{train_path}: {len(train[0])} examples, fewer than one batch "
+            f"(training.per_device_batch_size={params.training.per_device_batch_size})"
+        )
     return train, load_split(tokenizer, eval_path, params, "max_eval_examples")
 
 
@@ -159,7 +169,8 @@ def build_model(params, model_dir: str, init_dir: str):
     model.config.use_cache = False  # as fit() sets it: padding-free rows need the packed-sequence mask
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=params.training.gradient_checkpointing,
+            model,
+            use_gradient_checkpointing=params.training.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     return PeftModel.from_pretrained(model, init_dir, is_trainable=True)
@@ -202,8 +213,19 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
     )
 
 
-def fit(model, tokenizer, data, params, lr: float, seed: int, output_dir: str, *, save_steps: float = 0,
-        callbacks=(), resume: Path | None = None) -> tuple[dict, StepLog]:
+def fit(
+    model,
+    tokenizer,
+    data,
+    params,
+    lr: float,
+    seed: int,
+    output_dir: str,
+    *,
+    save_steps: float = 0,
+    callbacks=(),
+    resume: Path | None = None,
+) -> tuple[dict, StepLog]:
     """The one training loop, for LoRA and full fine-tuning alike: transformers' Trainer with
     training_arguments(), make_collator() and a StepLog; eval loss before and after training.
 
@@ -217,7 +239,10 @@ def fit(model, tokenizer, data, params, lr: float, seed: int, output_dir: str, *
     collator = make_collator(tokenizer, params)
     log = StepLog(progress=not logs.interactive(), tokens=lambda: collator.tokens)
     trainer = Trainer(
-        model=model, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
+        model=model,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
         args=training_arguments(params, lr, seed, output_dir, save_steps=save_steps),
         callbacks=[log, *callbacks],
     )
@@ -250,7 +275,8 @@ def fit(model, tokenizer, data, params, lr: float, seed: int, output_dir: str, *
         "resumed_from_step": resumed_step,
         "train_seconds": round(seconds, 2),  # this process only, when resumed
         "train_tokens_per_second": round(
-            train_counts["tokens"] * (epochs or 1) * steps_now / max(result.global_step, 1) / seconds, 1),
+            train_counts["tokens"] * (epochs or 1) * steps_now / max(result.global_step, 1) / seconds, 1
+        ),
         "train_padding_fraction": round(padding, 4),  # of the positions computed in training steps
         "padding_free": params.training.padding_free,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),

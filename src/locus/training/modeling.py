@@ -115,9 +115,7 @@ def check_target_modules(model, targets: list[str]) -> None:
     available = linear_module_names(model)
     missing = [t for t in targets if t not in available]
     if missing:
-        raise ValueError(
-            f"lora.target_modules: {missing} not in the model; available: {', '.join(available)}"
-        )
+        raise ValueError(f"lora.target_modules: {missing} not in the model; available: {', '.join(available)}")
 
 
 def lora_config(params: Params, layers: list[int] | None = None):

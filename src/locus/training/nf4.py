@@ -5,7 +5,7 @@ QLoRA stores each frozen base matrix in 4-bit NormalFloat with per-64-value absm
 compute dtype on *every* call and multiplies in that dtype: y = (x in bf16) @ deq(W)ᵀ, cast back
 to x's dtype. The dequantized matrix depends only on the stored codes, so on CPU — where no fused
 4-bit kernel exists for training — Locus dequantizes each matrix once and keeps the bf16 result:
-`DequantizedLinear` computes exactly what `Linear4bit` computes (tests/test_nf4.py checks the
+`DequantizedLinear` computes exactly what `Linear4bit` computes (tests/unit/test_nf4.py checks the
 weights bit for bit and the logits against the bitsandbytes path), without the per-call
 dequantization. On CUDA bitsandbytes' kernels are kept (they read 4 bits per weight from memory,
 which is the point of QLoRA on a GPU).
@@ -21,8 +21,9 @@ def roundtrip(weight: torch.Tensor, compute_dtype: torch.dtype, double_quant: bo
     """The NF4-dequantized weight Linear4bit computes with (bitsandbytes Params4bit defaults: blocksize 64)."""
     import bitsandbytes.functional as bnbf
 
-    packed, state = bnbf.quantize_4bit(weight.to(compute_dtype).contiguous(), blocksize=64,
-                                       compress_statistics=double_quant, quant_type="nf4")
+    packed, state = bnbf.quantize_4bit(
+        weight.to(compute_dtype).contiguous(), blocksize=64, compress_statistics=double_quant, quant_type="nf4"
+    )
     return bnbf.dequantize_4bit(packed, state)
 
 
@@ -55,7 +56,8 @@ def dequantize_once(model) -> int:
         w = module.weight
         dense = bnbf.dequantize_4bit(w.data, w.quant_state).to(module.compute_dtype or torch.bfloat16)
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child,
-                DequantizedLinear(dense, module.bias))
+        setattr(
+            model.get_submodule(parent_name) if parent_name else model, child, DequantizedLinear(dense, module.bias)
+        )
         replaced += 1
     return replaced

@@ -87,7 +87,9 @@ def find_raw(raw_dir: str | Path, domain: str) -> Path:
     """data/raw/{domain}.jsonl or .json; exactly one must exist."""
     found = [p for p in (Path(raw_dir) / f"{domain}.jsonl", Path(raw_dir) / f"{domain}.json") if p.exists()]
     if not found:
-        raise DataError(f"grid.domains: no dataset for domain {domain!r} (looked for {raw_dir}/{domain}.jsonl and .json)")
+        raise DataError(
+            f"grid.domains: no dataset for domain {domain!r} (looked for {raw_dir}/{domain}.jsonl and .json)"
+        )
     if len(found) > 1:
         raise DataError(f"domain {domain!r}: both {found[0]} and {found[1]} exist; keep one")
     return found[0]

@@ -26,9 +26,7 @@ def render(tokenizer, instruction: str, response: str) -> tuple[str, str]:
     if tokenizer.chat_template:
         user = [{"role": "user", "content": instruction}]
         prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(
-            user + [{"role": "assistant", "content": response}], tokenize=False
-        )
+        full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": response}], tokenize=False)
     else:
         prompt = PLAIN_TEMPLATE.format(instruction=instruction)
         full = prompt + response + (tokenizer.eos_token or "")
@@ -45,12 +43,13 @@ def encode(tokenizer, instruction: str, response: str) -> dict:
     full_ids = tokenizer(full, add_special_tokens=special)["input_ids"]
     if full_ids[: len(prompt_ids)] != prompt_ids:
         raise ValueError(f"prompt tokens are not a prefix of the conversation tokens for {instruction[:60]!r}")
-    labels = [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids):]
+    labels = [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids) :]
     return {"input_ids": full_ids, "attention_mask": [1] * len(full_ids), "labels": labels}
 
 
-def encode_all(tokenizer, records: list[dict], max_length: int, overlength: str = "truncate",
-               limit: int | None = None) -> Encoded:
+def encode_all(
+    tokenizer, records: list[dict], max_length: int, overlength: str = "truncate", limit: int | None = None
+) -> Encoded:
     """Encode records in order, applying the overlength policy; an example with no response token
     left is dropped. With `limit`, stop once that many examples are kept: a dropped example is
     replaced by the next record, so every domain can be given the same number of examples."""

@@ -36,7 +36,9 @@ def deduplicate(records: list[dict]) -> list[dict]:
 
 def shared_instructions(train: list[dict], evals: list[dict]) -> list[str]:
     """Instructions (by instruction_key) present in both splits, sorted; must be empty."""
-    return sorted({instruction_key(r["instruction"]) for r in train} & {instruction_key(r["instruction"]) for r in evals})
+    return sorted(
+        {instruction_key(r["instruction"]) for r in train} & {instruction_key(r["instruction"]) for r in evals}
+    )
 
 
 def split(records: list[dict], eval_fraction: float, salt: str) -> tuple[list[dict], list[dict]]:

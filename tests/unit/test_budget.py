@@ -16,17 +16,50 @@ def train_cell(tmp_path, tiny_model, params_file, lr=0.001):
     data, cell = tmp_path / "res" / "data" / "arith", tmp_path / "res" / "cell"
     common = ["--params", str(params_file)]
     assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0",
-                 "--out", str(cell / "adapter_init")]) == 0
-    code = main(["train", *common, "--model", str(tiny_model), "--data", str(data), "--init",
-                 str(cell / "adapter_init"), "--lr", str(lr), "--seed", "0", "--out", str(cell)])
+    assert (
+        main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")])
+        == 0
+    )
+    code = main(
+        [
+            "train",
+            *common,
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(data),
+            "--init",
+            str(cell / "adapter_init"),
+            "--lr",
+            str(lr),
+            "--seed",
+            "0",
+            "--out",
+            str(cell),
+        ]
+    )
     return code, cell
 
 
 def delta(cell, params_file):
-    assert main(["delta", "--params", str(params_file), "--init", str(cell / "adapter_init"), "--final",
-                 str(cell / "adapter_final"), "--metrics", str(cell / "metrics.json"),
-                 "--out", str(cell / "delta.parquet")]) == 0
+    assert (
+        main(
+            [
+                "delta",
+                "--params",
+                str(params_file),
+                "--init",
+                str(cell / "adapter_init"),
+                "--final",
+                str(cell / "adapter_final"),
+                "--metrics",
+                str(cell / "metrics.json"),
+                "--out",
+                str(cell / "delta.parquet"),
+            ]
+        )
+        == 0
+    )
     return pd.read_parquet(cell / "delta.parquet")
 
 
@@ -41,8 +74,14 @@ def mixed_raw(tmp_path):
 
 
 def test_dropped_examples_are_replaced_so_the_budget_is_met(tmp_path, tiny_model, mixed_raw):
-    params = write_params(tmp_path / "p.yaml", mixed_raw, tmp_path / "res", quantization={"method": "none"},
-                          training={"overlength": "drop"}, data={"max_train_examples": 8, "max_eval_examples": 2})
+    params = write_params(
+        tmp_path / "p.yaml",
+        mixed_raw,
+        tmp_path / "res",
+        quantization={"method": "none"},
+        training={"overlength": "drop"},
+        data={"max_train_examples": 8, "max_eval_examples": 2},
+    )
     code, cell = train_cell(tmp_path, tiny_model, params)
     assert code == 0
     m = json.loads((cell / "metrics.json").read_text())
@@ -52,8 +91,11 @@ def test_dropped_examples_are_replaced_so_the_budget_is_met(tmp_path, tiny_model
 
 
 def test_a_domain_that_cannot_fill_the_budget_fails_or_trains_fewer_when_asked(tmp_path, tiny_model, mixed_raw, capsys):
-    budget = dict(quantization={"method": "none"}, training={"overlength": "drop"},
-                  data={"max_train_examples": 24, "max_eval_examples": 2})
+    budget = dict(
+        quantization={"method": "none"},
+        training={"overlength": "drop"},
+        data={"max_train_examples": 24, "max_eval_examples": 2},
+    )
     params = write_params(tmp_path / "p.yaml", mixed_raw, tmp_path / "res", **budget)
     code, cell = train_cell(tmp_path, tiny_model, params)
     err = capsys.readouterr().err
@@ -69,10 +111,14 @@ def test_a_domain_that_cannot_fill_the_budget_fails_or_trains_fewer_when_asked(t
 
 def one_step_params(tmp_path, raw, steps):
     """Constant LR, no warmup, no dropout or weight decay: Adam's update is lr·m̂/(√v̂+ε) exactly."""
-    return write_params(tmp_path / "p.yaml", raw, tmp_path / "res", quantization={"method": "none"},
-                        lora={"dropout": 0.0},
-                        training={"max_steps": steps, "lr_scheduler": "constant", "warmup_ratio": 0.0,
-                                  "checkpoint_every": 0})
+    return write_params(
+        tmp_path / "p.yaml",
+        raw,
+        tmp_path / "res",
+        quantization={"method": "none"},
+        lora={"dropout": 0.0},
+        training={"max_steps": steps, "lr_scheduler": "constant", "warmup_ratio": 0.0, "checkpoint_every": 0},
+    )
 
 
 def test_one_adam_step_moves_every_lora_b_element_by_lr_and_lora_a_not_at_all(tmp_path, tiny_model, arith_raw):

@@ -48,10 +48,18 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
     rows = []
     for seed in range(3):
         for layer in range(12):
-            rows.append({"domain": "peaked", "lr": 0.001, "seed": seed, "layer": layer,
-                         "rel_fro": (1.5 if layer in (8, 9) else 1.0) + rng.normal(0, 0.01)})
-            rows.append({"domain": "noise", "lr": 0.001, "seed": seed, "layer": layer,
-                         "rel_fro": 1.0 + rng.normal(0, 0.02)})
+            rows.append(
+                {
+                    "domain": "peaked",
+                    "lr": 0.001,
+                    "seed": seed,
+                    "layer": layer,
+                    "rel_fro": (1.5 if layer in (8, 9) else 1.0) + rng.normal(0, 0.01),
+                }
+            )
+            rows.append(
+                {"domain": "noise", "lr": 0.001, "seed": seed, "layer": layer, "rel_fro": 1.0 + rng.normal(0, 0.02)}
+            )
     text = describe_profile(pd.DataFrame(rows), 0.001)
     assert "noise flat (no layer beyond the seed band" in text
     assert "peaked highest at layers 8–9 (beyond the seed band" in text
@@ -63,26 +71,54 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
 def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
     from locus.report.charts import LABELS, explorer
 
-    rows = [{"domain": d, "lr": lr, "seed": s, "layer": layer, "mean_abs": 1e-4 * (1 + layer + s),
-             "mean_abs_per_lr": 0.4 + 0.01 * s, "rel_fro": 1e-3, "fro": 0.1, "attention_share": 0.3, "var_abs": 1e-9}
-            for d in ("cpp", "python") for lr in (0.0002, 0.001) for s in (0, 1) for layer in range(4)]
+    rows = [
+        {
+            "domain": d,
+            "lr": lr,
+            "seed": s,
+            "layer": layer,
+            "mean_abs": 1e-4 * (1 + layer + s),
+            "mean_abs_per_lr": 0.4 + 0.01 * s,
+            "rel_fro": 1e-3,
+            "fro": 0.1,
+            "attention_share": 0.3,
+            "var_abs": 1e-9,
+        }
+        for d in ("cpp", "python")
+        for lr in (0.0002, 0.001)
+        for s in (0, 1)
+        for layer in range(4)
+    ]
     metrics = {(d, lr, s): {"optimizer_steps": 4} for d in ("cpp", "python") for lr in (0.0002, 0.001) for s in (0, 1)}
     spec = explorer(pd.DataFrame(rows), metrics)["explorer"].to_dict()
     params = {p["name"]: p for p in spec["params"]}
-    assert params["metric"]["bind"]["options"] == [LABELS[m] for m in ("mean_abs", "mean_abs_per_lr", "rel_fro",
-                                                                     "fro", "attention_share", "var_abs")]
+    assert params["metric"]["bind"]["options"] == [
+        LABELS[m] for m in ("mean_abs", "mean_abs_per_lr", "rel_fro", "fro", "attention_share", "var_abs")
+    ]
     assert params["lr"]["bind"]["options"] == ["0.0002", "0.001"]
     assert any(p.get("bind") == "legend" for p in spec["params"])
     data = next(iter(spec["datasets"].values()))
-    first = next(r for r in data if r["domain"] == "cpp" and r["lr"] == "0.001" and r["layer"] == 2
-                 and r["metric"] == LABELS["mean_abs"])
+    first = next(
+        r
+        for r in data
+        if r["domain"] == "cpp" and r["lr"] == "0.001" and r["layer"] == 2 and r["metric"] == LABELS["mean_abs"]
+    )
     assert first["low"] == pytest.approx(3e-4) and first["high"] == pytest.approx(4e-4) and first["steps"] == 4
 
 
 def test_a_reproducible_but_tiny_difference_is_nearly_flat():
     from locus.report.effective import describe_profile
 
-    rows = [{"domain": "tiny", "lr": 0.001, "seed": s, "layer": layer,
-             "rel_fro": (1.03 if layer >= 8 else 1.0) + 0.0001 * s} for s in range(3) for layer in range(12)]
+    rows = [
+        {
+            "domain": "tiny",
+            "lr": 0.001,
+            "seed": s,
+            "layer": layer,
+            "rel_fro": (1.03 if layer >= 8 else 1.0) + 0.0001 * s,
+        }
+        for s in range(3)
+        for layer in range(12)
+    ]
     text = describe_profile(pd.DataFrame(rows), 0.001)
     assert "tiny nearly flat (layer-to-layer spread 1.4%), though layers 8–11 higher beyond the seed band" in text

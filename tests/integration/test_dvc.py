@@ -18,7 +18,6 @@ import yaml
 from conftest import REPO, copy_repo, edited, probe_modules, run_tool, shell_commands, stages_importing
 from locus.params import load
 
-pytestmark = pytest.mark.integration
 DOMAINS = ["physics", "math_linguistic"]
 
 
@@ -44,8 +43,13 @@ def repo(tmp_path_factory) -> Path:
     merged["data"].update(max_train_examples=4, max_eval_examples=2)
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     (root / ".gitignore").write_text("models/\nresults/\n.snakemake/\n__pycache__/\n")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"],
-                ["dvc", "init", "-q"], ["git", "commit", "-qm", "dvc init"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "init"],
+        ["dvc", "init", "-q"],
+        ["git", "commit", "-qm", "dvc init"],
+    ):
         ok(run_tool(root, *cmd))
     out = ok(run_tool(root, "dvc", "repro"))
     assert "train@physics-0" in ran_stages(out)
@@ -92,8 +96,10 @@ def test_editing_a_module_makes_exactly_the_stages_importing_it_stale(repo):
 def test_changing_one_domain_reruns_only_its_cells(repo):
     raw = repo / "data/raw/physics.jsonl"
     original = raw.read_bytes()
-    raw.write_bytes(original + b'{"instruction": "A ball falls for 2 s from rest. How far?", '
-                               b'"response": "d = g t^2 / 2 = 19.6 m. Answer: 19.6 m"}\n')
+    raw.write_bytes(
+        original + b'{"instruction": "A ball falls for 2 s from rest. How far?", '
+        b'"response": "d = g t^2 / 2 = 19.6 m. Answer: 19.6 m"}\n'
+    )
     try:
         stages = ran_stages(ok(run_tool(repo, "dvc", "repro")))
         assert "prepare_data@physics" in stages and "train@physics-0" in stages

@@ -67,6 +67,6 @@ def test_lr_label_round_trips():
 def test_a_params_file_with_a_byte_order_mark_loads(tmp_path):
     from pathlib import Path
 
-    repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
+    repo_params = Path(__file__).resolve().parents[2] / "params.yaml"
     (tmp_path / "p.yaml").write_bytes(b"\xef\xbb\xbf" + repo_params.read_bytes())
     assert load(tmp_path / "p.yaml") == load(repo_params)

@@ -18,25 +18,38 @@ from locus.cli import main
 from locus.params import ParamsError, load
 
 # A second domain for the cross-domain matrix: the same arithmetic, asked differently.
-OTHER = [{"instruction": f"Compute {a} times {b}.", "response": f"{a} * {b} = {a * b}"}
-         for a in range(1, 9) for b in range(1, 5)]
+OTHER = [
+    {"instruction": f"Compute {a} times {b}.", "response": f"{a} * {b} = {a * b}"}
+    for a in range(1, 9)
+    for b in range(1, 5)
+]
 
 
 @pytest.fixture
 def two_domains(tmp_path, arith_raw):
     (arith_raw / "times.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OTHER))
-    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"},
-                               grid={"domains": ["arith", "times"], "learning_rates": [0.001], "seeds": [0]},
-                               evaluation={"domains": ["arith", "times"]},
-                               full_ft={"domains": ["arith"], "learning_rates": [0.0005]})
+    params_file = write_params(
+        tmp_path / "p.yaml",
+        arith_raw,
+        tmp_path / "res",
+        quantization={"method": "none"},
+        grid={"domains": ["arith", "times"], "learning_rates": [0.001], "seeds": [0]},
+        evaluation={"domains": ["arith", "times"]},
+        full_ft={"domains": ["arith"], "learning_rates": [0.0005]},
+    )
     params = load(params_file)
     for d in params.grid.domains:
-        assert main(["prepare-data", "--params", str(params_file), "--domain", d,
-                     "--out", str(layout.data_dir(params, d))]) == 0
+        assert (
+            main(
+                ["prepare-data", "--params", str(params_file), "--domain", d, "--out", str(layout.data_dir(params, d))]
+            )
+            == 0
+        )
     return params_file, params
 
 
 # ---------------------------------------------------------------- token loss and accuracy
+
 
 def test_score_equals_an_independent_per_example_computation(tiny_model, arith_raw, tmp_path):
     from locus.training.loop import load_split
@@ -72,8 +85,25 @@ def test_evaluate_stage_and_cross_domain_table(tiny_model, two_domains):
         cell = layout.cell_dir(params, d, lr, seed)
         assert main(["init-adapter", *common, "--seed", str(seed), "--out", str(cell / "adapter_init")]) == 0
         if d == "arith":  # a trained cell
-            assert main(["train", *common, "--data", str(layout.data_dir(params, d)), "--init",
-                         str(cell / "adapter_init"), "--lr", str(lr), "--seed", str(seed), "--out", str(cell)]) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        *common,
+                        "--data",
+                        str(layout.data_dir(params, d)),
+                        "--init",
+                        str(cell / "adapter_init"),
+                        "--lr",
+                        str(lr),
+                        "--seed",
+                        str(seed),
+                        "--out",
+                        str(cell),
+                    ]
+                )
+                == 0
+            )
             adapter = cell / "adapter_final"
         else:  # the initial adapter (lora_B = 0) must score exactly as the base model
             adapter = cell / "adapter_init"
@@ -93,15 +123,22 @@ def test_evaluate_stage_and_cross_domain_table(tiny_model, two_domains):
 
 def test_gain_and_forgetting_on_a_hand_made_table():
     rows = [("a", "a", -0.4), ("a", "b", 0.1), ("a", "c", 0.3), ("b", "b", -0.2), ("b", "a", 0.0), ("b", "c", -0.1)]
-    t = pd.DataFrame([{"domain": i, "lr": 0.1, "seed": 0, "eval_domain": j, "delta_loss": d, "delta_accuracy": 0.0}
-                      for i, j, d in rows]).assign(in_domain=lambda x: x.domain == x.eval_domain)
+    t = pd.DataFrame(
+        [
+            {"domain": i, "lr": 0.1, "seed": 0, "eval_domain": j, "delta_loss": d, "delta_accuracy": 0.0}
+            for i, j, d in rows
+        ]
+    ).assign(in_domain=lambda x: x.domain == x.eval_domain)
     g = evaluation.gain_and_forgetting(t).set_index("domain")
     assert g.loc["a", "in_domain"] == pytest.approx(-0.4) and g.loc["a", "off_domain"] == pytest.approx(0.2)
     assert g.loc["b", "off_domain"] == pytest.approx(-0.05)
-    assert "most a→c +0.300" in evaluation.describe(t, 0.1) and "2/4 train→eval pairs get worse" in evaluation.describe(t, 0.1)
+    assert "most a→c +0.300" in evaluation.describe(t, 0.1) and "2/4 train→eval pairs get worse" in evaluation.describe(
+        t, 0.1
+    )
 
 
 # ---------------------------------------------------------------- full fine-tuning
+
 
 def test_dense_metrics_against_numpy():
     rng = np.random.default_rng(0)
@@ -130,8 +167,13 @@ def test_spearman_on_hand_made_profiles():
 
 
 def _layers(profiles: dict, lr: float) -> pd.DataFrame:
-    return pd.DataFrame([{"domain": "d", "lr": lr, "seed": seed, "layer": i, "rel_fro": v, "mean_abs": v ** 2}
-                         for seed, prof in profiles.items() for i, v in enumerate(prof)])
+    return pd.DataFrame(
+        [
+            {"domain": "d", "lr": lr, "seed": seed, "layer": i, "rel_fro": v, "mean_abs": v**2}
+            for seed, prof in profiles.items()
+            for i, v in enumerate(prof)
+        ]
+    )
 
 
 def test_rho_table_and_verdicts():
@@ -153,12 +195,27 @@ def test_rho_table_and_verdicts():
 
 def test_train_full_and_its_metrics(tiny_model, two_domains):
     params_file, params = two_domains
-    (domain, lr, seed), = layout.full_ft_cells(params)
+    ((domain, lr, seed),) = layout.full_ft_cells(params)
     cell = layout.full_ft_dir(params, domain, lr, seed)
     assert str(cell).endswith("runs/arith/full_ft/lr=0.0005/seed=0")
     common = ["--params", str(params_file), "--model", str(tiny_model)]
-    assert main(["train-full", *common, "--data", str(layout.data_dir(params, domain)), "--lr", str(lr),
-                 "--seed", str(seed), "--out", str(cell)]) == 0
+    assert (
+        main(
+            [
+                "train-full",
+                *common,
+                "--data",
+                str(layout.data_dir(params, domain)),
+                "--lr",
+                str(lr),
+                "--seed",
+                str(seed),
+                "--out",
+                str(cell),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((cell / "metrics.json").read_text())
     n_params = sum(t.size for t in load_file(tiny_model / "model.safetensors").values())
     assert metrics["trainable_parameters"] == n_params and metrics["quantization"] == "none"
@@ -167,14 +224,27 @@ def test_train_full_and_its_metrics(tiny_model, two_domains):
     assert len(delta) == 3 * 6 and all(".layers." in k for k in delta)  # 3 layers × lora.target_modules
     base = load_file(tiny_model / "model.safetensors")
 
-    assert main(["full-ft-effective", *common, "--delta", str(cell / "delta.safetensors"),
-                 "--out", str(cell / "effective.parquet")]) == 0
+    assert (
+        main(
+            [
+                "full-ft-effective",
+                *common,
+                "--delta",
+                str(cell / "delta.safetensors"),
+                "--out",
+                str(cell / "effective.parquet"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(cell / "effective.parquet")
     assert len(table) == 18 and (table.fro > 0).all()
     row = table[(table.layer == 1) & (table.module == "up_proj")].iloc[0]
     d = delta["model.layers.1.mlp.up_proj.weight"].astype(np.float64)
     assert row.fro == pytest.approx(np.linalg.norm(d), rel=1e-9)
-    assert row.rel_fro == pytest.approx(np.linalg.norm(d) / np.linalg.norm(base["model.layers.1.mlp.up_proj.weight"]), rel=1e-6)
+    assert row.rel_fro == pytest.approx(
+        np.linalg.norm(d) / np.linalg.norm(base["model.layers.1.mlp.up_proj.weight"]), rel=1e-6
+    )
     assert row.spectral == pytest.approx(np.linalg.norm(d, 2), rel=1e-9)
     layers = full_ft.layer_table(table.assign(domain=domain, lr=lr, seed=seed))
     assert list(layers.layer) == [0, 1, 2] and layers.attention_share.between(0, 1).all()

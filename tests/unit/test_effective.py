@@ -35,8 +35,12 @@ def dense_metrics(a, b, s, w0, r):
     if k == 0:
         return out | {"stable_rank": np.nan, "effective_rank": np.nan, "amplification": np.nan, "numerical_rank": 0}
     p = sig[:k] / sig[:k].sum()
-    return out | {"stable_rank": fro**2 / sig[0] ** 2, "effective_rank": np.exp(-(p * np.log(p)).sum()),
-                  "amplification": fro / np.linalg.norm(u[:, :k].T @ w0 @ vt[:k].T), "numerical_rank": k}
+    return out | {
+        "stable_rank": fro**2 / sig[0] ** 2,
+        "effective_rank": np.exp(-(p * np.log(p)).sum()),
+        "amplification": fro / np.linalg.norm(u[:, :k].T @ w0 @ vt[:k].T),
+        "numerical_rank": k,
+    }
 
 
 def check(a, b, s, w0, r):
@@ -78,7 +82,9 @@ def test_thin_svd_reconstructs_and_float32_w0():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(4, 9)), rng.normal(size=(7, 4))
     upd = thin_svd(a.astype(np.float32), b.astype(np.float32), 0.5)
-    np.testing.assert_allclose(upd.u @ np.diag(upd.sigma) @ upd.vt, 0.5 * b.astype(np.float32).astype(float) @ a.astype(np.float32), atol=1e-12)
+    np.testing.assert_allclose(
+        upd.u @ np.diag(upd.sigma) @ upd.vt, 0.5 * b.astype(np.float32).astype(float) @ a.astype(np.float32), atol=1e-12
+    )
     np.testing.assert_allclose(upd.u.T @ upd.u, np.eye(4), atol=1e-12)
     w0 = rng.normal(size=(7, 9))
     m32, m64 = update_metrics(upd, w0.astype(np.float32)), update_metrics(upd, w0.astype(np.float32).astype(float))
@@ -101,11 +107,21 @@ def test_scaling_matches_peft(tiny_model, rslora):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "up_proj", "down_proj"], use_rslora=rslora,
-                        rank_pattern={"q_proj": 2}, alpha_pattern={"layers.1.mlp.up_proj": 3})
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "up_proj", "down_proj"],
+        use_rslora=rslora,
+        rank_pattern={"q_proj": 2},
+        alpha_pattern={"layers.1.mlp.up_proj": 3},
+    )
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config)
     cfg = model.peft_config["default"].to_dict()
-    layers = [(n.removeprefix("base_model.model."), m) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")]
+    layers = [
+        (n.removeprefix("base_model.model."), m)
+        for n, m in model.named_modules()
+        if hasattr(m, "lora_A") and hasattr(m, "base_layer")
+    ]
     assert len(layers) == 9
     for path, module in layers:
         assert scaling(cfg, path) == pytest.approx(module.scaling["default"]), path
@@ -136,8 +152,9 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
     from locus.analysis.updates import BaseWeights
     from locus.training.modeling import load_base
 
-    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
-                               quantization={"cpu_kernel": "bitsandbytes"}))
+    params = load(
+        write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"cpu_kernel": "bitsandbytes"})
+    )
     assert params.quantization.method == "nf4" and params.quantization.double_quant
     model = load_base(params, tiny_model)
     with BaseWeights(tiny_model, params) as base:
@@ -156,8 +173,22 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
 def make_cell(tmp_path, tiny_model, params_file, name, seed, scale=0.05, b_init=None):
     """init-adapter through the CLI, then a 'trained' final adapter: random B (and a nudged A)."""
     cell = tmp_path / name
-    assert main(["init-adapter", "--params", str(params_file), "--model", str(tiny_model), "--seed", str(seed),
-                 "--out", str(cell / "adapter_init")]) == 0
+    assert (
+        main(
+            [
+                "init-adapter",
+                "--params",
+                str(params_file),
+                "--model",
+                str(tiny_model),
+                "--seed",
+                str(seed),
+                "--out",
+                str(cell / "adapter_init"),
+            ]
+        )
+        == 0
+    )
     shutil.copytree(cell / "adapter_init", cell / "adapter_final")
     rng = np.random.default_rng(seed + 100)
     path = cell / "adapter_final" / "adapter_model.safetensors"
@@ -167,8 +198,13 @@ def make_cell(tmp_path, tiny_model, params_file, name, seed, scale=0.05, b_init=
     save_file(tensors, path)
     if b_init is not None:
         init = cell / "adapter_init" / "adapter_model.safetensors"
-        save_file({k: (v + b_init * rng.normal(size=v.shape).astype(v.dtype) if ".lora_B." in k else v)
-                   for k, v in load_file(init).items()}, init)
+        save_file(
+            {
+                k: (v + b_init * rng.normal(size=v.shape).astype(v.dtype) if ".lora_B." in k else v)
+                for k, v in load_file(init).items()
+            },
+            init,
+        )
     return cell
 
 
@@ -177,10 +213,28 @@ def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
 
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")  # NF4, r=4, alpha=8
     cell = make_cell(tmp_path, tiny_model, params_file, "c", seed=0)
-    assert not any(v.any() for k, v in load_file(cell / "adapter_init" / "adapter_model.safetensors").items() if ".lora_B." in k)
+    assert not any(
+        v.any() for k, v in load_file(cell / "adapter_init" / "adapter_model.safetensors").items() if ".lora_B." in k
+    )
     out = cell / "effective.parquet"
-    assert main(["effective", "--params", str(params_file), "--model", str(tiny_model), "--init",
-                 str(cell / "adapter_init"), "--final", str(cell / "adapter_final"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "effective",
+                "--params",
+                str(params_file),
+                "--model",
+                str(tiny_model),
+                "--init",
+                str(cell / "adapter_init"),
+                "--final",
+                str(cell / "adapter_final"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     df = pd.read_parquet(out)
     assert len(df) == 3 * 6 and (df["rank"] == 4).all() and (df["scaling"] == 2.0).all()
     assert set(df.block) == {"attention", "mlp"} and (df.numerical_rank == 4).all()
@@ -194,8 +248,22 @@ def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
             for key, value in want.items():
                 assert getattr(row, key) == pytest.approx(value, rel=1e-5), (prefix, key)
     # without --init (the argument the seed workflow had: --adapter) the same table
-    assert main(["effective", "--params", str(params_file), "--model", str(tiny_model), "--adapter",
-                 str(cell / "adapter_final"), "--out", str(tmp_path / "e2.parquet")]) == 0
+    assert (
+        main(
+            [
+                "effective",
+                "--params",
+                str(params_file),
+                "--model",
+                str(tiny_model),
+                "--adapter",
+                str(cell / "adapter_final"),
+                "--out",
+                str(tmp_path / "e2.parquet"),
+            ]
+        )
+        == 0
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "e2.parquet"), df)
 
 
@@ -211,14 +279,33 @@ def test_nonzero_init_and_sharded_model(tmp_path, arith_raw, capsys):
     tables = []
     for model in (model_dir, sharded):
         out = tmp_path / f"{model.name}.parquet"
-        assert main(["effective", "--params", str(params_file), "--model", str(model), "--init",
-                     str(cell / "adapter_init"), "--final", str(cell / "adapter_final"), "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "effective",
+                    "--params",
+                    str(params_file),
+                    "--model",
+                    str(model),
+                    "--init",
+                    str(cell / "adapter_init"),
+                    "--final",
+                    str(cell / "adapter_final"),
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         tables.append(pd.read_parquet(out))
     pd.testing.assert_frame_equal(tables[0], tables[1])
     assert "non-zero" in capsys.readouterr().out
     init, final = (load_file(cell / f"adapter_{n}" / "adapter_model.safetensors") for n in ("init", "final"))
     p = "base_model.model.model.layers.1.mlp.up_proj.lora_"
-    dw = 2.0 * (final[p + "B.weight"].astype(float) @ final[p + "A.weight"] - init[p + "B.weight"].astype(float) @ init[p + "A.weight"])
+    dw = 2.0 * (
+        final[p + "B.weight"].astype(float) @ final[p + "A.weight"]
+        - init[p + "B.weight"].astype(float) @ init[p + "A.weight"]
+    )
     row = tables[0].query("layer == 1 and module == 'up_proj'").iloc[0]
     assert row.fro == pytest.approx(np.linalg.norm(dw), rel=1e-9)
     assert row.numerical_rank == 8  # rank ≤ 2r when the initial ΔW is not zero
@@ -256,8 +343,18 @@ def synthetic_modules(seeds=(0,), noise=0.0):
             for layer in range(12):
                 for block, module, w0 in (("attention", "q_proj", 2.0), ("mlp", "up_proj", 4.0)):
                     rel = (1 + 2 * (layer >= 8)) * 1e-3 * (1 + noise * rng.normal())
-                    rows.append({"domain": domain, "lr": 0.001, "seed": seed, "layer": layer, "block": block,
-                                 "module": module, "fro": rel * w0, "rel_fro": rel})
+                    rows.append(
+                        {
+                            "domain": domain,
+                            "lr": 0.001,
+                            "seed": seed,
+                            "layer": layer,
+                            "block": block,
+                            "module": module,
+                            "fro": rel * w0,
+                            "rel_fro": rel,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -266,14 +363,37 @@ def test_effective_charts_and_summaries():
 
     mods = synthetic_modules()
     layers = ce.layer_effective(mods)
-    assert layers.attention_w0_share.iloc[0] == pytest.approx(4 / 20) and layers.attention_share.iloc[0] == pytest.approx(0.2)
+    assert layers.attention_w0_share.iloc[0] == pytest.approx(4 / 20) and layers.attention_share.iloc[
+        0
+    ] == pytest.approx(0.2)
     assert layers.rel_fro.iloc[0] == pytest.approx(1e-3)
-    sim = pd.DataFrame({"domain_a": ["a"] * 2, "lr_a": [0.001] * 2, "seed_a": [0] * 2, "domain_b": ["b"] * 2,
-                        "lr_b": [0.001] * 2, "seed_b": [0] * 2, "layer": [0, 1], "block": ["mlp"] * 2,
-                        "module": ["up_proj"] * 2, "k": [4] * 2, "phi": [0.3, 0.5], "baseline": [0.01] * 2})
+    sim = pd.DataFrame(
+        {
+            "domain_a": ["a"] * 2,
+            "lr_a": [0.001] * 2,
+            "seed_a": [0] * 2,
+            "domain_b": ["b"] * 2,
+            "lr_b": [0.001] * 2,
+            "seed_b": [0] * 2,
+            "layer": [0, 1],
+            "block": ["mlp"] * 2,
+            "module": ["up_proj"] * 2,
+            "k": [4] * 2,
+            "phi": [0.3, 0.5],
+            "baseline": [0.01] * 2,
+        }
+    )
     charts, notes = ce.figures(mods, sim)
-    assert set(charts) == set(notes) == {"effective_profile_lr=0.001", "effective_heatmap",
-                                         "effective_attention_lr=0.001", "effective_similarity_lr=0.001"}
+    assert (
+        set(charts)
+        == set(notes)
+        == {
+            "effective_profile_lr=0.001",
+            "effective_heatmap",
+            "effective_attention_lr=0.001",
+            "effective_similarity_lr=0.001",
+        }
+    )
     for chart in charts.values():
         chart.to_dict()
     assert "Late layers (8–11) vs early layers (0–3): a 3.00× more, b 3.00× more" in notes["effective_profile_lr=0.001"]

@@ -34,8 +34,11 @@ def unguarded_writes(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     guarded = set()
     for node in (n for n in ast.walk(tree) if isinstance(n, ast.With)):
-        names = {ast.unparse(i.optional_vars) for i in node.items
-                 if i.optional_vars is not None and ast.unparse(i.context_expr).split("(")[0].endswith("atomic_path")}
+        names = {
+            ast.unparse(i.optional_vars)
+            for i in node.items
+            if i.optional_vars is not None and ast.unparse(i.context_expr).split("(")[0].endswith("atomic_path")
+        }
         for inner in (n for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.Call)):
             targets = inner.args[:1] + [inner.func]
             if any(isinstance(x, ast.Name) and x.id in names for t in targets for x in ast.walk(t)):
@@ -54,20 +57,26 @@ def unguarded_writes(path: Path) -> list[str]:
 
 def test_every_output_is_written_through_atomic_path():
     """io.py implements atomic_path; checkpoints.py writes only inside its staging dir (atomic by rename)."""
-    problems = [p for path in sorted((REPO / "src" / "locus").rglob("*.py"))
-                if path.name not in ("io.py", "checkpoints.py") for p in unguarded_writes(path)]
+    problems = [
+        p
+        for path in sorted((REPO / "src" / "locus").rglob("*.py"))
+        if path.name not in ("io.py", "checkpoints.py")
+        for p in unguarded_writes(path)
+    ]
     assert not problems, problems
 
 
 def test_the_atomic_write_check_catches_a_direct_write(tmp_path, monkeypatch):
     monkeypatch.setattr("test_safe_loading.REPO", tmp_path)
     stage = tmp_path / "stage.py"
-    stage.write_text("from locus import io\n"
-                     "def run(table, out):\n"
-                     "    with io.atomic_path(out) as tmp:\n"
-                     "        table.to_parquet(tmp)\n"
-                     "    table.to_parquet(out)\n"
-                     "    open(out, 'w').write('x')\n")
+    stage.write_text(
+        "from locus import io\n"
+        "def run(table, out):\n"
+        "    with io.atomic_path(out) as tmp:\n"
+        "        table.to_parquet(tmp)\n"
+        "    table.to_parquet(out)\n"
+        "    open(out, 'w').write('x')\n"
+    )
     assert [line.split(":")[1] for line in unguarded_writes(stage)] == ["5", "6"]
 
 
@@ -95,9 +104,14 @@ def test_model_loading_demands_safetensors():
     found = 0
     for path in (p for p in SOURCES if p.suffix == ".py"):
         # `kwargs = dict(..., use_safetensors=True)` passed on as `**kwargs` counts too.
-        safe_dicts = {ast.unparse(n.targets[0]) for n in ast.walk(ast.parse(path.read_text()))
-                      if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and name_of(n.value) == "dict"
-                      and kwargs_of(n.value).get("use_safetensors") == "True"}
+        safe_dicts = {
+            ast.unparse(n.targets[0])
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.Assign)
+            and isinstance(n.value, ast.Call)
+            and name_of(n.value) == "dict"
+            and kwargs_of(n.value).get("use_safetensors") == "True"
+        }
         for call in calls(path):
             if re.match(r"AutoModel\w*\.from_pretrained$", name_of(call)):
                 kwargs = kwargs_of(call)

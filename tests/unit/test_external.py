@@ -20,14 +20,39 @@ from locus.params import ParamsError, load
 # name -> (LoraConfig kwargs, save in bf16, save the initial adapter too)
 VARIANTS = {
     "plain": (dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]), False, True),
-    "rslora": (dict(r=8, lora_alpha=4, use_rslora=True, target_modules=["q_proj", "k_proj", "up_proj"],
-                    layers_to_transform=[0, 2]), False, False),
-    "pattern": (dict(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "down_proj"],
-                     rank_pattern={"k_proj": 2, "model.layers.1.self_attn.q_proj": 8},
-                     alpha_pattern={"down_proj": 3}), False, False),
+    "rslora": (
+        dict(
+            r=8,
+            lora_alpha=4,
+            use_rslora=True,
+            target_modules=["q_proj", "k_proj", "up_proj"],
+            layers_to_transform=[0, 2],
+        ),
+        False,
+        False,
+    ),
+    "pattern": (
+        dict(
+            r=4,
+            lora_alpha=8,
+            target_modules=["q_proj", "k_proj", "down_proj"],
+            rank_pattern={"k_proj": 2, "model.layers.1.self_attn.q_proj": 8},
+            alpha_pattern={"down_proj": 3},
+        ),
+        False,
+        False,
+    ),
     # target_modules as a regex string (layers 1 and 2 only), a modules_to_save copy, stored in bf16
-    "mixed": (dict(r=4, lora_alpha=8, target_modules=r".*\.layers\.[12]\.(self_attn\.q_proj|mlp\.up_proj)",
-                   modules_to_save=["lm_head"]), True, False),
+    "mixed": (
+        dict(
+            r=4,
+            lora_alpha=8,
+            target_modules=r".*\.layers\.[12]\.(self_attn\.q_proj|mlp\.up_proj)",
+            modules_to_save=["lm_head"],
+        ),
+        True,
+        False,
+    ),
 }
 
 
@@ -55,8 +80,17 @@ def trained(tiny_model, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("external")
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    data = Dataset.from_list([{"messages": [{"role": "user", "content": r["instruction"]},
-                                            {"role": "assistant", "content": r["response"]}]} for r in RECORDS[:16]])
+    data = Dataset.from_list(
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": r["instruction"]},
+                    {"role": "assistant", "content": r["response"]},
+                ]
+            }
+            for r in RECORDS[:16]
+        ]
+    )
     out = {}
     for name, (kw, bf16, keep_init) in VARIANTS.items():
         torch.manual_seed(0)
@@ -64,9 +98,18 @@ def trained(tiny_model, tmp_path_factory):
         init = root / f"{name}_init" if keep_init else None
         if init:
             model.save_pretrained(init)  # the initial snapshot, as a user would keep it
-        args = SFTConfig(output_dir=str(root / f"{name}_run"), max_steps=3, per_device_train_batch_size=4,
-                         learning_rate=1e-2, max_length=64, use_cpu=True, report_to=[], save_strategy="no",
-                         disable_tqdm=True, seed=0)
+        args = SFTConfig(
+            output_dir=str(root / f"{name}_run"),
+            max_steps=3,
+            per_device_train_batch_size=4,
+            learning_rate=1e-2,
+            max_length=64,
+            use_cpu=True,
+            report_to=[],
+            save_strategy="no",
+            disable_tqdm=True,
+            seed=0,
+        )
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
         trainer.train()
         if bf16:
@@ -82,8 +125,19 @@ def analysed(trained, tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("analysed")
     params = root / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")
-    argv = ["external", "--params", str(params), "--model", str(tiny_model), "--base-quantization", "none",
-            "--out", str(root / "out"), "--init", f"plain={trained['plain'][1]}"]
+    argv = [
+        "external",
+        "--params",
+        str(params),
+        "--model",
+        str(tiny_model),
+        "--base-quantization",
+        "none",
+        "--out",
+        str(root / "out"),
+        "--init",
+        f"plain={trained['plain'][1]}",
+    ]
     for name, (directory, _) in trained.items():
         argv += ["--adapter", f"{name}={directory}"]
     assert main(argv) == 0
@@ -164,8 +218,16 @@ def test_seed_statistics_need_the_initial_snapshot(trained, analysed):
 def test_report(analysed):
     page = (analysed / "report.html").read_text()
     assert "cdn." not in page and "vegaEmbed" in page
-    for text in ("plain", "rslora", "pattern", "mixed", "unavailable", "--base-quantization none",
-                 "base_model.model.lm_head.weight", "modules_to_save"):
+    for text in (
+        "plain",
+        "rslora",
+        "pattern",
+        "mixed",
+        "unavailable",
+        "--base-quantization none",
+        "base_model.model.lm_head.weight",
+        "modules_to_save",
+    ):
         assert text in page, text
     assert (analysed / "figures" / "external_profile.svg").exists()
 
@@ -174,12 +236,30 @@ def test_nf4_base_is_stated_and_used(trained, tiny_model, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")  # quantization.method defaults to nf4
     out = tmp_path / "out"
-    assert main(["external", "--params", str(params), "--model", str(tiny_model),
-                 "--adapter", f"plain={trained['plain'][0]}", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "external",
+                "--params",
+                str(params),
+                "--model",
+                str(tiny_model),
+                "--adapter",
+                f"plain={trained['plain'][0]}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     nf4 = pd.read_parquet(out / "plain" / "effective.parquet")
     w0 = load_file(tiny_model / "model.safetensors")
-    plain = [np.linalg.norm(w0[f"model.layers.{r.layer}.{'self_attn' if r.block == 'attention' else 'mlp'}.{r.module}.weight"])
-             for r in nf4.itertuples()]
+    plain = [
+        np.linalg.norm(
+            w0[f"model.layers.{r.layer}.{'self_attn' if r.block == 'attention' else 'mlp'}.{r.module}.weight"]
+        )
+        for r in nf4.itertuples()
+    ]
     # NF4 round trip: close to the plain weights but not equal
     assert np.allclose(nf4.w0_fro, plain, rtol=0.1) and not np.allclose(nf4.w0_fro, plain, rtol=1e-6)
     assert "--base-quantization nf4" in (out / "report.html").read_text()
@@ -189,29 +269,52 @@ def test_nf4_base_is_stated_and_used(trained, tiny_model, tmp_path):
 def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
     from peft import IA3Config, LoKrConfig, LoraConfig
 
-    configs = {"dora": (LoraConfig, dict(r=4, target_modules=["q_proj"], use_dora=True), "DoRA"),
-               "ia3": (IA3Config, dict(target_modules=["q_proj", "down_proj"], feedforward_modules=["down_proj"]), "IA3"),
-               "lokr": (LoKrConfig, dict(r=4, target_modules=["q_proj"]), "LOKR"),
-               "pissa": (LoraConfig, dict(r=4, target_modules=["q_proj"], init_lora_weights="pissa"), "pissa")}
+    configs = {
+        "dora": (LoraConfig, dict(r=4, target_modules=["q_proj"], use_dora=True), "DoRA"),
+        "ia3": (IA3Config, dict(target_modules=["q_proj", "down_proj"], feedforward_modules=["down_proj"]), "IA3"),
+        "lokr": (LoKrConfig, dict(r=4, target_modules=["q_proj"]), "LOKR"),
+        "pissa": (LoraConfig, dict(r=4, target_modules=["q_proj"], init_lora_weights="pissa"), "pissa"),
+    }
     cls, kw, words = configs[kind]
     directory = _save_untrained(tiny_model, tmp_path / kind, cls=cls, kw=kw)
     params = tmp_path / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")
-    code = main(["external", "--params", str(params), "--model", str(tiny_model), "--adapter", f"a={directory}",
-                 "--out", str(tmp_path / "out"), "--base-quantization", "none"])
+    code = main(
+        [
+            "external",
+            "--params",
+            str(params),
+            "--model",
+            str(tiny_model),
+            "--adapter",
+            f"a={directory}",
+            "--out",
+            str(tmp_path / "out"),
+            "--base-quantization",
+            "none",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and str(directory / "adapter_config.json") in err and words in err, err
     assert not (tmp_path / "out" / "report.html").exists()
 
 
 def test_params_external_section(tmp_path):
-    good = {"grid": {"domains": ["x"]}, "external": {"mine": {"model": "m", "adapters": {"a": "d1", "b": "d2"},
-                                                              "init": {"a": "d0"}, "base_quantization": "none"}}}
+    good = {
+        "grid": {"domains": ["x"]},
+        "external": {
+            "mine": {"model": "m", "adapters": {"a": "d1", "b": "d2"}, "init": {"a": "d0"}, "base_quantization": "none"}
+        },
+    }
     path = tmp_path / "p.yaml"
     path.write_text(json.dumps(good))
     assert load(path).external["mine"].adapters == {"a": "d1", "b": "d2"}
-    for bad, key in [({"init": {"c": "d"}}, "init"), ({"adapters": {}}, "adapters"),
-                     ({"adapters": {"a/b": "d"}}, "adapters"), ({"base_quantization": "int8"}, "base_quantization")]:
+    for bad, key in [
+        ({"init": {"c": "d"}}, "init"),
+        ({"adapters": {}}, "adapters"),
+        ({"adapters": {"a/b": "d"}}, "adapters"),
+        ({"base_quantization": "int8"}, "base_quantization"),
+    ]:
         path.write_text(json.dumps({**good, "external": {"mine": {**good["external"]["mine"], **bad}}}))
         with pytest.raises(ParamsError, match=f"external.mine.*{key}"):
             load(path)
@@ -220,12 +323,36 @@ def test_params_external_section(tmp_path):
 def test_snakemake_target(trained, tiny_model, tmp_path):
     """results/external/{name}/report.html resolves to the one `locus external` command (dry run)."""
     repo = copy_repo(tmp_path / "repo")
-    (repo / "ext.yaml").write_text(json.dumps({
-        "grid": {"domains": ["cpp"]}, "results_dir": "res",
-        "external": {"tiny": {"model": str(tiny_model), "base_quantization": "none",
-                              "adapters": {"plain": str(trained["plain"][0]), "rs": str(trained["rslora"][0])}}}}))
-    proc = run_tool(repo, "snakemake", "-n", "-p", "--cores", "1", "--config", "params=ext.yaml", "--",
-                    "res/external/tiny/report.html", timeout=300)
+    (repo / "ext.yaml").write_text(
+        json.dumps(
+            {
+                "grid": {"domains": ["cpp"]},
+                "results_dir": "res",
+                "external": {
+                    "tiny": {
+                        "model": str(tiny_model),
+                        "base_quantization": "none",
+                        "adapters": {"plain": str(trained["plain"][0]), "rs": str(trained["rslora"][0])},
+                    }
+                },
+            }
+        )
+    )
+    proc = run_tool(
+        repo,
+        "snakemake",
+        "-n",
+        "-p",
+        "--cores",
+        "1",
+        "--config",
+        "params=ext.yaml",
+        "--",
+        "res/external/tiny/report.html",
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (f"locus external --params ext.yaml --model {tiny_model} --adapter plain={trained['plain'][0]} "
-            f"--adapter rs={trained['rslora'][0]} --base-quantization none --out res/external/tiny") in proc.stdout
+    assert (
+        f"locus external --params ext.yaml --model {tiny_model} --adapter plain={trained['plain'][0]} "
+        f"--adapter rs={trained['rslora'][0]} --base-quantization none --out res/external/tiny"
+    ) in proc.stdout

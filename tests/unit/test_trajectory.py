@@ -10,27 +10,60 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from conftest import write_params
+from locus.analysis.grid import by_layer
 from locus.analysis.trajectory import formed_step, rank_stability, spearman
 from locus.cli import main
 from locus.params import ParamsError, load
-from locus.analysis.grid import by_layer
 from locus.training.snapshots import list_snapshots, snapshot_path
 
 
 def train_cell(tmp_path, tiny_model, arith_raw, every: int, stale_step: int | None = None, quant: str = "nf4"):
     """prepare-data, init-adapter and train one tiny cell with snapshots every `every` steps."""
-    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": quant},
-                          training={"per_device_batch_size": 2, "grad_accum_steps": 2, "max_seq_length": 64,
-                                    "max_steps": 4, "snapshot_every": every}, trajectory={"domains": ["arith"]})
+    params = write_params(
+        tmp_path / "p.yaml",
+        arith_raw,
+        tmp_path / "res",
+        quantization={"method": quant},
+        training={
+            "per_device_batch_size": 2,
+            "grad_accum_steps": 2,
+            "max_seq_length": 64,
+            "max_steps": 4,
+            "snapshot_every": every,
+        },
+        trajectory={"domains": ["arith"]},
+    )
     common = ["--params", str(params)]
     data, cell = tmp_path / "res/data/arith", tmp_path / "res/runs/arith/lr=0.001/seed=0"
     assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")]) == 0
+    assert (
+        main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")])
+        == 0
+    )
     if stale_step is not None:  # a snapshot left by an earlier run must not survive a fresh one
         snapshot_path(cell / "trajectory", stale_step).parent.mkdir(parents=True)
         save_file({"x": np.zeros(1, np.float32)}, snapshot_path(cell / "trajectory", stale_step))
-    assert main(["train", *common, "--model", str(tiny_model), "--data", str(data), "--init", str(cell / "adapter_init"),
-                 "--lr", "0.001", "--seed", "0", "--out", str(cell)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                str(tiny_model),
+                "--data",
+                str(data),
+                "--init",
+                str(cell / "adapter_init"),
+                "--lr",
+                "0.001",
+                "--seed",
+                "0",
+                "--out",
+                str(cell),
+            ]
+        )
+        == 0
+    )
     return params, cell, json.loads((cell / "metrics.json").read_text())["optimizer_steps"]
 
 
@@ -46,17 +79,49 @@ def test_snapshots_and_trajectory_table(tmp_path, tiny_model, arith_raw):
     assert any(not np.array_equal(first[k], final[k]) for k in final), "snapshots must differ along training"
 
     common = ["--params", str(params), "--model", str(tiny_model), "--init", str(cell / "adapter_init")]
-    assert main(["trajectory", *common, "--final", str(cell / "adapter_final"), "--snapshots", str(cell / "trajectory"),
-                 "--out", str(cell / "trajectory.parquet")]) == 0
-    assert main(["effective", *common, "--final", str(cell / "adapter_final"), "--out", str(tmp_path / "eff.parquet")]) == 0
-    assert main(["delta", "--params", str(params), "--init", str(cell / "adapter_init"),
-                 "--final", str(cell / "adapter_final"), "--out", str(tmp_path / "delta.parquet")]) == 0
+    assert (
+        main(
+            [
+                "trajectory",
+                *common,
+                "--final",
+                str(cell / "adapter_final"),
+                "--snapshots",
+                str(cell / "trajectory"),
+                "--out",
+                str(cell / "trajectory.parquet"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["effective", *common, "--final", str(cell / "adapter_final"), "--out", str(tmp_path / "eff.parquet")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "delta",
+                "--params",
+                str(params),
+                "--init",
+                str(cell / "adapter_init"),
+                "--final",
+                str(cell / "adapter_final"),
+                "--out",
+                str(tmp_path / "delta.parquet"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(cell / "trajectory.parquet")
     assert sorted(table.step.unique()) == list(range(1, steps + 1)) and len(table) == steps * 3
     # The last step is adapter_final: its rows are what `locus effective` + `locus delta` + aggregate give.
     cell_cols = {"domain": "arith", "lr": 0.001, "seed": 0}
-    expected = by_layer(pd.read_parquet(tmp_path / "delta.parquet").assign(**cell_cols),
-                        pd.read_parquet(tmp_path / "eff.parquet").assign(**cell_cols)).drop(columns=list(cell_cols))
+    expected = by_layer(
+        pd.read_parquet(tmp_path / "delta.parquet").assign(**cell_cols),
+        pd.read_parquet(tmp_path / "eff.parquet").assign(**cell_cols),
+    ).drop(columns=list(cell_cols))
     got = table[table.step == steps].drop(columns="step").reset_index(drop=True)
     pd.testing.assert_frame_equal(got[expected.columns], expected, check_exact=True)
     assert (table.groupby("step")["fro"].sum().diff().dropna() != 0).all()  # the update changes every step
@@ -78,7 +143,9 @@ def test_spearman_and_formation_hand_checked():
     assert np.isnan(spearman([3, 3, 3, 3, 3], final))
 
     profiles = {10: [5, 4, 3, 2, 1], 20: [1, 2, 3, 5, 4], 30: [1, 3, 2, 5, 4], 40: [1, 2, 3, 5, 4], 50: final}
-    table = pd.DataFrame([{"step": s, "layer": layer, "m": v} for s, p in profiles.items() for layer, v in enumerate(p)])
+    table = pd.DataFrame(
+        [{"step": s, "layer": layer, "m": v} for s, p in profiles.items() for layer, v in enumerate(p)]
+    )
     rho = rank_stability(table, "m")
     assert rho.rho.round(6).tolist() == [-1.0, 0.9, 0.8, 0.9, 1.0]
     assert formed_step(rho) == 40  # 0.9 at step 20, but 0.8 at 30: stays >= 0.9 only from step 40
@@ -108,14 +175,23 @@ def test_report_section_from_trajectory_files(tmp_path, arith_raw):
     from locus.layout import cell_dir
     from locus.report import trajectory as charts_trajectory
 
-    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
-                               grid={"domains": ["arith", "other"], "learning_rates": [0.001], "seeds": [0]},
-                               training={"snapshot_every": 10}, trajectory={"domains": ["arith", "other"]}))
+    params = load(
+        write_params(
+            tmp_path / "p.yaml",
+            arith_raw,
+            tmp_path / "res",
+            grid={"domains": ["arith", "other"], "learning_rates": [0.001], "seeds": [0]},
+            training={"snapshot_every": 10},
+            trajectory={"domains": ["arith", "other"]},
+        )
+    )
     final = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     # arith: reversed at step 10 (peak L0), ρ = 0.8 at 20, so it forms only at the last step (30);
     # other: nothing at step 10 (ρ NaN), ρ = 0.9 at 20 (forms at 20, first peak L3 at step 20 -> L4).
-    steps = {"arith": {10: final[::-1], 20: np.array([1.0, 3.0, 2.0, 5.0, 4.0]), 30: final},
-             "other": {10: final * 0.0, 20: np.array([1.0, 2.0, 3.0, 5.0, 4.0]), 30: final}}
+    steps = {
+        "arith": {10: final[::-1], 20: np.array([1.0, 3.0, 2.0, 5.0, 4.0]), 30: final},
+        "other": {10: final * 0.0, 20: np.array([1.0, 2.0, 3.0, 5.0, 4.0]), 30: final},
+    }
     for domain, profile in steps.items():
         rows = [{"step": s, "layer": layer, "mean_abs": v} for s, p in profile.items() for layer, v in enumerate(p)]
         path = cell_dir(params, domain, 0.001, 0) / "trajectory.parquet"
@@ -124,13 +200,16 @@ def test_report_section_from_trajectory_files(tmp_path, arith_raw):
     figures, notes = charts_trajectory.figures(params)
     assert set(figures) == {"trajectory_profiles", "trajectory_rho"}
     assert all(chart.to_dict() for chart in figures.values())
-    assert notes["trajectory_profiles"] == ("Peak layer of mean |Δ|, first snapshot with a change → last: "
-                                            "arith@0.001 L0 (step 10)→L4; other@0.001 L3 (step 20)→L4 "
-                                            "(0 of 2 profiles already peak at the final layer).")
+    assert notes["trajectory_profiles"] == (
+        "Peak layer of mean |Δ|, first snapshot with a change → last: "
+        "arith@0.001 L0 (step 10)→L4; other@0.001 L3 (step 20)→L4 "
+        "(0 of 2 profiles already peak at the final layer)."
+    )
     assert notes["trajectory_rho"] == (
         "The layer ranking by mean |Δ| stays at Spearman ρ ≥ 0.9 with the final one from step 25 (median over "
         "2 cells, 83% of training): the locus forms earliest in other@lr=0.001 (step 20 of 30) and latest in "
-        "arith@lr=0.001 (step 30 of 30).")
+        "arith@lr=0.001 (step 30 of 30)."
+    )
     off = load(write_params(tmp_path / "q.yaml", arith_raw, tmp_path / "res"))
     assert charts_trajectory.figures(off) == ({}, {})
 
@@ -144,8 +223,11 @@ def workflow_commands(root, stage: str) -> tuple[set[str], set[str]]:
     dry = run_tool(root, "snakemake", "-n", "-p", "--forceall", "--cores", "1")
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     prefix = "Shell command: "
-    smk = {" ".join(line[len(prefix):].split("2>&1")[0].split()) for line in dry.stdout.splitlines()
-           if line.startswith(f"{prefix}locus {stage} ")}
+    smk = {
+        " ".join(line[len(prefix) :].split("2>&1")[0].split())
+        for line in dry.stdout.splitlines()
+        if line.startswith(f"{prefix}locus {stage} ")
+    }
     if not (root / ".dvc").exists():
         assert run_tool(root, "dvc", "init", "--no-scm", "-q").returncode == 0
     dvc = {" ".join(s.cmd.split()) for s in Repo(str(root)).index.stages if s.cmd.startswith(f"locus {stage} ")}

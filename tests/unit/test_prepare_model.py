@@ -10,8 +10,13 @@ from locus.stages.prepare_model import BUILTIN, verify_sha256
 
 
 def test_local_model_directory_is_prepared_as_safetensors(tmp_path, tiny_model, arith_raw):
-    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res",
-                               model={"source": str(tiny_model)}, models_dir=str(tmp_path / "models"))
+    params_file = write_params(
+        tmp_path / "p.yaml",
+        arith_raw,
+        tmp_path / "res",
+        model={"source": str(tiny_model)},
+        models_dir=str(tmp_path / "models"),
+    )
     out = layout.model_dir(load(params_file))
     assert out == tmp_path / "models" / "base"
     assert main(["prepare-model", "--params", str(params_file), "--out", str(out)]) == 0

@@ -61,11 +61,16 @@ def test_determinism_byte_for_byte(records_1000):
 
 def test_determinism_across_processes():
     """Same output in a fresh interpreter with a different hash seed (no set/hash-order leaks)."""
-    code = ("import hashlib, json; from locus.ingest.physics import build; "
-            "print(hashlib.sha256(json.dumps(build(3, 200), ensure_ascii=False).encode()).hexdigest())")
+    code = (
+        "import hashlib, json; from locus.ingest.physics import build; "
+        "print(hashlib.sha256(json.dumps(build(3, 200), ensure_ascii=False).encode()).hexdigest())"
+    )
     src = str(Path(physics.__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "12345",
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     here = hashlib.sha256(json.dumps(build(3, 200), ensure_ascii=False).encode()).hexdigest()
     assert out.stdout.strip() == here
@@ -118,7 +123,7 @@ def test_response_structure(records_1000):
         value, unit = _answer(r["response"])
         assert "×" not in lines[-1]
         # The final answer, with its unit, is the result of the last working line.
-        shown = f"{lines[-1].split(' ', 1)[1][:-len(unit) - 1]}"
+        shown = f"{lines[-1].split(' ', 1)[1][: -len(unit) - 1]}"
         assert shown in lines[-2]
         # Short enough for max_seq_length=256 with SmolLM2's tokenizer (measured max ~250 incl. chat template).
         assert len(r["instruction"]) + len(r["response"]) <= 450
@@ -126,8 +131,21 @@ def test_response_structure(records_1000):
 
 # ------------------------------------------------------------- independent recomputation
 
-SCALE = {"m": 1, "cm": 1e-2, "mm": 1e-3, "A": 1, "mA": 1e-3, "J": 1, "mJ": 1e-3, "kJ": 1e3, "MJ": 1e6,
-         "kPa": 1e3, "Hz": 1, "m/s": 1, "degrees": 1}
+SCALE = {
+    "m": 1,
+    "cm": 1e-2,
+    "mm": 1e-3,
+    "A": 1,
+    "mA": 1e-3,
+    "J": 1,
+    "mJ": 1e-3,
+    "kJ": 1e3,
+    "MJ": 1e6,
+    "kPa": 1e3,
+    "Hz": 1,
+    "m/s": 1,
+    "degrees": 1,
+}
 
 
 def _nums(text: str, unit_regex: str) -> list[float]:
@@ -167,8 +185,16 @@ def _recompute(w) -> float:
     raise KeyError(w.template)
 
 
-CHECKED = ["kin_final_velocity", "projectile_range", "circuit_series", "ideal_gas", "capacitor_energy",
-           "heat_capacity", "doppler", "snell"]
+CHECKED = [
+    "kin_final_velocity",
+    "projectile_range",
+    "circuit_series",
+    "ideal_gas",
+    "capacitor_energy",
+    "heat_capacity",
+    "doppler",
+    "snell",
+]
 
 
 @pytest.mark.parametrize("name", CHECKED)
@@ -233,10 +259,19 @@ def test_dedup_exhaustion_raises(monkeypatch):
 # --------------------------------------------------------------------------- formatting
 
 
-@pytest.mark.parametrize("x, text", [
-    (0.012345, "0.0123"), (9.996, "10.0"), (2400, "2400"), (123456, "1.23 × 10^5"),
-    (6.674e-11, "6.67 × 10^-11"), (0.5, "0.500"), (-3.14159, "-3.14"), (99950, "1.00 × 10^5"),
-])
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (0.012345, "0.0123"),
+        (9.996, "10.0"),
+        (2400, "2400"),
+        (123456, "1.23 × 10^5"),
+        (6.674e-11, "6.67 × 10^-11"),
+        (0.5, "0.500"),
+        (-3.14159, "-3.14"),
+        (99950, "1.00 × 10^5"),
+    ],
+)
 def test_fmt_significant_figures(x, text):
     assert fmt(x) == text
     assert sig(x) == float(text.replace(" × 10^", "e"))

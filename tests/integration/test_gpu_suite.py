@@ -6,14 +6,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
-    run = subprocess.run([str(REPO / "benchmarks/gpu_suite.sh"), "--shape", "tiny", "--steps", "3",
-                          "--throughput-steps", "2", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    run = subprocess.run(
+        [
+            str(REPO / "benchmarks/gpu_suite.sh"),
+            "--shape",
+            "tiny",
+            "--steps",
+            "3",
+            "--throughput-steps",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     report = json.loads(next(tmp_path.glob("gpu-*-tiny.json")).read_text())
     env, metrics = report["environment"], report["pipeline"]["metrics"]

@@ -14,7 +14,7 @@ from locus.ingest import DOMAINS, build_domain, common
 from locus.ingest.__main__ import main as cli_main
 from locus.io import write_jsonl
 
-RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+RAW = Path(__file__).resolve().parents[2] / "data" / "raw"
 OWN_DOMAINS = ["cpp", "python", "math_linguistic", "math_thinking"]
 MIN_LINES = 500
 
@@ -128,9 +128,12 @@ def test_deb_data_members_reads_pure_python(tmp_path):
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     deb = tmp_path / "x.deb"
-    deb.write_bytes(b"!<arch>\n" + _ar_member("debian-binary", b"2.0\n")
-                    + _ar_member("control.tar.xz", lzma.compress(b""))
-                    + _ar_member("data.tar.xz", lzma.compress(buf.getvalue())))
+    deb.write_bytes(
+        b"!<arch>\n"
+        + _ar_member("debian-binary", b"2.0\n")
+        + _ar_member("control.tar.xz", lzma.compress(b""))
+        + _ar_member("data.tar.xz", lzma.compress(buf.getvalue()))
+    )
     assert list(common.deb_data_members(deb)) == [("usr/share/doc/x.html", b"<html>hi</html>")]
 
 

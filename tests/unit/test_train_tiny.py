@@ -20,10 +20,42 @@ def run_cell(tmp_path, tiny_model, params_file, out_name, seed=0, lr=0.001):
     common = ["--params", str(params_file)]
     if not data.exists():
         assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert main(["init-adapter", *common, "--model", str(tiny_model), "--seed", str(seed),
-                 "--out", str(cell / "adapter_init")]) == 0
-    assert main(["train", *common, "--model", str(tiny_model), "--data", str(data),
-                 "--init", str(cell / "adapter_init"), "--lr", str(lr), "--seed", str(seed), "--out", str(cell)]) == 0
+    assert (
+        main(
+            [
+                "init-adapter",
+                *common,
+                "--model",
+                str(tiny_model),
+                "--seed",
+                str(seed),
+                "--out",
+                str(cell / "adapter_init"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--model",
+                str(tiny_model),
+                "--data",
+                str(data),
+                "--init",
+                str(cell / "adapter_init"),
+                "--lr",
+                str(lr),
+                "--seed",
+                str(seed),
+                "--out",
+                str(cell),
+            ]
+        )
+        == 0
+    )
     return cell
 
 
@@ -33,7 +65,9 @@ def test_same_seed_gives_bit_identical_adapters(tmp_path, tiny_model, arith_raw,
     a = run_cell(tmp_path, tiny_model, params, "a")
     b = run_cell(tmp_path, tiny_model, params, "b")
     for name in ("adapter_init", "adapter_final"):
-        assert (a / name / "adapter_model.safetensors").read_bytes() == (b / name / "adapter_model.safetensors").read_bytes()
+        assert (a / name / "adapter_model.safetensors").read_bytes() == (
+            b / name / "adapter_model.safetensors"
+        ).read_bytes()
     init = load_file(a / "adapter_init" / "adapter_model.safetensors")
     final = load_file(a / "adapter_final" / "adapter_model.safetensors")
     assert set(init) == set(final)
@@ -53,8 +87,22 @@ def test_other_seed_gives_other_init(tmp_path, tiny_model, arith_raw):
     p = load(params)
     inits = []
     for seed in (0, 1):
-        assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", str(seed),
-                     "--out", str(tmp_path / f"i{seed}")]) == 0
+        assert (
+            main(
+                [
+                    "init-adapter",
+                    "--params",
+                    str(params),
+                    "--model",
+                    str(tiny_model),
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    str(tmp_path / f"i{seed}"),
+                ]
+            )
+            == 0
+        )
         inits.append((tmp_path / f"i{seed}" / "adapter_model.safetensors").read_bytes())
     assert inits[0] != inits[1] and p.lora.r == 4
 
@@ -64,8 +112,22 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
 
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
     cell = run_cell(tmp_path, tiny_model, params, "c")
-    assert main(["delta", "--params", str(params), "--init", str(cell / "adapter_init"),
-                 "--final", str(cell / "adapter_final"), "--out", str(cell / "delta.parquet")]) == 0
+    assert (
+        main(
+            [
+                "delta",
+                "--params",
+                str(params),
+                "--init",
+                str(cell / "adapter_init"),
+                "--final",
+                str(cell / "adapter_final"),
+                "--out",
+                str(cell / "delta.parquet"),
+            ]
+        )
+        == 0
+    )
     df = pd.read_parquet(cell / "delta.parquet")
     assert len(df) == 3 * 6 * 2  # layers x modules x {A, B}
     assert set(df.columns) >= {"layer", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs"}
@@ -74,8 +136,22 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
 
 def test_unknown_target_module_lists_available(tmp_path, tiny_model, arith_raw, capsys):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"target_modules": ["qkv"]})
-    assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0",
-                 "--out", str(tmp_path / "x")]) == 1
+    assert (
+        main(
+            [
+                "init-adapter",
+                "--params",
+                str(params),
+                "--model",
+                str(tiny_model),
+                "--seed",
+                "0",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "lora.target_modules" in err and "q_proj" in err and "down_proj" in err
     assert not (tmp_path / "x").exists()
@@ -89,8 +165,15 @@ def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
     """An eval-mode forward on CPU must not change later NF4 gradients (bitsandbytes repacking trap)."""
     from peft import get_peft_model
 
-    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"dropout": 0.0},
-                               quantization={"cpu_kernel": "bitsandbytes"}))
+    params = load(
+        write_params(
+            tmp_path / "p.yaml",
+            arith_raw,
+            tmp_path / "res",
+            lora={"dropout": 0.0},
+            quantization={"cpu_kernel": "bitsandbytes"},
+        )
+    )
     batch = {"input_ids": torch.arange(3, 40).reshape(1, -1)}
     batch["labels"] = batch["input_ids"]
     grads = []
@@ -126,8 +209,9 @@ def test_padding_free_batch_has_the_padded_loss(tiny_model, tmp_path):
     # Examples of different lengths, so the padded batch really pads.
     feats = [encode(tok, r["instruction"], r["response"] * (1 + i)) for i, r in enumerate(RECORDS[:3])]
     padded = make_collator(tok, params)
-    packed = make_collator(tok, params.model_copy(update={
-        "training": params.training.model_copy(update={"padding_free": True})}))
+    packed = make_collator(
+        tok, params.model_copy(update={"training": params.training.model_copy(update={"padding_free": True})})
+    )
     with torch.no_grad():
         loss_padded = model(**padded(feats)).loss
         batch = packed(feats)
@@ -146,13 +230,24 @@ def test_padding_free_training_matches_padded(tmp_path, tiny_model):
 
     arith_raw = tmp_path / "raw"  # responses of different lengths, so padded batches really pad
     arith_raw.mkdir()
-    (arith_raw / "arith.jsonl").write_text("".join(
-        json.dumps({"instruction": r["instruction"], "response": r["response"] * (1 + i % 3)}) + "\n"
-        for i, r in enumerate(RECORDS)))
-    base = dict(quantization={"method": "none"}, lora={"r": 4, "alpha": 8, "dropout": 0.0})  # dropout masks depend on shape
-    a = run_cell(tmp_path / "a", tiny_model, write_params(tmp_path / "a.yaml", arith_raw, tmp_path / "a" / "res", **base), "c")
-    b = run_cell(tmp_path / "b", tiny_model, write_params(tmp_path / "b.yaml", arith_raw, tmp_path / "b" / "res", **base,
-                                                          training={"padding_free": True}), "c")
+    (arith_raw / "arith.jsonl").write_text(
+        "".join(
+            json.dumps({"instruction": r["instruction"], "response": r["response"] * (1 + i % 3)}) + "\n"
+            for i, r in enumerate(RECORDS)
+        )
+    )
+    base = dict(
+        quantization={"method": "none"}, lora={"r": 4, "alpha": 8, "dropout": 0.0}
+    )  # dropout masks depend on shape
+    a = run_cell(
+        tmp_path / "a", tiny_model, write_params(tmp_path / "a.yaml", arith_raw, tmp_path / "a" / "res", **base), "c"
+    )
+    b = run_cell(
+        tmp_path / "b",
+        tiny_model,
+        write_params(tmp_path / "b.yaml", arith_raw, tmp_path / "b" / "res", **base, training={"padding_free": True}),
+        "c",
+    )
     la = [float(r["loss"]) for r in csv.DictReader((a / "train_log.csv").open())]
     lb = [float(r["loss"]) for r in csv.DictReader((b / "train_log.csv").open())]
     assert len(la) == len(lb) and max(abs(x - y) for x, y in zip(la, lb)) < 1e-4

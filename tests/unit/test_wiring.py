@@ -18,13 +18,19 @@ def test_committed_dvc_yaml_is_what_the_table_generates():
 def test_wiring_check_names_the_stale_file(tmp_path):
     stale = tmp_path / "dvc.yaml"
     stale.write_text(pipeline.dvc_yaml().replace("lora", "LORA"))
-    run = subprocess.run([sys.executable, "-m", "locus", "wiring", "--check", "--out", str(stale)],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "locus", "wiring", "--check", "--out", str(stale)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines() == [f"locus wiring: error: {stale}: out of date with "
-                                               "src/locus/pipeline.py; run `locus wiring`"]
-    fresh = subprocess.run([sys.executable, "-m", "locus", "wiring", "--out", str(stale)], cwd=REPO,
-                           capture_output=True, text=True)
+    assert run.stderr.strip().splitlines() == [
+        f"locus wiring: error: {stale}: out of date with src/locus/pipeline.py; run `locus wiring`"
+    ]
+    fresh = subprocess.run(
+        [sys.executable, "-m", "locus", "wiring", "--out", str(stale)], cwd=REPO, capture_output=True, text=True
+    )
     assert fresh.returncode == 0 and stale.read_text() == pipeline.dvc_yaml()
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from locus.training.splits import deduplicate, instruction_key, ranked, split
 from locus.training.records import DataError, find_raw, read_records
+from locus.training.splits import deduplicate, instruction_key, ranked, split
 
 
 def write(tmp_path, name, content: str | bytes):
@@ -19,8 +19,13 @@ def write(tmp_path, name, content: str | bytes):
         {"instruction": "Q", "output": "A"},
         {"prompt": "Q", "completion": "A"},
         {"question": "Q", "answer": "A"},
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Q"},
-                      {"role": "assistant", "content": "A"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "Q"},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
     ],
 )
 def test_field_mappings(tmp_path, obj):
@@ -41,7 +46,7 @@ def test_alpaca_input_is_appended(tmp_path):
         ('{"instruction": "  ", "response": "b"}\n', r"d.jsonl:1: instruction is missing or empty"),
         ('{"text": "a"}\n', r"d.jsonl:1: no known field pair"),
         ("\n\n", r"d.jsonl: empty dataset"),
-        ('[1, 2]', r"item 0: expected a JSON object"),
+        ("[1, 2]", r"item 0: expected a JSON object"),
         ('{"messages": [{"role": "assistant", "content": "x"}]}\n', r"d.jsonl:1: 'messages' must hold"),
     ],
 )
@@ -103,7 +108,9 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
     from locus.training.records import read_records
 
     path = tmp_path / "bom.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + b'{"instruction": "a", "response": "b"}\r\n{"instruction": "c", "response": "d"}\r\n')
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b'{"instruction": "a", "response": "b"}\r\n{"instruction": "c", "response": "d"}\r\n'
+    )
     assert [r["instruction"] for r in read_records(path)] == ["a", "c"]
 
 

@@ -11,8 +11,14 @@ from locus.training.modeling import load_base, lora_config, nf4_kernel, seed_eve
 def both_paths(tmp_path, arith_raw, **overrides):
     base = dict(quantization={"method": "nf4", "cpu_kernel": "bitsandbytes"}, **overrides)
     bnb = load(write_params(tmp_path / "bnb.yaml", arith_raw, tmp_path / "res", **base))
-    once = load(write_params(tmp_path / "once.yaml", arith_raw, tmp_path / "res",
-                             **(base | {"quantization": {"method": "nf4", "cpu_kernel": "dequantize_once"}})))
+    once = load(
+        write_params(
+            tmp_path / "once.yaml",
+            arith_raw,
+            tmp_path / "res",
+            **(base | {"quantization": {"method": "nf4", "cpu_kernel": "dequantize_once"}}),
+        )
+    )
     return bnb, once
 
 
@@ -30,8 +36,7 @@ def test_dequantized_weights_equal_bitsandbytes_bit_for_bit(tmp_path, tiny_model
         assert type(ours).__name__ == "DequantizedLinear" and ours.weight.dtype == torch.bfloat16
         assert torch.equal(ours.weight, bnbf.dequantize_4bit(held.data, held.quant_state))
     # Everything that is not an NF4 matrix is loaded identically.
-    assert all(torch.equal(p, dict(b.named_parameters())[n]) for n, p in a.named_parameters()
-               if "proj" not in n)
+    assert all(torch.equal(p, dict(b.named_parameters())[n]) for n, p in a.named_parameters() if "proj" not in n)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the dequantize-once path is the CPU path")

@@ -80,8 +80,23 @@ class Setup:
         return cell
 
     def args(self, cell: Path, params: Path | None = None) -> list[str]:
-        return ["train", "--params", str(params or self.params), "--model", str(self.model), "--data",
-                str(self.data), "--init", str(cell / "adapter_init"), "--lr", "0.001", "--seed", "0", "--out", str(cell)]
+        return [
+            "train",
+            "--params",
+            str(params or self.params),
+            "--model",
+            str(self.model),
+            "--data",
+            str(self.data),
+            "--init",
+            str(cell / "adapter_init"),
+            "--lr",
+            "0.001",
+            "--seed",
+            "0",
+            "--out",
+            str(cell),
+        ]
 
     def cmd(self, cell: Path, params: Path | None = None) -> list[str]:
         return [sys.executable, "-m", "locus", *self.args(cell, params)]
@@ -111,7 +126,10 @@ def setup(tmp_path_factory, tiny_model):
 
 
 def complete_steps(cell: Path) -> list[int]:
-    return sorted(int(p.parent.name.split("-")[1]) for p in checkpoints.checkpoint_dir(cell).glob("checkpoint-*/" + checkpoints.MARKER))
+    return sorted(
+        int(p.parent.name.split("-")[1])
+        for p in checkpoints.checkpoint_dir(cell).glob("checkpoint-*/" + checkpoints.MARKER)
+    )
 
 
 def assert_no_outputs(cell: Path) -> None:
@@ -176,7 +194,10 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(setup, 
     assert main(setup.args(cell)) == 1
     # One error line (a progress bar may precede it on the same terminal line).
     [err] = re.findall(r"locus train: [^\r\n]*", capsys.readouterr().err)
-    assert "loss is nan at step 6" in err and f"last good checkpoint: {checkpoints.checkpoint_dir(cell)}/checkpoint-{EVERY}" in err
+    assert (
+        "loss is nan at step 6" in err
+        and f"last good checkpoint: {checkpoints.checkpoint_dir(cell)}/checkpoint-{EVERY}" in err
+    )
     assert_no_outputs(cell)
     assert complete_steps(cell) == [EVERY]
     kept = load_file(checkpoints.checkpoint_dir(cell) / f"checkpoint-{EVERY}" / "adapter_model.safetensors")
@@ -253,8 +274,12 @@ def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Pa
         os.utime(path)
     # The repository's params.yaml (dvc.yaml interpolates its keys) with a tiny grid over it.
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params.update(results_dir="results", models_dir="tiny_models", lr=0.001,
-                  grid={"domains": ["arith"], "learning_rates": [0.001], "seeds": [0]})
+    params.update(
+        results_dir="results",
+        models_dir="tiny_models",
+        lr=0.001,
+        grid={"domains": ["arith"], "learning_rates": [0.001], "seeds": [0]},
+    )
     params["data"].update(raw_dir="tiny_raw", eval_fraction=0.2, max_train_examples=None, max_eval_examples=None)
     params["lora"].update(r=4, alpha=8)
     params["training"].update(grad_accum_steps=1, epochs=2, checkpoint_every=EVERY, max_seq_length=64)
@@ -269,7 +294,6 @@ def assert_resumed(cell: Path, killed_at: int) -> None:
     assert not checkpoints.checkpoint_dir(cell).exists()
 
 
-@pytest.mark.integration
 def test_snakemake_rerun_incomplete_resumes_a_killed_train_job(tmp_path, tiny_model):
     """Snakemake and its train job SIGKILLed mid-training, then `--unlock` and `--rerun-incomplete`."""
     from conftest import run_tool
@@ -283,18 +307,22 @@ def test_snakemake_rerun_incomplete_resumes_a_killed_train_job(tmp_path, tiny_mo
     assert_resumed(cell, killed_at)
 
 
-@pytest.mark.integration
 def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     """`dvc repro` of the cell's train stage SIGKILLed mid-training, then `dvc repro` again."""
     from conftest import run_tool
 
     work, cell, env = tiny_workdir(tmp_path, tiny_model, "params.yaml")  # dvc.yaml reads params.yaml
-    for cmd in (["dvc", "init", "--no-scm", "-q"],
-                ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
-                ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(cell / "adapter_init")]):
+    for cmd in (
+        ["dvc", "init", "--no-scm", "-q"],
+        ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
+        ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(cell / "adapter_init")],
+    ):
         assert run_tool(work, *cmd).returncode == 0, cmd
-    [stage] = [s for s in run_tool(work, "dvc", "stage", "list", "--name-only").stdout.split()
-               if s.startswith("train@") and "arith" in s]
+    [stage] = [
+        s
+        for s in run_tool(work, "dvc", "stage", "list", "--name-only").stdout.split()
+        if s.startswith("train@") and "arith" in s
+    ]
     killed_at = kill_after_a_checkpoint(["dvc", "repro", "--single-item", stage], cell, cwd=work, env=env)
     rerun = run_tool(work, "dvc", "repro", "--single-item", stage)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]

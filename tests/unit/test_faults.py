@@ -31,28 +31,73 @@ def jsonl(*lines: str) -> bytes:
 
 # (id, raw files {name: bytes}, params overrides, --domain, expected text in the one error line)
 PREPARE_DATA = [
-    ("malformed_jsonl", {"arith.jsonl": jsonl(*GOOD[:2], '{"instruction": "x",', *GOOD[2:])}, {}, "arith",
-     "arith.jsonl:3: malformed JSON"),
-    ("malformed_json_array", {"arith.json": b'[{"instruction": "a", "response": "b"},\n{"instruction": }]'}, {},
-     "arith", "arith.json:2: malformed JSON"),
+    (
+        "malformed_jsonl",
+        {"arith.jsonl": jsonl(*GOOD[:2], '{"instruction": "x",', *GOOD[2:])},
+        {},
+        "arith",
+        "arith.jsonl:3: malformed JSON",
+    ),
+    (
+        "malformed_json_array",
+        {"arith.json": b'[{"instruction": "a", "response": "b"},\n{"instruction": }]'},
+        {},
+        "arith",
+        "arith.json:2: malformed JSON",
+    ),
     ("not_an_object", {"arith.jsonl": jsonl(GOOD[0], "[1, 2]")}, {}, "arith", "arith.jsonl:2: expected a JSON object"),
-    ("missing_response", {"arith.jsonl": jsonl(GOOD[0], '{"instruction": "hi"}')}, {}, "arith",
-     "arith.jsonl:2: no known field pair"),
-    ("empty_response", {"arith.jsonl": jsonl(GOOD[0], '{"instruction": "hi", "response": "  "}')}, {}, "arith",
-     "arith.jsonl:2: response is missing or empty"),
-    ("empty_instruction", {"arith.jsonl": jsonl(*GOOD[:3], '{"prompt": "", "completion": "x"}')}, {}, "arith",
-     "arith.jsonl:4: instruction is missing or empty"),
-    ("bad_chat_turns", {"arith.jsonl": jsonl('{"messages": [{"role": "assistant", "content": "x"}]}')}, {}, "arith",
-     "arith.jsonl:1: 'messages' must hold one user then one assistant turn"),
-    ("non_utf8", {"arith.jsonl": jsonl(*GOOD[:3]) + b'{"instruction": "caf\xe9", "response": "x"}\n'}, {}, "arith",
-     "arith.jsonl:4: not UTF-8"),
+    (
+        "missing_response",
+        {"arith.jsonl": jsonl(GOOD[0], '{"instruction": "hi"}')},
+        {},
+        "arith",
+        "arith.jsonl:2: no known field pair",
+    ),
+    (
+        "empty_response",
+        {"arith.jsonl": jsonl(GOOD[0], '{"instruction": "hi", "response": "  "}')},
+        {},
+        "arith",
+        "arith.jsonl:2: response is missing or empty",
+    ),
+    (
+        "empty_instruction",
+        {"arith.jsonl": jsonl(*GOOD[:3], '{"prompt": "", "completion": "x"}')},
+        {},
+        "arith",
+        "arith.jsonl:4: instruction is missing or empty",
+    ),
+    (
+        "bad_chat_turns",
+        {"arith.jsonl": jsonl('{"messages": [{"role": "assistant", "content": "x"}]}')},
+        {},
+        "arith",
+        "arith.jsonl:1: 'messages' must hold one user then one assistant turn",
+    ),
+    (
+        "non_utf8",
+        {"arith.jsonl": jsonl(*GOOD[:3]) + b'{"instruction": "caf\xe9", "response": "x"}\n'},
+        {},
+        "arith",
+        "arith.jsonl:4: not UTF-8",
+    ),
     ("empty_file", {"arith.jsonl": b""}, {}, "arith", "arith.jsonl: empty dataset"),
     ("blank_lines_only", {"arith.jsonl": b"\n  \n\n"}, {}, "arith", "arith.jsonl: empty dataset"),
     ("empty_json_array", {"arith.json": b"[]"}, {}, "arith", "arith.json: empty dataset"),
-    ("domain_without_file", {"arith.jsonl": jsonl(*GOOD)}, {"grid": {"domains": ["arith", "ghost"]}}, "ghost",
-     "grid.domains: no dataset for domain 'ghost'"),
-    ("two_files_one_domain", {"arith.jsonl": jsonl(*GOOD), "arith.json": json.dumps(RECORDS).encode()}, {}, "arith",
-     "keep one"),
+    (
+        "domain_without_file",
+        {"arith.jsonl": jsonl(*GOOD)},
+        {"grid": {"domains": ["arith", "ghost"]}},
+        "ghost",
+        "grid.domains: no dataset for domain 'ghost'",
+    ),
+    (
+        "two_files_one_domain",
+        {"arith.jsonl": jsonl(*GOOD), "arith.json": json.dumps(RECORDS).encode()},
+        {},
+        "arith",
+        "keep one",
+    ),
     ("no_eval_example", {"arith.jsonl": jsonl(GOOD[0])}, {}, "arith", "eval split is empty"),
 ]
 
@@ -64,8 +109,9 @@ def error_line(capsys, stage: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("files, overrides, domain, expected",
-                         [case[1:] for case in PREPARE_DATA], ids=[case[0] for case in PREPARE_DATA])
+@pytest.mark.parametrize(
+    "files, overrides, domain, expected", [case[1:] for case in PREPARE_DATA], ids=[case[0] for case in PREPARE_DATA]
+)
 def test_bad_dataset_is_refused_and_nothing_written(tmp_path, capsys, files, overrides, domain, expected):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -115,8 +161,22 @@ def cell_inputs(tmp_path_factory, tiny_model):
     (raw / "arith.jsonl").write_bytes(jsonl(*GOOD))
     params = write_params(root / "p.yaml", raw, root / "res")
     assert main(["prepare-data", "--params", str(params), "--domain", "arith", "--out", str(root / "data")]) == 0
-    assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0",
-                 "--out", str(root / "adapter_init")]) == 0
+    assert (
+        main(
+            [
+                "init-adapter",
+                "--params",
+                str(params),
+                "--model",
+                str(tiny_model),
+                "--seed",
+                "0",
+                "--out",
+                str(root / "adapter_init"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -142,18 +202,31 @@ TRAIN = [
     ("smaller_than_one_batch", {}, small_train, "0.001", None, "train.jsonl: 1 examples, fewer than one batch"),
     ("train_eval_overlap", {}, overlapping_eval, "0.001", None, "eval.jsonl: 1 instructions also in"),
     ("malformed_prepared_line", {}, bad_eval_line, "0.001", None, "eval.jsonl:"),
-    ("all_dropped_overlength", {"training": {"max_seq_length": 16, "overlength": "drop"}}, None, "0.001", None,
-     "train.jsonl: no example left after applying max_seq_length=16"),
+    (
+        "all_dropped_overlength",
+        {"training": {"max_seq_length": 16, "overlength": "drop"}},
+        None,
+        "0.001",
+        None,
+        "train.jsonl: no example left after applying max_seq_length=16",
+    ),
     ("lr_zero", {}, None, "0", None, "--lr 0.0 is outside (0, 1]"),
     ("lr_absurd", {}, None, "30", None, "--lr 30.0 is outside (0, 1]"),
-    ("nf4_without_bitsandbytes", {"quantization": {"method": "nf4"}}, None, "0.001", no_bitsandbytes,
-     "quantization.method: nf4 needs bitsandbytes"),
+    (
+        "nf4_without_bitsandbytes",
+        {"quantization": {"method": "nf4"}},
+        None,
+        "0.001",
+        no_bitsandbytes,
+        "quantization.method: nf4 needs bitsandbytes",
+    ),
 ]
 
 
 @pytest.mark.parametrize("overrides, mutate, lr, patch, expected", [c[1:] for c in TRAIN], ids=[c[0] for c in TRAIN])
-def test_bad_train_input_is_refused_and_nothing_written(tmp_path, cell_inputs, tiny_model, monkeypatch, capsys,
-                                                        overrides, mutate, lr, patch, expected):
+def test_bad_train_input_is_refused_and_nothing_written(
+    tmp_path, cell_inputs, tiny_model, monkeypatch, capsys, overrides, mutate, lr, patch, expected
+):
     data, cell = tmp_path / "data", tmp_path / "cell"
     shutil.copytree(cell_inputs / "data", data)
     shutil.copytree(cell_inputs / "adapter_init", cell / "adapter_init")
@@ -161,10 +234,31 @@ def test_bad_train_input_is_refused_and_nothing_written(tmp_path, cell_inputs, t
         mutate(data)
     if patch:
         patch(monkeypatch)
-    params = write_params(tmp_path / "p.yaml", cell_inputs / "raw", tmp_path / "res",
-                          **{"quantization": {"method": "none"}, **overrides})
-    assert main(["train", "--params", str(params), "--model", str(tiny_model), "--data", str(data),
-                 "--init", str(cell / "adapter_init"), "--lr", lr, "--seed", "0", "--out", str(cell)]) == 1
+    params = write_params(
+        tmp_path / "p.yaml", cell_inputs / "raw", tmp_path / "res", **{"quantization": {"method": "none"}, **overrides}
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--params",
+                str(params),
+                "--model",
+                str(tiny_model),
+                "--data",
+                str(data),
+                "--init",
+                str(cell / "adapter_init"),
+                "--lr",
+                lr,
+                "--seed",
+                "0",
+                "--out",
+                str(cell),
+            ]
+        )
+        == 1
+    )
     assert expected in error_line(capsys, "train")
     assert sorted(p.name for p in cell.iterdir()) == ["adapter_init"], "a refused input must write nothing"
 
@@ -172,8 +266,10 @@ def test_bad_train_input_is_refused_and_nothing_written(tmp_path, cell_inputs, t
 def test_unknown_target_module_lists_the_models_modules(tmp_path, tiny_model, arith_raw, capsys):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"target_modules": ["q_proj", "qkv"]})
     out = tmp_path / "adapter_init"
-    assert main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0",
-                 "--out", str(out)]) == 1
+    assert (
+        main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0", "--out", str(out)])
+        == 1
+    )
     line = error_line(capsys, "init-adapter")
     assert "lora.target_modules: ['qkv'] not in the model; available:" in line and "down_proj" in line
     assert not out.exists()
@@ -203,15 +299,24 @@ def test_overlength_examples_are_counted_per_policy(cell_inputs, tiny_model, cap
 
     tokenizer = load_tokenizer(tiny_model)
     path = cell_inputs / "varied.jsonl"  # responses of 1..12 sums, so lengths differ
-    path.write_bytes(jsonl(*(json.dumps({"instruction": f"Add {k} numbers.", "response": " + ".join(["1"] * k)})
-                             for k in range(1, 13))))
+    path.write_bytes(
+        jsonl(
+            *(json.dumps({"instruction": f"Add {k} numbers.", "response": " + ".join(["1"] * k)}) for k in range(1, 13))
+        )
+    )
     lengths = sorted(len(encode(tokenizer, r["instruction"], r["response"])["input_ids"]) for r in read_records(path))
     n, limit = len(lengths), lengths[len(lengths) // 2]
     over = sum(length > limit for length in lengths)
     assert 0 < over < n
     for policy, key in (("truncate", "truncated"), ("drop", "dropped")):
-        params = load(write_params(cell_inputs / f"{policy}.yaml", cell_inputs / "raw", cell_inputs / "res",
-                                   training={"max_seq_length": limit, "overlength": policy}))
+        params = load(
+            write_params(
+                cell_inputs / f"{policy}.yaml",
+                cell_inputs / "raw",
+                cell_inputs / "res",
+                training={"max_seq_length": limit, "overlength": policy},
+            )
+        )
         dataset, counts = load_split(tokenizer, path, params)
         assert counts[key] == over and counts["truncated"] + counts["dropped"] == over
         assert len(dataset) == n - counts["dropped"] and max(len(x) for x in dataset["input_ids"]) <= limit
@@ -240,8 +345,17 @@ def test_sigkilled_analysis_stage_leaves_no_output(tmp_path, cell_inputs):
     final = tmp_path / "adapter_final"
     shutil.copytree(cell_inputs / "adapter_init", final)
     out = tmp_path / "cell" / "delta.parquet"
-    args = ["delta", "--params", str(cell_inputs / "p.yaml"), "--init", str(cell_inputs / "adapter_init"),
-            "--final", str(final), "--out", str(out)]
+    args = [
+        "delta",
+        "--params",
+        str(cell_inputs / "p.yaml"),
+        "--init",
+        str(cell_inputs / "adapter_init"),
+        "--final",
+        str(final),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, *args], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and [p.name for p in out.parent.iterdir() if p.name.startswith(".delta.parquet.")]

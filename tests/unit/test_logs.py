@@ -16,11 +16,29 @@ def locus(*args, cwd):
 def test_a_training_job_log_is_one_line_per_step_without_noise(tmp_path, tiny_model, arith_raw):
     params = str(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", training={"checkpoint_every": 0}))
     data, cell = tmp_path / "data", tmp_path / "cell"
-    for args in (["prepare-data", "--domain", "arith", "--out", str(data)],
-                 ["init-adapter", "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")]):
+    for args in (
+        ["prepare-data", "--domain", "arith", "--out", str(data)],
+        ["init-adapter", "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")],
+    ):
         assert locus(*args, "--params", params, cwd=tmp_path).returncode == 0
-    run = locus("train", "--params", params, "--model", str(tiny_model), "--data", str(data), "--init",
-                str(cell / "adapter_init"), "--lr", "0.001", "--seed", "0", "--out", str(cell), cwd=tmp_path)
+    run = locus(
+        "train",
+        "--params",
+        params,
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--init",
+        str(cell / "adapter_init"),
+        "--lr",
+        "0.001",
+        "--seed",
+        "0",
+        "--out",
+        str(cell),
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     log = run.stdout + run.stderr
     assert "kernels-community" not in log and "FutureWarning" not in log and "\r" not in log

@@ -18,8 +18,6 @@ from conftest import copy_repo, edited, probe_modules, run_tool, snakemake_reaso
 from locus import layout
 from locus.params import load
 
-pytestmark = pytest.mark.integration
-
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return run_tool(workdir, "snakemake", "--cores", "2", "--config", "preset=smoke", *args)
@@ -58,8 +56,18 @@ def test_every_cell_has_its_outputs(smoke, params):
 def test_delta_parquet_layout(smoke, params):
     domain, lr, seed = layout.cells(params)[0]
     df = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
-    assert list(df.columns) == ["layer", "block", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs",
-                                "mean_abs_per_lr"]
+    assert list(df.columns) == [
+        "layer",
+        "block",
+        "module",
+        "matrix",
+        "n",
+        "mean",
+        "var",
+        "mean_abs",
+        "var_abs",
+        "mean_abs_per_lr",
+    ]
     metrics = json.loads((smoke / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
     assert metrics["sum_lr"] > 0 and metrics["train"]["examples"] == params.data.max_train_examples
     assert np.allclose(df.mean_abs_per_lr, df.mean_abs / metrics["sum_lr"])
@@ -92,8 +100,11 @@ def test_hive_layout_reads_as_one_dataset(smoke, params):
     runs = smoke / params.results_dir / "runs"
     for domain in params.grid.domains:
         files = [str(p) for p in sorted((runs / domain).glob("lr=*/seed=*/delta.parquet"))]
-        table = ds.dataset(files, format="parquet", partitioning="hive",
-                           partition_base_dir=str(runs / domain)).to_table().to_pandas()
+        table = (
+            ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(runs / domain))
+            .to_table()
+            .to_pandas()
+        )
         assert len(table) == len(params.grid.learning_rates) * len(params.grid.seeds) * 360
         assert set(table["lr"].astype(float)) == set(params.grid.learning_rates)
         assert set(table["seed"]) == set(params.grid.seeds)
@@ -106,8 +117,10 @@ def test_statistics_match_an_independent_computation(smoke, params):
     domain, lr, seed = layout.cells(params)[-1]
     cell = smoke / layout.cell_dir(params, domain, lr, seed)
     df = pd.read_parquet(cell / "delta.parquet").set_index(["layer", "module", "matrix"])
-    with safe_open(cell / "adapter_init" / "adapter_model.safetensors", "pt") as a, \
-         safe_open(cell / "adapter_final" / "adapter_model.safetensors", "pt") as b:
+    with (
+        safe_open(cell / "adapter_init" / "adapter_model.safetensors", "pt") as a,
+        safe_open(cell / "adapter_final" / "adapter_model.safetensors", "pt") as b,
+    ):
         for key in a.keys():
             parts = key.split(".")
             layer, module, matrix = int(parts[4]), parts[6], parts[7][-1]
@@ -150,7 +163,9 @@ def test_report_is_self_contained(smoke, params):
     n_charts = 1 + n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1  # explorer first
     # optional experiments on in the smoke preset: evaluation (one per LR), full FT (a profile per
     # domain, ρ, rank), each with its finding
-    n_experiments = n_lr * bool(params.evaluation.domains) + (len(params.full_ft.domains) + 2) * bool(params.full_ft.domains)
+    n_experiments = n_lr * bool(params.evaluation.domains) + (len(params.full_ft.domains) + 2) * bool(
+        params.full_ft.domains
+    )
     n_charts += n_experiments
     assert html.count("class=note") == 4 * n_lr + 1 + n_experiments  # a computed finding above each summary figure
     assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
@@ -213,10 +228,27 @@ def test_training_is_deterministic_on_the_real_model(smoke, params, tmp_path):
     domain, lr, seed = layout.cells(params)[0]
     cell = layout.cell_dir(params, domain, lr, seed)
     threads = json.loads((smoke / cell / "metrics.json").read_text())["threads"]
-    run = run_tool(smoke, "locus", "train", "--preset", "smoke", "--model", str(layout.model_dir(params)),
-                   "--data", str(layout.data_dir(params, domain)), "--init", str(cell / "adapter_init"),
-                   "--lr", str(lr), "--seed", str(seed), "--out", str(tmp_path / "again"), timeout=600,
-                   env={"OMP_NUM_THREADS": str(threads)})
+    run = run_tool(
+        smoke,
+        "locus",
+        "train",
+        "--preset",
+        "smoke",
+        "--model",
+        str(layout.model_dir(params)),
+        "--data",
+        str(layout.data_dir(params, domain)),
+        "--init",
+        str(cell / "adapter_init"),
+        "--lr",
+        str(lr),
+        "--seed",
+        str(seed),
+        "--out",
+        str(tmp_path / "again"),
+        timeout=600,
+        env={"OMP_NUM_THREADS": str(threads)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     original = (smoke / cell / "adapter_final" / "adapter_model.safetensors").read_bytes()
     assert (tmp_path / "again" / "adapter_final" / "adapter_model.safetensors").read_bytes() == original

@@ -25,7 +25,11 @@ def test_matrix_stats_against_definitions():
 
 def test_parse_key():
     assert parse_key(KEY.format(L=12, block="self_attn", module="q_proj", M="A")) == {
-        "layer": 12, "block": "attention", "module": "q_proj", "matrix": "A"}
+        "layer": 12,
+        "block": "attention",
+        "module": "q_proj",
+        "matrix": "A",
+    }
     assert parse_key(KEY.format(L=0, block="mlp", module="down_proj", M="B"))["block"] == "mlp"
     with pytest.raises(ValueError, match="not a per-layer"):
         parse_key("base_model.model.lm_head.weight")

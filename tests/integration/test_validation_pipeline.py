@@ -15,8 +15,6 @@ import pytest
 
 from conftest import copy_repo, run_tool
 
-pytestmark = pytest.mark.integration
-
 PRESET = """\
 results_dir: results/valtest
 grid: {domains: [physics], learning_rates: [0.001], seeds: [0]}
@@ -31,7 +29,9 @@ def run(tmp_path_factory):
     work = copy_repo(tmp_path_factory.mktemp("validation"))
     (work / "presets" / "valtest.yaml").write_text(PRESET)
     start = time.perf_counter()
-    done = run_tool(work, "snakemake", "--cores", "2", "--config", "preset=valtest", "--", "results/valtest/validation.html")
+    done = run_tool(
+        work, "snakemake", "--cores", "2", "--config", "preset=valtest", "--", "results/valtest/validation.html"
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(f"validation pipeline wall time: {time.perf_counter() - start:.0f} s")
     return work / "results" / "valtest"
@@ -40,9 +40,12 @@ def run(tmp_path_factory):
 def test_every_arm_and_seed_is_in_the_table(run):
     table = pd.read_parquet(run / "validation.parquet")
     assert sorted(map(tuple, table[["arm", "seed"]].values.tolist())) == [
-        (a, 0) for a in ("all", "random0", "random1", "top")]
+        (a, 0) for a in ("all", "random0", "random1", "top")
+    ]
     assert (table["eval_loss_after"] > 0).all() and (table["optimizer_steps"] >= 2).all()
-    assert set(table.loc[table["arm"] != "all", "n_layers"]) == {2} and set(table.loc[table["arm"] == "all", "n_layers"]) == {30}
+    assert set(table.loc[table["arm"] != "all", "n_layers"]) == {2} and set(
+        table.loc[table["arm"] == "all", "n_layers"]
+    ) == {30}
     print(table[["arm", "seed", "layers", "eval_loss_after", "train_seconds"]].to_string())
 
 
@@ -50,7 +53,9 @@ def test_arm_adapters_hold_only_their_layers(run):
     arms = json.loads((run / "validation" / "physics" / "arms.json").read_text())
     assert sorted(r["layer"] for r in arms["ranking"][:2]) == arms["arms"]["top"]
     for arm in ("top", "random0", "random1"):
-        config = json.loads((run / "validation" / "physics" / arm / "seed=0" / "adapter_final" / "adapter_config.json").read_text())
+        config = json.loads(
+            (run / "validation" / "physics" / arm / "seed=0" / "adapter_final" / "adapter_config.json").read_text()
+        )
         assert config["layers_to_transform"] == arms["arms"][arm]
 
 
