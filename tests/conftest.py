@@ -82,11 +82,15 @@ PIPELINE_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", "presets",
 
 
 def copy_repo(dst: Path) -> Path:
-    """A fresh working copy of the pipeline files, so integration runs never touch the checkout."""
+    """The working tree's pipeline files copied into `dst` (a new directory, or a clone to update),
+    so integration runs never touch the checkout."""
     for item in PIPELINE_FILES:
         src, target = REPO / item, dst / item
         target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, target)
+        if src.is_dir():
+            shutil.copytree(src, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, target)
     return dst
 
 

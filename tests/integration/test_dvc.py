@@ -1,4 +1,4 @@
-"""Integration: dvc.yaml runs the real pipeline (smoke budget, real SmolLM2) in a temporary git repo.
+"""Integration: dvc.yaml runs the real pipeline (smoke budget, real SmolLM2) in a fresh git clone.
 
 Tests run in file order on one repository: repro, no-op repro, Snakemake/DVC agreement, a data
 change that re-runs one domain, `dvc exp run -S lr=...`, and a push/pull round trip.
@@ -32,7 +32,12 @@ def ran_stages(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    root = copy_repo(tmp_path_factory.mktemp("dvc"))
+    """A fresh `git clone` of the repository, as a user gets it (no `dvc init`: .dvc/ is committed),
+    with the working tree's pipeline files on top so uncommitted edits are what is tested."""
+    root = tmp_path_factory.mktemp("dvc") / "clone"
+    ok(run_tool(REPO, "git", "clone", "-q", str(REPO), str(root)))
+    copy_repo(root)
+    assert (root / ".dvc" / "config").is_file() and "__pycache__" in (root / ".dvcignore").read_text()
     # DVC reads params.yaml only: write the smoke preset, on two domains at one LR, into it.
     params = load(REPO / "params.yaml", None).model_copy()
     smoke = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
@@ -42,14 +47,7 @@ def repo(tmp_path_factory) -> Path:
     merged["grid"] = {"domains": DOMAINS, "learning_rates": [0.001], "seeds": [0]}
     merged["data"].update(max_train_examples=4, max_eval_examples=2)
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    (root / ".gitignore").write_text("models/\nresults/\n.snakemake/\n__pycache__/\n")
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "init"],
-        ["dvc", "init", "-q"],
-        ["git", "commit", "-qm", "dvc init"],
-    ):
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "smoke-sized params", "--allow-empty"]):
         ok(run_tool(root, *cmd))
     out = ok(run_tool(root, "dvc", "repro"))
     assert "train@physics-0" in ran_stages(out)
