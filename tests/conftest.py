@@ -161,3 +161,10 @@ def snakemake_reasons(dry_run_output: str) -> dict[str, set[str]]:
         elif line.strip().endswith(":"):
             current = line.strip()[:-1]
     return reasons
+
+
+def argv(stage: str, *leading: str, **options) -> list[str]:
+    """A `locus <stage>` command line: the stage, any leading arguments (e.g. ["--params", P]), then
+    `--key value` for each option (key_name -> --key-name)."""
+    pairs = [(f"--{key.replace('_', '-')}", str(value)) for key, value in options.items()]
+    return [stage, *leading, *(x for pair in pairs for x in pair)]

@@ -43,6 +43,12 @@ def write_json(target: str | os.PathLike, obj) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def write_parquet(target: str | os.PathLike, table) -> None:
+    """A pandas DataFrame as parquet, without its index."""
+    with atomic_path(target) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
 def write_jsonl(target: str | os.PathLike, records: Iterable[dict]) -> int:
     """Write one JSON object per line (UTF-8, key order kept); return the number of lines."""
     lines = [json.dumps(r, ensure_ascii=False) for r in records]

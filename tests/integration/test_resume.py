@@ -24,7 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import write_params
+from conftest import argv, write_params
 from locus.cli import main
 from locus.training import checkpoints
 
@@ -67,8 +67,8 @@ class Setup:
         self.params = write_params(root / "p.yaml", raw, root / "res", training=training)
         self.data, self.init = root / "data", root / "adapter_init"
         common = ["--params", str(self.params)]
-        assert main(["prepare-data", *common, "--domain", "arith", "--out", str(self.data)]) == 0
-        assert main(["init-adapter", *common, "--model", str(model), "--seed", "0", "--out", str(self.init)]) == 0
+        assert main(argv("prepare-data", *common, domain="arith", out=self.data)) == 0
+        assert main(argv("init-adapter", *common, model=model, seed="0", out=self.init)) == 0
         # The reference trains without checkpoints: saving must not perturb the trajectory either.
         ref_params = write_params(root / "ref.yaml", raw, root / "res", training={**training, "checkpoint_every": 0})
         self.ref = self.cell("ref")
@@ -80,23 +80,16 @@ class Setup:
         return cell
 
     def args(self, cell: Path, params: Path | None = None) -> list[str]:
-        return [
+        return argv(
             "train",
-            "--params",
-            str(params or self.params),
-            "--model",
-            str(self.model),
-            "--data",
-            str(self.data),
-            "--init",
-            str(cell / "adapter_init"),
-            "--lr",
-            "0.001",
-            "--seed",
-            "0",
-            "--out",
-            str(cell),
-        ]
+            params=params or self.params,
+            model=self.model,
+            data=self.data,
+            init=cell / "adapter_init",
+            lr="0.001",
+            seed="0",
+            out=cell,
+        )
 
     def cmd(self, cell: Path, params: Path | None = None) -> list[str]:
         return [sys.executable, "-m", "locus", *self.args(cell, params)]
@@ -258,7 +251,7 @@ def test_only_a_complete_checkpoint_of_the_same_inputs_is_resumed(tmp_path):
 def test_checkpoint_every_is_validated(tmp_path, arith_raw, capsys):
     for bad in (-1, 2.5):
         params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", training={"checkpoint_every": bad})
-        assert main(["prepare-data", "--params", str(params), "--domain", "arith", "--out", str(tmp_path / "d")]) == 2
+        assert main(argv("prepare-data", params=params, domain="arith", out=tmp_path / "d")) == 2
         assert "training.checkpoint_every" in capsys.readouterr().err
 
 

@@ -8,35 +8,17 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import RECORDS, write_params
+from conftest import RECORDS, argv, write_params
 from locus.cli import main
 
 
 def train_cell(tmp_path, tiny_model, params_file, lr=0.001):
     data, cell = tmp_path / "res" / "data" / "arith", tmp_path / "res" / "cell"
     common = ["--params", str(params_file)]
-    assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert (
-        main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")])
-        == 0
-    )
+    assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
+    assert main(argv("init-adapter", *common, model=tiny_model, seed="0", out=cell / "adapter_init")) == 0
     code = main(
-        [
-            "train",
-            *common,
-            "--model",
-            str(tiny_model),
-            "--data",
-            str(data),
-            "--init",
-            str(cell / "adapter_init"),
-            "--lr",
-            str(lr),
-            "--seed",
-            "0",
-            "--out",
-            str(cell),
-        ]
+        argv("train", *common, model=tiny_model, data=data, init=cell / "adapter_init", lr=lr, seed="0", out=cell)
     )
     return code, cell
 
@@ -44,19 +26,14 @@ def train_cell(tmp_path, tiny_model, params_file, lr=0.001):
 def delta(cell, params_file):
     assert (
         main(
-            [
+            argv(
                 "delta",
-                "--params",
-                str(params_file),
-                "--init",
-                str(cell / "adapter_init"),
-                "--final",
-                str(cell / "adapter_final"),
-                "--metrics",
-                str(cell / "metrics.json"),
-                "--out",
-                str(cell / "delta.parquet"),
-            ]
+                params=params_file,
+                init=cell / "adapter_init",
+                final=cell / "adapter_final",
+                metrics=cell / "metrics.json",
+                out=cell / "delta.parquet",
+            )
         )
         == 0
     )

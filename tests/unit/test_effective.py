@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from conftest import build_tiny_model, write_params
+from conftest import argv, build_tiny_model, write_params
 from locus.cli import main
 from locus.core.effective import (
     random_similarity,
@@ -173,22 +173,7 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
 def make_cell(tmp_path, tiny_model, params_file, name, seed, scale=0.05, b_init=None):
     """init-adapter through the CLI, then a 'trained' final adapter: random B (and a nudged A)."""
     cell = tmp_path / name
-    assert (
-        main(
-            [
-                "init-adapter",
-                "--params",
-                str(params_file),
-                "--model",
-                str(tiny_model),
-                "--seed",
-                str(seed),
-                "--out",
-                str(cell / "adapter_init"),
-            ]
-        )
-        == 0
-    )
+    assert main(argv("init-adapter", params=params_file, model=tiny_model, seed=seed, out=cell / "adapter_init")) == 0
     shutil.copytree(cell / "adapter_init", cell / "adapter_final")
     rng = np.random.default_rng(seed + 100)
     path = cell / "adapter_final" / "adapter_model.safetensors"
@@ -219,19 +204,14 @@ def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
     out = cell / "effective.parquet"
     assert (
         main(
-            [
+            argv(
                 "effective",
-                "--params",
-                str(params_file),
-                "--model",
-                str(tiny_model),
-                "--init",
-                str(cell / "adapter_init"),
-                "--final",
-                str(cell / "adapter_final"),
-                "--out",
-                str(out),
-            ]
+                params=params_file,
+                model=tiny_model,
+                init=cell / "adapter_init",
+                final=cell / "adapter_final",
+                out=out,
+            )
         )
         == 0
     )
@@ -250,17 +230,13 @@ def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
     # without --init (the argument the seed workflow had: --adapter) the same table
     assert (
         main(
-            [
+            argv(
                 "effective",
-                "--params",
-                str(params_file),
-                "--model",
-                str(tiny_model),
-                "--adapter",
-                str(cell / "adapter_final"),
-                "--out",
-                str(tmp_path / "e2.parquet"),
-            ]
+                params=params_file,
+                model=tiny_model,
+                adapter=cell / "adapter_final",
+                out=tmp_path / "e2.parquet",
+            )
         )
         == 0
     )
@@ -281,19 +257,14 @@ def test_nonzero_init_and_sharded_model(tmp_path, arith_raw, capsys):
         out = tmp_path / f"{model.name}.parquet"
         assert (
             main(
-                [
+                argv(
                     "effective",
-                    "--params",
-                    str(params_file),
-                    "--model",
-                    str(model),
-                    "--init",
-                    str(cell / "adapter_init"),
-                    "--final",
-                    str(cell / "adapter_final"),
-                    "--out",
-                    str(out),
-                ]
+                    params=params_file,
+                    model=model,
+                    init=cell / "adapter_init",
+                    final=cell / "adapter_final",
+                    out=out,
+                )
             )
             == 0
         )

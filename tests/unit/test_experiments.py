@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from conftest import RECORDS, write_params
+from conftest import RECORDS, argv, write_params
 from locus import layout
 from locus.analysis import evaluation, full_ft
 from locus.cli import main
@@ -39,12 +39,7 @@ def two_domains(tmp_path, arith_raw):
     )
     params = load(params_file)
     for d in params.grid.domains:
-        assert (
-            main(
-                ["prepare-data", "--params", str(params_file), "--domain", d, "--out", str(layout.data_dir(params, d))]
-            )
-            == 0
-        )
+        assert main(argv("prepare-data", params=params_file, domain=d, out=str(layout.data_dir(params, d)))) == 0
     return params_file, params
 
 
@@ -80,34 +75,29 @@ def test_evaluate_stage_and_cross_domain_table(tiny_model, two_domains):
     params_file, params = two_domains
     common = ["--params", str(params_file), "--model", str(tiny_model)]
     for d in params.evaluation.domains:
-        assert main(["evaluate", *common, "--domains", d, "--out", str(layout.eval_base_path(params, d))]) == 0
+        assert main(argv("evaluate", *common, domains=d, out=str(layout.eval_base_path(params, d)))) == 0
     for d, lr, seed in layout.evaluated_cells(params):
         cell = layout.cell_dir(params, d, lr, seed)
-        assert main(["init-adapter", *common, "--seed", str(seed), "--out", str(cell / "adapter_init")]) == 0
+        assert main(argv("init-adapter", *common, seed=seed, out=cell / "adapter_init")) == 0
         if d == "arith":  # a trained cell
             assert (
                 main(
-                    [
+                    argv(
                         "train",
                         *common,
-                        "--data",
-                        str(layout.data_dir(params, d)),
-                        "--init",
-                        str(cell / "adapter_init"),
-                        "--lr",
-                        str(lr),
-                        "--seed",
-                        str(seed),
-                        "--out",
-                        str(cell),
-                    ]
+                        data=str(layout.data_dir(params, d)),
+                        init=cell / "adapter_init",
+                        lr=lr,
+                        seed=seed,
+                        out=cell,
+                    )
                 )
                 == 0
             )
             adapter = cell / "adapter_final"
         else:  # the initial adapter (lora_B = 0) must score exactly as the base model
             adapter = cell / "adapter_init"
-        assert main(["evaluate", *common, "--adapter", str(adapter), "--out", str(cell / "eval.json")]) == 0
+        assert main(argv("evaluate", *common, adapter=adapter, out=cell / "eval.json")) == 0
 
     table = evaluation.cross_domain_table(params)
     assert len(table) == 2 * 2 and set(table.eval_domain) == {"arith", "times"}
@@ -199,23 +189,7 @@ def test_train_full_and_its_metrics(tiny_model, two_domains):
     cell = layout.full_ft_dir(params, domain, lr, seed)
     assert str(cell).endswith("runs/arith/full_ft/lr=0.0005/seed=0")
     common = ["--params", str(params_file), "--model", str(tiny_model)]
-    assert (
-        main(
-            [
-                "train-full",
-                *common,
-                "--data",
-                str(layout.data_dir(params, domain)),
-                "--lr",
-                str(lr),
-                "--seed",
-                str(seed),
-                "--out",
-                str(cell),
-            ]
-        )
-        == 0
-    )
+    assert main(argv("train-full", *common, data=str(layout.data_dir(params, domain)), lr=lr, seed=seed, out=cell)) == 0
     metrics = json.loads((cell / "metrics.json").read_text())
     n_params = sum(t.size for t in load_file(tiny_model / "model.safetensors").values())
     assert metrics["trainable_parameters"] == n_params and metrics["quantization"] == "none"
@@ -225,17 +199,7 @@ def test_train_full_and_its_metrics(tiny_model, two_domains):
     base = load_file(tiny_model / "model.safetensors")
 
     assert (
-        main(
-            [
-                "full-ft-effective",
-                *common,
-                "--delta",
-                str(cell / "delta.safetensors"),
-                "--out",
-                str(cell / "effective.parquet"),
-            ]
-        )
-        == 0
+        main(argv("full-ft-effective", *common, delta=cell / "delta.safetensors", out=cell / "effective.parquet")) == 0
     )
     table = pd.read_parquet(cell / "effective.parquet")
     assert len(table) == 18 and (table.fro > 0).all()

@@ -13,7 +13,7 @@ import torch
 from safetensors.numpy import load_file
 from safetensors.torch import load_file as load_torch
 
-from conftest import RECORDS, copy_repo, run_tool
+from conftest import RECORDS, argv, copy_repo, run_tool
 from locus.cli import main
 from locus.params import ParamsError, load
 
@@ -125,22 +125,17 @@ def analysed(trained, tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("analysed")
     params = root / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")
-    argv = [
+    command = argv(
         "external",
-        "--params",
-        str(params),
-        "--model",
-        str(tiny_model),
-        "--base-quantization",
-        "none",
-        "--out",
-        str(root / "out"),
-        "--init",
-        f"plain={trained['plain'][1]}",
-    ]
+        params=params,
+        model=tiny_model,
+        base_quantization="none",
+        out=root / "out",
+        init=f"plain={trained['plain'][1]}",
+    )
     for name, (directory, _) in trained.items():
-        argv += ["--adapter", f"{name}={directory}"]
-    assert main(argv) == 0
+        command += ["--adapter", f"{name}={directory}"]
+    assert main(command) == 0
     return root / "out"
 
 
@@ -236,22 +231,7 @@ def test_nf4_base_is_stated_and_used(trained, tiny_model, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")  # quantization.method defaults to nf4
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "external",
-                "--params",
-                str(params),
-                "--model",
-                str(tiny_model),
-                "--adapter",
-                f"plain={trained['plain'][0]}",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(argv("external", params=params, model=tiny_model, adapter=f"plain={trained['plain'][0]}", out=out)) == 0
     nf4 = pd.read_parquet(out / "plain" / "effective.parquet")
     w0 = load_file(tiny_model / "model.safetensors")
     plain = [
@@ -280,19 +260,14 @@ def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("grid: {domains: [x]}\n")
     code = main(
-        [
+        argv(
             "external",
-            "--params",
-            str(params),
-            "--model",
-            str(tiny_model),
-            "--adapter",
-            f"a={directory}",
-            "--out",
-            str(tmp_path / "out"),
-            "--base-quantization",
-            "none",
-        ]
+            params=params,
+            model=tiny_model,
+            adapter=f"a={directory}",
+            out=tmp_path / "out",
+            base_quantization="none",
+        )
     )
     err = capsys.readouterr().err
     assert code == 1 and str(directory / "adapter_config.json") in err and words in err, err

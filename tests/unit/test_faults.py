@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RECORDS, write_params
+from conftest import RECORDS, argv, write_params
 from locus.cli import main
 
 GOOD = [json.dumps(r) for r in RECORDS]
@@ -119,7 +119,7 @@ def test_bad_dataset_is_refused_and_nothing_written(tmp_path, capsys, files, ove
         (raw / name).write_bytes(content)
     params = write_params(tmp_path / "p.yaml", raw, tmp_path / "res", **overrides)
     out = tmp_path / "res" / "data" / domain
-    assert main(["prepare-data", "--params", str(params), "--domain", domain, "--out", str(out)]) == 1
+    assert main(argv("prepare-data", params=params, domain=domain, out=out)) == 1
     assert expected in error_line(capsys, "prepare-data")
     assert not (tmp_path / "res").exists(), "a refused input must write nothing"
 
@@ -146,7 +146,7 @@ BAD_PARAMS = [
 def test_bad_params_are_refused_naming_the_key(tmp_path, arith_raw, capsys, overrides, key):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", **overrides)
     out = tmp_path / "res" / "data" / "arith"
-    assert main(["prepare-data", "--params", str(params), "--domain", "arith", "--out", str(out)]) == 2
+    assert main(argv("prepare-data", params=params, domain="arith", out=out)) == 2
     line = error_line(capsys, "prepare-data")
     assert str(params) in line and re.search(rf"(^|[ +]){re.escape(key)}(\.\d+)?:", line.split(": ", 1)[1]), line
     assert not (tmp_path / "res").exists()
@@ -160,23 +160,8 @@ def cell_inputs(tmp_path_factory, tiny_model):
     raw.mkdir()
     (raw / "arith.jsonl").write_bytes(jsonl(*GOOD))
     params = write_params(root / "p.yaml", raw, root / "res")
-    assert main(["prepare-data", "--params", str(params), "--domain", "arith", "--out", str(root / "data")]) == 0
-    assert (
-        main(
-            [
-                "init-adapter",
-                "--params",
-                str(params),
-                "--model",
-                str(tiny_model),
-                "--seed",
-                "0",
-                "--out",
-                str(root / "adapter_init"),
-            ]
-        )
-        == 0
-    )
+    assert main(argv("prepare-data", params=params, domain="arith", out=root / "data")) == 0
+    assert main(argv("init-adapter", params=params, model=tiny_model, seed="0", out=root / "adapter_init")) == 0
     return root
 
 
@@ -239,23 +224,16 @@ def test_bad_train_input_is_refused_and_nothing_written(
     )
     assert (
         main(
-            [
+            argv(
                 "train",
-                "--params",
-                str(params),
-                "--model",
-                str(tiny_model),
-                "--data",
-                str(data),
-                "--init",
-                str(cell / "adapter_init"),
-                "--lr",
-                lr,
-                "--seed",
-                "0",
-                "--out",
-                str(cell),
-            ]
+                params=params,
+                model=tiny_model,
+                data=data,
+                init=cell / "adapter_init",
+                lr=lr,
+                seed="0",
+                out=cell,
+            )
         )
         == 1
     )
@@ -266,10 +244,7 @@ def test_bad_train_input_is_refused_and_nothing_written(
 def test_unknown_target_module_lists_the_models_modules(tmp_path, tiny_model, arith_raw, capsys):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"target_modules": ["q_proj", "qkv"]})
     out = tmp_path / "adapter_init"
-    assert (
-        main(["init-adapter", "--params", str(params), "--model", str(tiny_model), "--seed", "0", "--out", str(out)])
-        == 1
-    )
+    assert main(argv("init-adapter", params=params, model=tiny_model, seed="0", out=out)) == 1
     line = error_line(capsys, "init-adapter")
     assert "lora.target_modules: ['qkv'] not in the model; available:" in line and "down_proj" in line
     assert not out.exists()
@@ -285,7 +260,7 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model, arith_raw, capsys):
     (model / "model.safetensors").unlink()
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")
     out = tmp_path / "adapter_init"
-    assert main(["init-adapter", "--params", str(params), "--model", str(model), "--seed", "0", "--out", str(out)]) == 1
+    assert main(argv("init-adapter", params=params, model=model, seed="0", out=out)) == 1
     assert "model.safetensors" in error_line(capsys, "init-adapter")
     assert not out.exists()
 
@@ -345,17 +320,7 @@ def test_sigkilled_analysis_stage_leaves_no_output(tmp_path, cell_inputs):
     final = tmp_path / "adapter_final"
     shutil.copytree(cell_inputs / "adapter_init", final)
     out = tmp_path / "cell" / "delta.parquet"
-    args = [
-        "delta",
-        "--params",
-        str(cell_inputs / "p.yaml"),
-        "--init",
-        str(cell_inputs / "adapter_init"),
-        "--final",
-        str(final),
-        "--out",
-        str(out),
-    ]
+    args = argv("delta", params=cell_inputs / "p.yaml", init=cell_inputs / "adapter_init", final=final, out=out)
     proc = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, *args], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and [p.name for p in out.parent.iterdir() if p.name.startswith(".delta.parquet.")]

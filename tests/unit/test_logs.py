@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_params
+from conftest import argv, write_params
 
 
 def locus(*args, cwd):
@@ -17,8 +17,8 @@ def test_a_training_job_log_is_one_line_per_step_without_noise(tmp_path, tiny_mo
     params = str(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", training={"checkpoint_every": 0}))
     data, cell = tmp_path / "data", tmp_path / "cell"
     for args in (
-        ["prepare-data", "--domain", "arith", "--out", str(data)],
-        ["init-adapter", "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")],
+        argv("prepare-data", domain="arith", out=data),
+        argv("init-adapter", model=tiny_model, seed="0", out=cell / "adapter_init"),
     ):
         assert locus(*args, "--params", params, cwd=tmp_path).returncode == 0
     run = locus(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import write_params
+from conftest import argv, write_params
 from locus import layout
 from locus.cli import main
 from locus.params import load
@@ -19,7 +19,7 @@ def test_local_model_directory_is_prepared_as_safetensors(tmp_path, tiny_model, 
     )
     out = layout.model_dir(load(params_file))
     assert out == tmp_path / "models" / "base"
-    assert main(["prepare-model", "--params", str(params_file), "--out", str(out)]) == 0
+    assert main(argv("prepare-model", params=params_file, out=out)) == 0
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert not list(out.glob("*.bin")), "weights must be safetensors, never pickles"
     assert json.loads((out / "locus_provenance.json").read_text())["source"] == str(tiny_model)

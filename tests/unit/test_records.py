@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from conftest import argv
 from locus.training.records import DataError, find_raw, read_records
 from locus.training.splits import deduplicate, instruction_key, ranked, split
 
@@ -120,6 +121,6 @@ def test_a_path_like_domain_on_the_command_line_is_refused(tmp_path, capsys):
     from locus.cli import main
 
     with pytest.raises(SystemExit) as stop:
-        main(["prepare-data", "--domain", "../../tmp/evil", "--out", str(tmp_path / "x")])
+        main(argv("prepare-data", domain="../../tmp/evil", out=tmp_path / "x"))
     assert stop.value.code == 2 and "must be letters, digits" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

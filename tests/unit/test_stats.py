@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from locus.core.stats import delta_table, matrix_stats, parse_key
+from locus.core.keys import lora_key, parse_key, weight_key
+from locus.core.stats import delta_table, matrix_stats
 
 KEY = "base_model.model.model.layers.{L}.{block}.{module}.lora_{M}.weight"
 
@@ -23,16 +24,31 @@ def test_matrix_stats_against_definitions():
     assert s["var_abs"] == pytest.approx(var_abs, rel=1e-12)
 
 
-def test_parse_key():
-    assert parse_key(KEY.format(L=12, block="self_attn", module="q_proj", M="A")) == {
+def test_one_parser_for_lora_tensors_and_base_weights():
+    from locus.core.keys import adapter_module_path
+
+    assert lora_key(KEY.format(L=12, block="self_attn", module="q_proj", M="A")) == {
         "layer": 12,
         "block": "attention",
         "module": "q_proj",
         "matrix": "A",
     }
-    assert parse_key(KEY.format(L=0, block="mlp", module="down_proj", M="B"))["block"] == "mlp"
+    assert lora_key(KEY.format(L=0, block="mlp", module="down_proj", M="B"))["block"] == "mlp"
     with pytest.raises(ValueError, match="not a per-layer"):
-        parse_key("base_model.model.lm_head.weight")
+        lora_key("base_model.model.lm_head.weight")
+    assert weight_key("model.layers.3.self_attn.q_proj.weight") == {
+        "layer": 3,
+        "block": "attention",
+        "module": "q_proj",
+    }
+    assert weight_key("layers.0.mlp.up_proj.weight")["block"] == "mlp"
+    for not_a_base_weight in ("model.embed_tokens.weight", KEY.format(L=1, block="mlp", module="up_proj", M="A")):
+        with pytest.raises(ValueError, match="not a per-layer module weight"):
+            weight_key(not_a_base_weight)
+    assert parse_key("model.norm.weight") is None
+    key = KEY.format(L=2, block="self_attn", module="v_proj", M="B")
+    assert adapter_module_path(key) == "model.layers.2.self_attn.v_proj"
+    assert adapter_module_path("model.layers.2.self_attn.v_proj.weight") is None
 
 
 def adapters(rng, layers=3):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from conftest import write_params
+from conftest import argv, write_params
 from locus.cli import main
 from locus.params import load
 from locus.training.modeling import load_base, lora_config, seed_everything
@@ -19,40 +19,11 @@ def run_cell(tmp_path, tiny_model, params_file, out_name, seed=0, lr=0.001):
     cell = res / out_name
     common = ["--params", str(params_file)]
     if not data.exists():
-        assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
+        assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
+    assert main(argv("init-adapter", *common, model=tiny_model, seed=seed, out=cell / "adapter_init")) == 0
     assert (
         main(
-            [
-                "init-adapter",
-                *common,
-                "--model",
-                str(tiny_model),
-                "--seed",
-                str(seed),
-                "--out",
-                str(cell / "adapter_init"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "train",
-                *common,
-                "--model",
-                str(tiny_model),
-                "--data",
-                str(data),
-                "--init",
-                str(cell / "adapter_init"),
-                "--lr",
-                str(lr),
-                "--seed",
-                str(seed),
-                "--out",
-                str(cell),
-            ]
+            argv("train", *common, model=tiny_model, data=data, init=cell / "adapter_init", lr=lr, seed=seed, out=cell)
         )
         == 0
     )
@@ -87,22 +58,7 @@ def test_other_seed_gives_other_init(tmp_path, tiny_model, arith_raw):
     p = load(params)
     inits = []
     for seed in (0, 1):
-        assert (
-            main(
-                [
-                    "init-adapter",
-                    "--params",
-                    str(params),
-                    "--model",
-                    str(tiny_model),
-                    "--seed",
-                    str(seed),
-                    "--out",
-                    str(tmp_path / f"i{seed}"),
-                ]
-            )
-            == 0
-        )
+        assert main(argv("init-adapter", params=params, model=tiny_model, seed=seed, out=tmp_path / f"i{seed}")) == 0
         inits.append((tmp_path / f"i{seed}" / "adapter_model.safetensors").read_bytes())
     assert inits[0] != inits[1] and p.lora.r == 4
 
@@ -114,17 +70,13 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
     cell = run_cell(tmp_path, tiny_model, params, "c")
     assert (
         main(
-            [
+            argv(
                 "delta",
-                "--params",
-                str(params),
-                "--init",
-                str(cell / "adapter_init"),
-                "--final",
-                str(cell / "adapter_final"),
-                "--out",
-                str(cell / "delta.parquet"),
-            ]
+                params=params,
+                init=cell / "adapter_init",
+                final=cell / "adapter_final",
+                out=cell / "delta.parquet",
+            )
         )
         == 0
     )
@@ -136,22 +88,7 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
 
 def test_unknown_target_module_lists_available(tmp_path, tiny_model, arith_raw, capsys):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", lora={"target_modules": ["qkv"]})
-    assert (
-        main(
-            [
-                "init-adapter",
-                "--params",
-                str(params),
-                "--model",
-                str(tiny_model),
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 1
-    )
+    assert main(argv("init-adapter", params=params, model=tiny_model, seed="0", out=tmp_path / "x")) == 1
     err = capsys.readouterr().err
     assert "lora.target_modules" in err and "q_proj" in err and "down_proj" in err
     assert not (tmp_path / "x").exists()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import write_params
+from conftest import argv, write_params
 from locus.analysis.grid import by_layer
 from locus.analysis.trajectory import formed_step, rank_stability, spearman
 from locus.cli import main
@@ -35,32 +35,23 @@ def train_cell(tmp_path, tiny_model, arith_raw, every: int, stale_step: int | No
     )
     common = ["--params", str(params)]
     data, cell = tmp_path / "res/data/arith", tmp_path / "res/runs/arith/lr=0.001/seed=0"
-    assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert (
-        main(["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--out", str(cell / "adapter_init")])
-        == 0
-    )
+    assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
+    assert main(argv("init-adapter", *common, model=tiny_model, seed="0", out=cell / "adapter_init")) == 0
     if stale_step is not None:  # a snapshot left by an earlier run must not survive a fresh one
         snapshot_path(cell / "trajectory", stale_step).parent.mkdir(parents=True)
         save_file({"x": np.zeros(1, np.float32)}, snapshot_path(cell / "trajectory", stale_step))
     assert (
         main(
-            [
+            argv(
                 "train",
                 *common,
-                "--model",
-                str(tiny_model),
-                "--data",
-                str(data),
-                "--init",
-                str(cell / "adapter_init"),
-                "--lr",
-                "0.001",
-                "--seed",
-                "0",
-                "--out",
-                str(cell),
-            ]
+                model=tiny_model,
+                data=data,
+                init=cell / "adapter_init",
+                lr="0.001",
+                seed="0",
+                out=cell,
+            )
         )
         == 0
     )
@@ -81,36 +72,26 @@ def test_snapshots_and_trajectory_table(tmp_path, tiny_model, arith_raw):
     common = ["--params", str(params), "--model", str(tiny_model), "--init", str(cell / "adapter_init")]
     assert (
         main(
-            [
+            argv(
                 "trajectory",
                 *common,
-                "--final",
-                str(cell / "adapter_final"),
-                "--snapshots",
-                str(cell / "trajectory"),
-                "--out",
-                str(cell / "trajectory.parquet"),
-            ]
+                final=cell / "adapter_final",
+                snapshots=cell / "trajectory",
+                out=cell / "trajectory.parquet",
+            )
         )
         == 0
     )
-    assert (
-        main(["effective", *common, "--final", str(cell / "adapter_final"), "--out", str(tmp_path / "eff.parquet")])
-        == 0
-    )
+    assert main(argv("effective", *common, final=cell / "adapter_final", out=tmp_path / "eff.parquet")) == 0
     assert (
         main(
-            [
+            argv(
                 "delta",
-                "--params",
-                str(params),
-                "--init",
-                str(cell / "adapter_init"),
-                "--final",
-                str(cell / "adapter_final"),
-                "--out",
-                str(tmp_path / "delta.parquet"),
-            ]
+                params=params,
+                init=cell / "adapter_init",
+                final=cell / "adapter_final",
+                out=tmp_path / "delta.parquet",
+            )
         )
         == 0
     )

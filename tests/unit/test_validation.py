@@ -10,11 +10,11 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
-from conftest import copy_repo, run_tool, write_params
+from conftest import argv, copy_repo, run_tool, write_params
 from locus import layout
 from locus.analysis.validation import arm_layers, draw_random_sets, paired_differences, rank_layers, verdict
 from locus.cli import main
-from locus.core.stats import parse_key
+from locus.core.keys import lora_key as parse_key
 from locus.params import ParamsError, load
 
 VALIDATION = {
@@ -37,35 +37,13 @@ def test_layers_restrict_the_adapter_and_train_keeps_them(tmp_path, tiny_model, 
     )
     common = ["--params", str(params)]
     init, data = tmp_path / "arm" / "adapter_init", tmp_path / "res" / "data" / "arith"
-    assert main(["prepare-data", *common, "--domain", "arith", "--out", str(data)]) == 0
-    assert (
-        main(
-            ["init-adapter", *common, "--model", str(tiny_model), "--seed", "0", "--layers", "2,0", "--out", str(init)]
-        )
-        == 0
-    )
+    assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
+    assert main(argv("init-adapter", *common, model=tiny_model, seed="0", layers="2,0", out=init)) == 0
     assert adapted_layers(init) == {0, 2}
     assert json.loads((init / "adapter_config.json").read_text())["layers_to_transform"] == [0, 2]
     # The unchanged train stage trains whatever adapter it is given.
     assert (
-        main(
-            [
-                "train",
-                *common,
-                "--model",
-                str(tiny_model),
-                "--data",
-                str(data),
-                "--init",
-                str(init),
-                "--lr",
-                "0.001",
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "arm"),
-            ]
-        )
+        main(argv("train", *common, model=tiny_model, data=data, init=init, lr="0.001", seed="0", out=tmp_path / "arm"))
         == 0
     )
     final = load_file(tmp_path / "arm" / "adapter_final" / "adapter_model.safetensors")
@@ -79,21 +57,7 @@ def test_layers_out_of_range_or_malformed_fail_naming_the_flag(tmp_path, tiny_mo
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")
     for layers in ("0,3", "1,x", "1,1"):
         assert (
-            main(
-                [
-                    "init-adapter",
-                    "--params",
-                    str(params),
-                    "--model",
-                    str(tiny_model),
-                    "--seed",
-                    "0",
-                    "--layers",
-                    layers,
-                    "--out",
-                    str(tmp_path / "x"),
-                ]
-            )
+            main(argv("init-adapter", params=params, model=tiny_model, seed="0", layers=layers, out=tmp_path / "x"))
             == 1
         )
         assert "--layers" in capsys.readouterr().err
@@ -208,9 +172,9 @@ def test_rank_layers_and_report_stages(tmp_path, arith_raw):
     layer_table({0: [0.1, 0.2], 1: [0.9, 0.8], 2: [0.4, 0.5]}).to_parquet(layers)
     arms_json = layout.arms_path(params, "arith")
     common = ["--params", str(params_file)]
-    assert main(["rank-layers", *common, "--layers", str(layers), "--domain", "arith", "--out", str(arms_json)]) == 0
+    assert main(argv("rank-layers", *common, layers=layers, domain="arith", out=arms_json)) == 0
     first = arms_json.read_bytes()
-    assert main(["rank-layers", *common, "--layers", str(layers), "--domain", "arith", "--out", str(arms_json)]) == 0
+    assert main(argv("rank-layers", *common, layers=layers, domain="arith", out=arms_json)) == 0
     assert arms_json.read_bytes() == first
     doc = json.loads(first)
     assert doc["arms"]["top"] == [1] and doc["arms"]["bottom"] == [0] and doc["arms"]["all"] == [0, 1, 2]
@@ -238,7 +202,7 @@ def test_rank_layers_and_report_stages(tmp_path, arith_raw):
             )
         )
     out, table = tmp_path / "validation.html", tmp_path / "validation.parquet"
-    assert main(["validation-report", *common, "--out", str(out), "--table", str(table)]) == 0
+    assert main(argv("validation-report", *common, out=out, table=table)) == 0
     df = pd.read_parquet(table)
     assert len(df) == 5 * 2 and set(df["arm"]) == set(losses)
     assert df.set_index(["arm", "seed"]).loc[("random1", 1), "eval_loss_after"] == 1.12
@@ -250,25 +214,14 @@ def test_rank_layers_and_report_stages(tmp_path, arith_raw):
     for seed, loss in ((0, 1.13), (1, 1.09)):
         path = layout.arm_dir(params, "arith", "top", seed) / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "eval_loss_after": loss}))
-    assert main(["validation-report", *common, "--out", str(out), "--table", str(table)]) == 0
+    assert main(argv("validation-report", *common, out=out, table=table)) == 0
     assert "within noise: the map is not shown to be predictive" in out.read_text()
 
 
 def test_report_refuses_when_off(tmp_path, arith_raw, capsys):
     params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")
     assert (
-        main(
-            [
-                "validation-report",
-                "--params",
-                str(params_file),
-                "--out",
-                str(tmp_path / "v.html"),
-                "--table",
-                str(tmp_path / "v.parquet"),
-            ]
-        )
-        == 1
+        main(argv("validation-report", params=params_file, out=tmp_path / "v.html", table=tmp_path / "v.parquet")) == 1
     )
     assert "validation.domains is empty" in capsys.readouterr().err
 

@@ -20,30 +20,15 @@ is significant at p ≈ 0.05 (0.36 for 30 layers).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
-from locus.core.effective import ATTENTION_BLOCKS, spectrum_metrics
+from locus.core.effective import spectrum_metrics
 from locus.core.ranking import spearman
+from locus.core.stats import CELL
 from locus.params import lr_label
 
-CELL = ["domain", "lr", "seed"]
-WEIGHT_KEY = re.compile(r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)\.weight$")
 TRACKS, LORA_METRICS = 0.7, ("rel_fro", "mean_abs")
-
-
-def parse_weight_key(key: str) -> dict:
-    """{layer, block, module} of a base weight name such as model.layers.3.self_attn.q_proj.weight."""
-    m = WEIGHT_KEY.search(key)
-    if not m:
-        raise ValueError(f"weight {key!r} is not a per-layer module weight (…layers.N.block.module.weight)")
-    return {
-        "layer": int(m["layer"]),
-        "block": "attention" if m["block"] in ATTENTION_BLOCKS else "mlp",
-        "module": m["module"],
-    }
 
 
 def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from locus.core.effective import METRICS, layer_effective
-from locus.core.stats import PER_LR, STATISTICS
+from locus.core.stats import CELL, PER_LR, STATISTICS
 from locus.layout import cell_dir, cells
-
-CELL = ["domain", "lr", "seed"]
 
 
 def read_grid(params, filename: str) -> pd.DataFrame:

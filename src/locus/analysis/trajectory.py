@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from locus.core.ranking import spearman
+from locus.core.stats import CELL
 from locus.layout import cell_dir, trajectory_cells
 from locus.params import lr_label
 
 THRESHOLD = 0.9
-CELL = ["domain", "lr", "seed"]
 
 
 def rank_stability(table: pd.DataFrame, metric: str, by: list[str] | tuple = ()) -> pd.DataFrame:

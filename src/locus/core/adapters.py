@@ -24,12 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from locus.core.keys import ATTENTION_BLOCKS, adapter_module_path, parse_key  # noqa: F401 (re-export)
+
 ADAPTER_FILE = "adapter_model.safetensors"
-ADAPTER_KEY = re.compile(
-    r"^base_model\.model\.(?P<path>.*\.layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+))"
-    r"\.lora_(?P<matrix>[AB])\.weight$"
-)
-ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
 # adapter_config.json keys that switch PEFT's LoRA layer to an update other than ΔW = s·B·A
 # (peft 0.21 tuners/lora/layer.py `lora_variants`, and config options that change the layout).
 VARIANTS = {
@@ -122,16 +119,16 @@ def adapter_tensors(directory: str | Path) -> tuple[dict[str, dict], dict[str, s
     modules: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for key in keys:
-        m = ADAPTER_KEY.match(key)
-        if not m:
+        path = adapter_module_path(key)
+        if path is None:
             reason = _skip_reason(key)
             if reason is None:
                 raise ValueError(f"{path}: tensor {key!r} is not a per-layer lora_A/lora_B weight")
             skipped[key] = reason
             continue
-        block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
-        entry = modules.setdefault(m["path"], {"layer": int(m["layer"]), "block": block, "module": m["module"]})
-        entry[m["matrix"]] = key
+        parsed = parse_key(key)
+        entry = modules.setdefault(path, {k: parsed[k] for k in ("layer", "block", "module")})
+        entry[parsed["matrix"]] = key
     for module_path, entry in modules.items():
         if "A" not in entry or "B" not in entry:
             raise ValueError(f"{path}: {module_path} has lora_A or lora_B but not both")

@@ -54,6 +54,7 @@ from locus.core.adapters import (  # noqa: F401
     scaling,
     starts_at_zero,
 )
+from locus.core.stats import CELL
 
 METRICS = ("fro", "rel_fro", "spectral", "stable_rank", "effective_rank", "amplification")
 
@@ -230,9 +231,6 @@ def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[
                 "init_zero": init_zero,
             }
             yield module_path, info, thin_svd(a, b, s)
-
-
-CELL = ["domain", "lr", "seed"]
 
 
 def layer_effective(modules: pd.DataFrame) -> pd.DataFrame:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from locus.core.effective import iter_updates, random_similarity, update_similarity
+from locus.core.stats import CELL
 
-CELL = ("domain", "lr", "seed")
 CELL_PATH = re.compile(r"(?P<domain>[^/]+)/lr=(?P<lr>[^/]+)/seed=(?P<seed>-?\d+)/?$")
 
 

@@ -18,11 +18,12 @@ rates, step budgets and domains (tests/unit/test_budget.py checks the bounds wit
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
+from locus.core.keys import lora_key
+
+CELL = ["domain", "lr", "seed"]  # the key columns of every per-cell table
 STATISTICS = ("mean", "var", "mean_abs", "var_abs")
 PER_LR = "mean_abs_per_lr"
 # How charts and report sentences name each statistic and metric.
@@ -36,17 +37,6 @@ LABELS = {
     "rel_fro": "‖ΔW‖_F / ‖W₀‖_F",
     "attention_share": "attention share of ‖ΔW‖²_F",
 }
-# base_model.model.model.layers.{L}.{self_attn|mlp}.{module}.lora_{A|B}.weight
-KEY = re.compile(r"\.layers\.(?P<layer>\d+)\.(?P<block>[A-Za-z_]+)\.(?P<module>\w+)\.lora_(?P<matrix>[AB])\.weight$")
-ATTENTION_BLOCKS = {"self_attn", "attention", "attn"}
-
-
-def parse_key(key: str) -> dict:
-    m = KEY.search(key)
-    if not m:
-        raise ValueError(f"adapter tensor {key!r} is not a per-layer lora_A/lora_B weight")
-    block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
-    return {"layer": int(m["layer"]), "block": block, "module": m["module"], "matrix": m["matrix"]}
 
 
 def matrix_stats(delta: np.ndarray) -> dict:
@@ -76,7 +66,7 @@ def delta_table(
         if initial[key].shape != final[key].shape:
             raise ValueError(f"{key}: shape {initial[key].shape} before, {final[key].shape} after")
         delta = final[key].astype(np.float64) - initial[key].astype(np.float64)
-        rows.append({**parse_key(key), **matrix_stats(delta)})
+        rows.append({**lora_key(key), **matrix_stats(delta)})
     if not rows:
         raise ValueError("the adapters hold no LoRA matrices")
     df = pd.DataFrame(rows).sort_values(["layer", "module", "matrix"], kind="stable").reset_index(drop=True)

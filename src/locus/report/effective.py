@@ -17,8 +17,8 @@ from locus.core.effective import layer_effective
 from locus.core.ranking import profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
+from locus.report.charts import module_heatmap
 
-CELL = ["domain", "lr", "seed"]
 W, H = 400, 240
 
 
@@ -55,21 +55,7 @@ def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
 
 def heatmap(modules: pd.DataFrame) -> dict[str, alt.Chart]:
     """Layer × module heatmap of ‖ΔW‖_F/‖W₀‖_F, one panel per (domain, LR), seeds averaged (log colour)."""
-    df = modules.groupby(["domain", "lr", "layer", "module"], as_index=False)["rel_fro"].mean()
-    df["lr"] = df["lr"].map(lr_label)
-    chart = (
-        alt.Chart(df)
-        .mark_rect()
-        .encode(
-            x=alt.X("layer:O"),
-            y=alt.Y("module:N", title=None),
-            color=alt.Color("rel_fro:Q", title=LABELS["rel_fro"], scale=alt.Scale(type="log", scheme="viridis")),
-            tooltip=["domain", "lr", "layer", "module", alt.Tooltip("rel_fro:Q", format=".3e")],
-        )
-        .properties(width=380, height=110)
-        .facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
-    )
-    return {"effective_heatmap": chart.properties(title="‖ΔW‖_F / ‖W₀‖_F by layer and module")}
+    return {"effective_heatmap": module_heatmap(modules, "rel_fro")["module_heatmap"]}
 
 
 def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:

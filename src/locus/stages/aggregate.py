@@ -73,14 +73,11 @@ def run(args, params) -> None:
     out = Path(args.out_dir)
     layers = by_layer(deltas, effective)
     for name, table in (("layers", layers), ("modules", by_module(deltas, effective))):
-        with io.atomic_path(out / f"{name}.parquet") as tmp:
-            table.to_parquet(tmp, index=False)
+        io.write_parquet(out / f"{name}.parquet", table)
     io.write_json(out / "summary.json", summary(params, layers))
     adapters = {cell: cell_dir(params, *cell) / "adapter_final" for cell in cells(params)}
-    with io.atomic_path(out / "similarity.parquet") as tmp:
-        similarity_table(adapters, k=params.analysis.similarity_k).to_parquet(tmp, index=False)
+    io.write_parquet(out / "similarity.parquet", similarity_table(adapters, k=params.analysis.similarity_k))
     io.write_text(out / "layer_profile.csv", layer_profile(layers, params.report.metric).to_csv(index=False))
     for name, table in experiment_tables(params, layers).items():  # optional experiments, if on
-        with io.atomic_path(out / f"{name}.parquet") as tmp:
-            table.to_parquet(tmp, index=False)
+        io.write_parquet(out / f"{name}.parquet", table)
     print(f"aggregated {deltas.groupby(CELL).ngroups} cells -> {out}/layers.parquet, modules.parquet")

@@ -32,6 +32,5 @@ def run(args, params) -> None:
         except (ValueError, OSError) as e:
             raise ValueError(f"{args.metrics}: {e}") from None
     table = delta_table(load_adapter(args.init), load_adapter(args.final), sum_lr)
-    with io.atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
+    io.write_parquet(args.out, table)
     print(f"{len(table)} matrices over {table['layer'].nunique()} layers -> {args.out}")

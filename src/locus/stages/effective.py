@@ -33,8 +33,7 @@ def add_arguments(parser) -> None:
 
 def run(args, params) -> None:
     table = effective_table(args.final, args.model, params, init=args.init)
-    with io.atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
+    io.write_parquet(args.out, table)
     top = table.loc[table.rel_fro.idxmax()]
     print(
         f"{len(table)} modules; largest ‖ΔW‖_F/‖W₀‖_F {top.rel_fro:.2e} at layer {top.layer} {top.module} -> {args.out}"

@@ -196,8 +196,7 @@ def run(args, params) -> None:
         table = effective_table(directory, args.model, w0_params, init=inits.get(name))
         delta = seed_deltas(directory, inits.get(name))
         for fname, df in (("effective", table), ("delta", delta)):
-            with io.atomic_path(out / name / f"{fname}.parquet") as tmp:
-                df.to_parquet(tmp, index=False)
+            io.write_parquet(out / name / f"{fname}.parquet", df)
         passed = adapter_tensors(directory)[1]
         skipped += [{"adapter": name, "tensor": k, "reason": why} for k, why in passed.items()]
         rows.append(adapter_row(name, directory, inits.get(name), table, passed))
@@ -208,8 +207,7 @@ def run(args, params) -> None:
     sim = similarity(adapters, inits, modules, params.analysis.similarity_k)
     for fname, df in (("modules", modules), ("layers", layers), ("similarity", sim)):
         if df is not None:
-            with io.atomic_path(out / f"{fname}.parquet") as tmp:
-                df.to_parquet(tmp, index=False)
+            io.write_parquet(out / f"{fname}.parquet", df)
     figures, notes = charts_external.figures(modules, layers)
     save_figures(figures, out / "figures")
     sections, specs = chart_sections(figures, notes, SECTIONS)

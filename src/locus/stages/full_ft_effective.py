@@ -32,14 +32,15 @@ COLUMNS = [
 def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
     from safetensors import safe_open
 
-    from locus.analysis.full_ft import dense_metrics, parse_weight_key
+    from locus.analysis.full_ft import dense_metrics
     from locus.analysis.updates import BaseWeights
+    from locus.core.keys import weight_key
 
     unquantized = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
     rows = []
     with safe_open(delta_file, "np") as f, BaseWeights(model_dir, unquantized) as base:
         for key in f.keys():
-            rows.append(parse_weight_key(key) | dense_metrics(f.get_tensor(key), base[key]))
+            rows.append(weight_key(key) | dense_metrics(f.get_tensor(key), base[key]))
     if not rows:
         raise ValueError(f"{delta_file}: holds no ΔW")
     table = pd.DataFrame(rows)[COLUMNS].sort_values(["layer", "module"], kind="stable").reset_index(drop=True)
@@ -54,8 +55,7 @@ def add_arguments(parser) -> None:
 
 def run(args, params) -> None:
     table = full_ft_table(args.delta, args.model, params)
-    with io.atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
+    io.write_parquet(args.out, table)
     print(
         f"{len(table)} modules; full-FT ΔW effective rank {table.effective_rank.mean():.0f} (mean), "
         f"rank for 90% energy {table.rank90.mean():.0f} -> {args.out}"

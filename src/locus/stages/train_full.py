@@ -33,9 +33,11 @@ def add_arguments(parser) -> None:
 
 def adapted_weights(model, targets) -> dict:
     """{name: parameter} of the per-layer linear weights LoRA would adapt (lora.target_modules)."""
-    from locus.analysis.full_ft import WEIGHT_KEY
+    from locus.core.keys import parse_key
 
-    found = {n: p for n, p in model.named_parameters() if (m := WEIGHT_KEY.search(n)) and m["module"] in targets}
+    found = {
+        n: p for n, p in model.named_parameters() if (k := parse_key(n)) and not k["matrix"] and k["module"] in targets
+    }
     if not found:
         raise ValueError(f"lora.target_modules {list(targets)}: no per-layer weight of the model matches")
     return found

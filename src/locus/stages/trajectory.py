@@ -99,8 +99,7 @@ def run(args, params) -> None:
         )
     read_adapter_config(args.final)  # fail here, naming --final, rather than on a snapshot's link to it
     table = trajectory_table(snapshots, Path(args.init), Path(args.final), args.model, params)
-    with io.atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
+    io.write_parquet(args.out, table)
     metric = params.report.metric
     formed = formed_step(rank_stability(table, metric))
     print(

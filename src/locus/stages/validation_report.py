@@ -146,7 +146,6 @@ def run(args, params) -> None:
         f"with adapters on {len(v.random_arms)} random sets of {v.k} layers and on every layer (the grid cell). "
         "Verdict: beyond noise when the mean paired difference exceeds twice its standard deviation.</p>"
     )
-    with io.atomic_path(args.table) as tmp:
-        table.to_parquet(tmp, index=False)
+    io.write_parquet(args.table, table)
     io.write_text(args.out, html_page("Targeted-layer validation of the layer map", intro + "\n".join(parts), specs))
     print(f"validation report ({len(table)} runs, {len(domains)} domain(s)) -> {args.out}, {args.table}")
