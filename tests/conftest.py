@@ -78,7 +78,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 # What a pipeline run needs from the repository (the package itself is installed in the venv).
-PIPELINE_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", "presets", "data/raw", "src"]
+PIPELINE_FILES = [
+    "Snakefile",
+    "workflow",
+    "dvc.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    "params.yaml",
+    "presets",
+    "data/raw",
+    "src",
+]
 
 
 def copy_repo(dst: Path) -> Path:
@@ -168,3 +178,29 @@ def argv(stage: str, *leading: str, **options) -> list[str]:
     `--key value` for each option (key_name -> --key-name)."""
     pairs = [(f"--{key.replace('_', '-')}", str(value)) for key, value in options.items()]
     return [stage, *leading, *(x for pair in pairs for x in pair)]
+
+
+def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
+    """A fresh `git clone` of the repository at `root`, as a user gets it (no `dvc init`: .dvc/ is
+    committed), with the working tree's pipeline files on top (uncommitted edits are what is
+    tested) and the smoke preset written into params.yaml (DVC reads params.yaml only) on
+    `domains` at one LR and seed; `sections` update params sections. Committed."""
+    from locus.params import load
+
+    def ok(*cmd):
+        run = run_tool(root if cmd[0] != "git" or cmd[1] != "clone" else REPO, *cmd)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+    ok("git", "clone", "-q", str(REPO), str(root))
+    copy_repo(root)
+    merged = load(REPO / "params.yaml", None).model_dump(mode="json")
+    for key, value in yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text()).items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    merged["grid"] = {"domains": domains, "learning_rates": [0.001], "seeds": [0]}
+    merged["data"].update(max_train_examples=4, max_eval_examples=2)
+    for key, value in sections.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    ok("git", "add", "-A")
+    ok("git", "commit", "-qm", "smoke-sized params", "--allow-empty")
+    return root

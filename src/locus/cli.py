@@ -27,6 +27,7 @@ STAGES = {
     "rank-layers": "locus.stages.rank_layers",
     "validation-report": "locus.stages.validation_report",
     "wiring": "locus.stages.wiring",
+    "adopt": "locus.stages.adopt",
 }
 
 

@@ -224,6 +224,26 @@ STAGES = [
 ]
 
 
+STAGE_BY_NAME = {s.name: s for s in STAGES}
+# DVC's experiment LR; Snakemake runs grid.learning_rates and must not go stale when `dvc exp run -S lr=…` edits it.
+EXPERIMENT_ONLY = {"lr"}
+
+
+def tracked_params(params, stage: str) -> dict:
+    """{key: value} of the params keys a stage depends on (its dvc.yaml `params:`), for Snakemake's
+    params trigger: editing one of them reruns that stage in both tools, and nothing else does."""
+    values = params.model_dump(mode="json")
+    out = {}
+    for key in STAGE_BY_NAME[stage].params:
+        if key in EXPERIMENT_ONLY:
+            continue
+        value = values
+        for part in key.split("."):
+            value = value[part]
+        out[key] = value
+    return out
+
+
 # --- code dependencies ----------------------------------------------------------------------------
 
 

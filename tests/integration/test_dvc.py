@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, copy_repo, edited, probe_modules, run_tool, shell_commands, stages_importing
-from locus.params import load
+from conftest import edited, probe_modules, run_tool, shell_commands, smoke_clone, stages_importing
 
 DOMAINS = ["physics", "math_linguistic"]
 
@@ -34,21 +33,8 @@ def ran_stages(output: str) -> list[str]:
 def repo(tmp_path_factory) -> Path:
     """A fresh `git clone` of the repository, as a user gets it (no `dvc init`: .dvc/ is committed),
     with the working tree's pipeline files on top so uncommitted edits are what is tested."""
-    root = tmp_path_factory.mktemp("dvc") / "clone"
-    ok(run_tool(REPO, "git", "clone", "-q", str(REPO), str(root)))
-    copy_repo(root)
+    root = smoke_clone(tmp_path_factory.mktemp("dvc") / "clone", DOMAINS)
     assert (root / ".dvc" / "config").is_file() and "__pycache__" in (root / ".dvcignore").read_text()
-    # DVC reads params.yaml only: write the smoke preset, on two domains at one LR, into it.
-    params = load(REPO / "params.yaml", None).model_copy()
-    smoke = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
-    merged = params.model_dump(mode="json")
-    for key, value in smoke.items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
-    merged["grid"] = {"domains": DOMAINS, "learning_rates": [0.001], "seeds": [0]}
-    merged["data"].update(max_train_examples=4, max_eval_examples=2)
-    (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "smoke-sized params", "--allow-empty"]):
-        ok(run_tool(root, *cmd))
     out = ok(run_tool(root, "dvc", "repro"))
     assert "train@physics-0" in ran_stages(out)
     ok(run_tool(root, "git", "add", "-A"))

@@ -25,6 +25,8 @@ rule effective:
         code=code("effective"),
     output:
         f"{CELL}/effective.parquet",
+    params:
+        tracked=tracked("effective"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("default")
@@ -53,6 +55,8 @@ rule aggregate:
         profile=f"{RESULTS}/layer_profile.csv",
         summary=f"{RESULTS}/summary.json",
         similarity=f"{RESULTS}/similarity.parquet",
+    params:
+        tracked=tracked("aggregate"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/aggregate.log",
     shell:
@@ -79,6 +83,8 @@ rule report:
             caption="../report/figure.rst",
             category="Figures",
         ),
+    params:
+        tracked=tracked("report"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/report.log",
     shell:

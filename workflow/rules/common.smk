@@ -44,6 +44,12 @@ def code(command):
     return pipeline.code_files(command)
 
 
+def tracked(stage):
+    """The params values `stage` depends on (its dvc.yaml `params:` keys; locus.pipeline), so that
+    editing one reruns exactly the jobs that use it, as in DVC."""
+    return pipeline.tracked_params(PARAMS, stage)
+
+
 def raw_dataset(wildcards):
     return str(find_raw(PARAMS.data.raw_dir, wildcards.domain))
 

@@ -16,6 +16,8 @@ rule evaluate_base:
         code=code("evaluate"),
     output:
         pattern("eval_base"),
+    params:
+        tracked=tracked("evaluate_base"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/evaluate_base/{{domain}}.log",
     threads: model_threads("train")
@@ -36,6 +38,8 @@ rule evaluate:
         code=code("evaluate"),
     output:
         f"{CELL}/eval.json",
+    params:
+        tracked=tracked("evaluate"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/evaluate/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("train")

@@ -18,6 +18,7 @@ rule train_full:
         log=f"{FULL_FT_CELL}/train_log.csv",
         metrics=f"{FULL_FT_CELL}/metrics.json",
     params:
+        tracked=tracked("train_full"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.metrics),
     log:

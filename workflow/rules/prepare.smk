@@ -6,7 +6,7 @@ rule prepare_model:
     output:
         directory(MODEL),
     params:
-        model=PARAMS.model.model_dump(),  # changing the model re-runs this rule
+        tracked=tracked("prepare_model"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/prepare_model.log",
     threads: model_threads("default")
@@ -27,8 +27,8 @@ rule prepare_data:
         eval=f"{DATA}/eval.jsonl",
         stats=f"{DATA}/stats.json",
     params:
+        tracked=tracked("prepare_data"),  # the params keys dvc.yaml tracks for it
         out=lambda w, output: os.path.dirname(output.train),
-        data=PARAMS.data.model_dump(),  # changing the split or the budget re-runs this rule (as in dvc.yaml)
     log:
         f"{LOGS}/prepare_data/{{domain}}.log",
     resources:

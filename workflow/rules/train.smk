@@ -6,6 +6,8 @@ rule init_adapter:
         code=code("init-adapter"),
     output:
         directory(f"{CELL}/adapter_init"),
+    params:
+        tracked=tracked("init_adapter"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/init_adapter/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("default")
@@ -32,6 +34,7 @@ rule train:
         # snapshots for learning trajectories (trajectory.smk), only when training.snapshot_every > 0
         **({"trajectory": directory(f"{CELL}/trajectory")} if PARAMS.training.snapshot_every else {}),
     params:
+        tracked=tracked("train"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.metrics),
     log:

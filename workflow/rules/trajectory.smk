@@ -20,6 +20,8 @@ if TRAJECTORY_ON:
             code=code("trajectory"),
         output:
             f"{CELL}/trajectory.parquet",
+        params:
+            tracked=tracked("trajectory"),  # the params keys dvc.yaml tracks for it
         log:
             f"{LOGS}/trajectory/{{domain}}_lr={{lr}}_seed={{seed}}.log",
         threads: model_threads("default")

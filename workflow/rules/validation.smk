@@ -24,7 +24,7 @@ rule rank_layers:
     output:
         ARMS,
     params:
-        validation=PARAMS.validation.model_dump(),  # changing the validation section re-draws the arms
+        tracked=tracked("rank_layers"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/rank_layers/{{domain}}.log",
     shell:
@@ -41,6 +41,8 @@ rule validation_init:
         code=code("init-adapter"),
     output:
         directory(f"{ARM}/adapter_init"),
+    params:
+        tracked=tracked("validation_init"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/validation_init/{{domain}}_{{arm}}_seed={{seed}}.log",
     threads: model_threads("default")
@@ -65,6 +67,7 @@ rule validation_train:
         log=f"{ARM}/train_log.csv",
         metrics=f"{ARM}/metrics.json",
     params:
+        tracked=tracked("validation_train"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.metrics),
         lr=lr_label(PARAMS.validation.learning_rate),
@@ -90,6 +93,8 @@ rule validation_report:
     output:
         html=VALIDATION_REPORT,
         table=f"{RESULTS}/validation.parquet",
+    params:
+        tracked=tracked("validation_report"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/validation_report.log",
     shell:

@@ -1,0 +1,124 @@
+"""Integration: Snakemake and DVC in one workspace adopt each other's finished cells.
+
+A fresh clone with smoke-sized params (two domains, one LR, one seed): Snakemake runs the grid,
+`locus adopt` records it in dvc.lock, and from then on neither tool redoes the other's work; a
+real change (one domain's raw file) makes both plan exactly that domain's cells and what follows.
+Tests run in file order on one workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import run_tool, shell_commands, smoke_clone, snakemake_reasons
+
+DOMAINS = ["physics", "math_linguistic"]
+TARGET = ["--", "results/smoke/report.html"]
+GRID_LEVEL = ("aggregate", "report")  # stages that read every cell
+
+
+def ok(run):
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def snakemake(root: Path, *args: str) -> str:
+    return ok(run_tool(root, "snakemake", "--cores", "2", *args))
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = smoke_clone(
+        tmp_path_factory.mktemp("adopt") / "clone", DOMAINS, evaluation={"domains": []}, full_ft={"domains": []}
+    )
+    snakemake(root, *TARGET)
+    return root
+
+
+def test_snakemake_cells_are_adopted_by_dvc_without_running(workspace):
+    out = ok(run_tool(workspace, "locus", "adopt"))
+    stages = ok(run_tool(workspace, "dvc", "stage", "list", "--name-only")).split()
+    per_cell = [s for s in stages if not s.startswith(GRID_LEVEL)]
+    assert f"adopted {len(per_cell)} stages" in out, out
+    status = json.loads(ok(run_tool(workspace, "dvc", "status", "--json")) or "{}")
+    assert set(status) <= set(GRID_LEVEL), status  # DVC's experiment tables were never made by Snakemake
+    ran = ran_stages(ok(run_tool(workspace, "dvc", "repro")))
+    assert set(ran) == set(GRID_LEVEL), ran  # no training, no preparing: only the experiment's tables
+    ok(run_tool(workspace, "git", "add", "dvc.lock"))
+    ok(run_tool(workspace, "git", "commit", "-qm", "the grid, adopted from Snakemake"))
+
+
+def test_dvc_leaves_snakemake_with_nothing_to_do(workspace):
+    assert "Nothing to be done" in snakemake(workspace, "-n", *TARGET)
+
+
+def test_a_dvc_experiment_at_a_new_lr_is_invisible_to_the_snakemake_grid(workspace):
+    ran = ran_stages(ok(run_tool(workspace, "dvc", "exp", "run", "-S", "lr=0.0002")))
+    assert "train@physics-0" in ran and not [s for s in ran if s.startswith("prepare")], ran
+    assert (workspace / "results/smoke/runs/physics/lr=0.0002/seed=0/adapter_final").is_dir()
+    assert "Nothing to be done" in snakemake(workspace, "-n", *TARGET)
+    ok(run_tool(workspace, "git", "checkout", "--", "params.yaml", "dvc.lock"))  # back to the baseline
+    ok(run_tool(workspace, "dvc", "checkout"))  # may re-create directories, in any order
+    assert "re-stamped" in ok(run_tool(workspace, "locus", "adopt", "--from", "dvc"))
+    assert "Nothing to be done" in snakemake(workspace, "-n", *TARGET)
+
+
+def test_a_raw_data_change_reruns_exactly_that_domain_in_both_tools(workspace):
+    raw = workspace / "data/raw/physics.jsonl"
+    original, stat = raw.read_bytes(), raw.stat()
+    raw.write_bytes(
+        original + b'{"instruction": "A ball falls for 2 s from rest. How far?", '
+        b'"response": "d = g t^2 / 2 = 19.6 m. Answer: 19.6 m"}\n'
+    )
+    try:
+        dry = snakemake(workspace, "-n", "-p", *TARGET)
+        assert snakemake_reasons(dry)["updated input files"] == {"prepare_data"}
+        planned = shell_commands(dry)
+        assert planned and all("physics" in c for c in planned if not c.startswith(("locus aggregate", "locus report")))
+        status = json.loads(ok(run_tool(workspace, "dvc", "status", "--json")))
+        assert set(status) == {"prepare_data@physics"}, status
+    finally:
+        raw.write_bytes(original)
+        os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_an_adopted_cell_is_byte_identical_to_dvc_training_it(workspace):
+    cell = workspace / "results/smoke/runs/physics/lr=0.001/seed=0"
+    adapter = cell / "adapter_final" / "adapter_model.safetensors"
+    by_snakemake = adapter.read_bytes()
+    threads = json.loads((cell / "metrics.json").read_text())["threads"]  # bit-identical needs the same count
+    out = ok(
+        run_tool(
+            workspace,
+            "dvc",
+            "repro",
+            "--force",
+            "--single-item",
+            "train@physics-0",
+            env={"OMP_NUM_THREADS": str(threads)},
+        )
+    )
+    assert ran_stages(out) == ["train@physics-0"]
+    assert adapter.read_bytes() == by_snakemake
+
+
+def test_cells_made_with_other_params_values_are_refused(workspace):
+    """params.yaml edited after the Snakemake run: its cells are not what DVC would make now."""
+    params = workspace / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("max_seq_length:", "max_seq_length: 200 #", 1))
+    try:
+        out = ok(run_tool(workspace, "locus", "adopt", "--dry-run"))
+    finally:
+        params.write_text(original)
+    assert re.search(r"not adopted: train@physics-0: Snakemake made it with other values", out), out
+    assert "not adopted: init_adapter" not in out  # it does not read the training section
