@@ -99,7 +99,7 @@ class TrainingParams(Section):
     padding_free: bool = False
     optimizer: str = "adamw_torch"
     # bf16 autocast of the forward/backward (fp32 master weights and optimizer state either way).
-    # auto: on CUDA with bf16 support; off on CPU, where it measured slower (README, Throughput).
+    # auto: on CUDA with bf16 support; off on CPU, where it measured slower (docs/performance.md).
     mixed_precision: Literal["auto", "bf16", "no"] = "auto"
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).

@@ -168,7 +168,7 @@ def test_pipeline_runs_through_sbatch(pipeline):
     assert not submitted & {"rule_delta", "rule_aggregate", "rule_report"}, submitted
     assert {"rule_prepare_model", "rule_prepare_data", "rule_init_adapter", "rule_train"} <= submitted
     assert "Nothing to be done" in run(work, "-n", "--", TARGET, timeout=120, name="dry")[1]
-    # README's "rerun one cell": --forcerun on a cell's metrics redoes that cell and what follows.
+    # docs/gpu-and-cluster.md's "rerun one cell": --forcerun on a cell's metrics redoes that cell and what follows.
     cell = f"{RESULTS}/runs/cpp/lr={LR}/seed={SEED}/metrics.json"
     plan = run(work, "-n", "--forcerun", cell, "--", TARGET, timeout=120, name="forcerun")[1]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))

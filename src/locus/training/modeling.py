@@ -68,7 +68,7 @@ def nf4_kernel(params: Params, quantize: bool = True) -> str:
 def use_bf16(params: Params) -> bool:
     """Whether training and evaluation run under bf16 autocast (training.mixed_precision).
 
-    auto: on CUDA with bf16 support. Not on CPU: measured there (README, Throughput) autocast
+    auto: on CUDA with bf16 support. Not on CPU: measured there (docs/performance.md) autocast
     costs more in casts than its bf16 matmuls save at LoRA's batch sizes, and the frozen NF4 base
     already multiplies in bf16 (its compute dtype) either way.
     """
