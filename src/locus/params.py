@@ -245,10 +245,9 @@ class ExternalAnalysis(Section):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for label, directory in v.items():
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", label) or not directory:
-                raise ValueError(
-                    f"{label!r}: labels are letters, digits, '_', '.' or '-' (they name files), each with a directory"
-                )
+            check_name(label, "adapter label")
+            if not directory:
+                raise ValueError(f"adapter label {label!r}: no directory given")
         return v
 
     @model_validator(mode="after")
@@ -324,8 +323,7 @@ class Params(Section):
     @classmethod
     def _external_names(cls, v: dict) -> dict:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-                raise ValueError(f"{name!r}: names are letters, digits, '_' or '-' (they name directories)")
+            check_name(name, "external name")
         return v
 
     def as_experiment(self) -> Params:

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from locus.params import ParamsError, load, lr_label
 
@@ -70,3 +71,16 @@ def test_a_params_file_with_a_byte_order_mark_loads(tmp_path):
     repo_params = Path(__file__).resolve().parents[2] / "params.yaml"
     (tmp_path / "p.yaml").write_bytes(b"\xef\xbb\xbf" + repo_params.read_bytes())
     assert load(tmp_path / "p.yaml") == load(repo_params)
+
+
+def test_every_name_that_becomes_a_path_follows_one_rule(tmp_path):
+    """Domains, external analyses and their adapter labels: letters, digits, '_' or '-'."""
+    from locus.stages.external import pairs
+
+    for bad in ("../x", "a.b", "a b", ""):
+        with pytest.raises(ValueError, match="letters, digits"):
+            pairs([f"{bad}=dir"], "--adapter")
+    raw = {"external": {"mine": {"model": "m", "adapters": {"v1.2": "d"}}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="letters, digits"):
+        load(tmp_path / "p.yaml")

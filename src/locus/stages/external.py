@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +41,10 @@ from locus import io
 from locus.analysis.updates import effective_table
 from locus.core.adapters import ADAPTER_FILE, adapter_tensors, read_adapter_config, read_matrix
 from locus.core.stats import delta_table
+from locus.params import check_name
 from locus.report import external as charts_external
 from locus.report.page import chart_sections, html_page, save_figures
 
-LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 SECTIONS = [
     ("Effective update by layer: size-normalised vs raw ‖ΔW‖_F", "external_profile"),
     ("‖ΔW‖_F / ‖W₀‖_F by layer × module", "external_heatmap"),
@@ -64,8 +63,9 @@ def pairs(values: list[str] | None, flag: str) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for value in values or []:
         name, sep, directory = value.partition("=")
-        if not sep or not LABEL.fullmatch(name) or not directory:
-            raise ValueError(f"{flag} {value!r}: expected NAME=DIR with NAME of letters, digits, '_', '.', '-'")
+        if not sep or not directory:
+            raise ValueError(f"{flag} {value!r}: expected NAME=DIR")
+        check_name(name, f"{flag} {value!r}: NAME")
         if name in out:
             raise ValueError(f"{flag} {value!r}: {name} given twice")
         out[name] = Path(directory)
