@@ -78,23 +78,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 # What a pipeline run needs from the repository (the package itself is installed in the venv).
-PIPELINE_FILES = [
-    "Snakefile",
-    "workflow",
-    "dvc.yaml",
-    ".dvc/config",
-    ".dvcignore",
-    "params.yaml",
-    "presets",
-    "data/raw",
-    "src",
-]
+PIPELINE_FILES = ["Snakefile", "workflow", "dvc.yaml", "params.yaml", "presets", "data/raw", "src"]
+# The DVC repository's own settings: copied over a clone (which has .dvc/) so uncommitted edits count.
+DVC_FILES = [".dvc/config", ".dvcignore"]
 
 
-def copy_repo(dst: Path) -> Path:
+def copy_repo(dst: Path, files: list[str] = PIPELINE_FILES) -> Path:
     """The working tree's pipeline files copied into `dst` (a new directory, or a clone to update),
     so integration runs never touch the checkout."""
-    for item in PIPELINE_FILES:
+    for item in files:
         src, target = REPO / item, dst / item
         target.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
@@ -192,7 +184,7 @@ def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
 
     ok("git", "clone", "-q", str(REPO), str(root))
-    copy_repo(root)
+    copy_repo(root, PIPELINE_FILES + DVC_FILES)
     merged = load(REPO / "params.yaml", None).model_dump(mode="json")
     for key, value in yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text()).items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) else value

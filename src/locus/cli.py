@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=(module_name.rsplit(".", 1)[-1]))
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         p.add_argument("--preset", default=None, help="overlay presets/NAME.yaml, e.g. smoke")
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error (or LOCUS_DEBUG=1)")
         p.add_argument(
             "--experiment",
             action="store_true",
@@ -65,15 +66,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.experiment:
             params = params.as_experiment()
     except ParamsError as e:
-        print(f"locus {args.stage}: {e}", file=sys.stderr)
+        print(f"locus {args.stage}: error: {one_line(e)}", file=sys.stderr)
         return 2
+    debug = args.debug or os.environ.get("LOCUS_DEBUG") == "1"
     try:
         importlib.import_module(STAGES[args.stage]).run(args, params)
     # OSError: a missing file, or a full disk (ENOSPC) while writing; outputs are never partial.
     except (ValueError, OSError, RuntimeError, ArithmeticError) as e:
-        print(f"locus {args.stage}: error: {e}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"locus {args.stage}: error: {one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a library's own error type: still one line, the traceback on request
+        if debug:
+            raise
+        print(f"locus {args.stage}: error: {type(e).__name__}: {one_line(e)} (--debug shows where)", file=sys.stderr)
         return 1
     return 0
+
+
+def one_line(error: BaseException) -> str:
+    """An error message on one line (some libraries' span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

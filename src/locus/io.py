@@ -34,6 +34,21 @@ def atomic_path(target: str | os.PathLike, *, is_dir: bool = False) -> Iterator[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Any error while reading `path` (missing, empty, truncated, not what it should be) becomes
+    one ValueError naming it, so the user sees the file, not a library's traceback."""
+    try:
+        yield
+    except Exception as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        if str(path) in message:
+            raise
+        if isinstance(e, FileNotFoundError):
+            raise FileNotFoundError(f"{path}: no such file") from e
+        raise ValueError(f"{path}: unreadable ({type(e).__name__}: {message})") from e
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -388,10 +388,15 @@ def _read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is unambiguous: accept it
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: invalid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        what = " ".join(filter(None, [getattr(e, "context", None), getattr(e, "problem", None)])) or str(e)
+        raise ParamsError(f"{where}: invalid YAML: {' '.join(what.split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

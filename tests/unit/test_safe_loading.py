@@ -137,6 +137,6 @@ def test_params_yaml_cannot_run_code(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.yaml").write_text("grid: !!python/object/apply:os.system ['touch pwned']\n")
-    with pytest.raises(ParamsError, match=r"p.yaml: invalid YAML"):
+    with pytest.raises(ParamsError, match=r"p.yaml:1: invalid YAML"):
         load("p.yaml")
     assert not (tmp_path / "pwned").exists()

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from locus.core.effective import iter_updates, update_metrics
+from locus.io import reading
 from locus.training import nf4
 from locus.training.modeling import DTYPES
 
@@ -52,7 +53,7 @@ def weight_files(model_dir: str | Path) -> dict[str, Path]:
     single = model_dir / "model.safetensors"
     if not single.exists():
         raise FileNotFoundError(f"{model_dir}: no model.safetensors or model.safetensors.index.json")
-    with safe_open(single, "pt") as f:
+    with reading(single), safe_open(single, "pt") as f:
         return {k: single for k in f.keys()}
 
 
@@ -85,9 +86,11 @@ class BaseWeights:
         if name not in self.files:
             raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
         path = self.files[name]
-        if path not in self._handles:
-            self._handles[path] = self._stack.enter_context(safe_open(path, "pt"))
-        return as_trained(self._handles[path].get_tensor(name), self.params)
+        with reading(path):
+            if path not in self._handles:
+                self._handles[path] = self._stack.enter_context(safe_open(path, "pt"))
+            tensor = self._handles[path].get_tensor(name)
+        return as_trained(tensor, self.params)
 
 
 def effective_table(final: str | Path, model_dir: str | Path, params, init: str | Path | None = None) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from locus.core.keys import ATTENTION_BLOCKS, adapter_module_path, parse_key  # noqa: F401 (re-export)
+from locus.io import reading
 
 ADAPTER_FILE = "adapter_model.safetensors"
 # adapter_config.json keys that switch PEFT's LoRA layer to an update other than ΔW = s·B·A
@@ -79,7 +80,10 @@ def read_adapter_config(directory: str | Path) -> dict:
     path = Path(directory) / "adapter_config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no adapter_config.json here")
-    config = json.loads(path.read_text())
+    with reading(path):
+        config = json.loads(path.read_text())
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
     kind = config.get("peft_type", "LORA")
     if kind != "LORA":
         raise ValueError(f"{path}: peft_type {kind} adapters are not supported (plain LoRA only)")
@@ -114,7 +118,7 @@ def adapter_tensors(directory: str | Path) -> tuple[dict[str, dict], dict[str, s
     path = Path(directory) / ADAPTER_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
-    with safe_open(path, "np") as f:
+    with reading(path), safe_open(path, "np") as f:
         keys = list(f.keys())
     modules: dict[str, dict] = {}
     skipped: dict[str, str] = {}
@@ -157,4 +161,5 @@ def load_adapter(directory: str | Path) -> dict[str, np.ndarray]:
     path = Path(directory) / ADAPTER_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no adapter weights (safetensors) here")
-    return load_file(path)
+    with reading(path):
+        return load_file(path)

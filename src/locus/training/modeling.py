@@ -9,15 +9,43 @@ from pathlib import Path
 
 import torch
 
+from locus.io import reading
 from locus.params import Params
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def check_model_dir(path: str | Path) -> None:
+    """Every file transformers will read from a model directory, opened first (JSON parsed,
+    safetensors headers read), so a missing, empty, truncated or foreign one is named in one line
+    instead of surfacing as a library traceback."""
+    import json
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no model directory here")
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path / 'config.json'}: no such file (not a prepared model directory)")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"):
+        if (path / name).exists():
+            with reading(path / name):
+                if not isinstance(json.loads((path / name).read_text()), dict):
+                    raise ValueError("not a JSON object")
+    for weights in sorted(path.glob("*.safetensors")):
+        with reading(weights), safe_open(weights, "pt") as f:
+            f.metadata()
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
+    check_model_dir(path)
+    if not (Path(path) / "tokenizer.json").exists() and not (Path(path) / "tokenizer_config.json").exists():
+        raise FileNotFoundError(f"{Path(path) / 'tokenizer.json'}: no such file (the model directory has no tokenizer)")
+    with reading(Path(path) / "tokenizer.json"):
+        tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -45,6 +73,9 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
                 bnb_4bit_use_double_quant=q.double_quant,
             ),
         )
+    check_model_dir(path)
+    if not list(Path(path).glob("*.safetensors")):
+        raise FileNotFoundError(f"{Path(path) / 'model.safetensors'}: no such file (safetensors weights only)")
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     keep_cpu_nf4_differentiable(model)
     if nf4_kernel(params, quantize) == "dequantize_once":

@@ -1,0 +1,176 @@
+"""Every (input kind × fault kind): exit status ≠ 0, one line `locus <stage>: error: <path>…` on
+stderr, no traceback, nothing written at the output path.
+
+The inputs are real files made once by the real stages on a tiny random Llama (a model, a trained
+cell, a cell's metrics, an aggregated table); each case copies the one file it breaks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import argv, write_params
+from locus.cli import main
+
+FAULTS = {
+    "missing": lambda p: p.unlink(),
+    "empty": lambda p: p.write_bytes(b""),
+    # A YAML file cut in half usually still parses (a valid, shorter params file the schema then
+    # checks): cut it inside a quoted string, the way a truncated one fails to parse.
+    "truncated": lambda p: p.write_bytes(
+        p.read_bytes()[: max(1, p.stat().st_size // 2)] + (b' "' if p.suffix == ".yaml" else b"")
+    ),
+    "garbage": lambda p: p.write_bytes(b"\x00\xffnot what it should be\x80" * 4),
+}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, tiny_model):
+    """A params file, a prepared split, one trained cell (init, final, metrics) and its tables."""
+    root = tmp_path_factory.mktemp("made")
+    from conftest import RECORDS
+
+    raw = root / "raw"
+    raw.mkdir()
+    (raw / "arith.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in RECORDS))
+    params = write_params(root / "p.yaml", raw, root / "res", quantization={"method": "none"})
+    cell = root / "res/runs/arith/lr=0.001/seed=0"
+    data = root / "res/data/arith"
+    for command in (
+        argv("prepare-data", params=params, domain="arith", out=data),
+        argv("init-adapter", params=params, model=tiny_model, seed=0, out=cell / "adapter_init"),
+        argv(
+            "train",
+            params=params,
+            model=tiny_model,
+            data=data,
+            init=cell / "adapter_init",
+            lr="0.001",
+            seed=0,
+            out=cell,
+        ),
+        argv(
+            "delta",
+            params=params,
+            init=cell / "adapter_init",
+            final=cell / "adapter_final",
+            metrics=cell / "metrics.json",
+            out=cell / "delta.parquet",
+        ),
+        argv(
+            "effective",
+            params=params,
+            model=tiny_model,
+            init=cell / "adapter_init",
+            final=cell / "adapter_final",
+            out=cell / "effective.parquet",
+        ),
+        argv("aggregate", params=params, out_dir=root / "res"),
+    ):
+        assert main(command) == 0, command
+    return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data}
+
+
+def copy_of(made, tmp_path, what: str) -> dict:
+    """A private copy of the tree `what` lives in (model, cell, data or tables), paths to use."""
+    paths = dict(made)
+    if what == "model":
+        paths["model"] = Path(shutil.copytree(made["model"], tmp_path / "model"))
+    elif what == "cell":
+        paths["cell"] = Path(shutil.copytree(made["cell"], tmp_path / "cell"))
+    elif what == "data":
+        paths["data"] = Path(shutil.copytree(made["data"], tmp_path / "data"))
+    elif what == "tables":
+        paths["tables"] = Path(
+            shutil.copytree(made["root"] / "res", tmp_path / "res", ignore=shutil.ignore_patterns("runs", "data"))
+        )
+    elif what == "params":
+        paths["params"] = Path(shutil.copy(made["params"], tmp_path / "p.yaml"))
+    return paths
+
+
+# (input kind, the tree it lives in, the file broken relative to it, the command that reads it, output)
+def delta_cmd(p, out):
+    return argv(
+        "delta",
+        params=p["params"],
+        init=p["cell"] / "adapter_init",
+        final=p["cell"] / "adapter_final",
+        metrics=p["cell"] / "metrics.json",
+        out=out,
+    )
+
+
+def effective_cmd(p, out):
+    return argv(
+        "effective",
+        params=p["params"],
+        model=p["model"],
+        init=p["cell"] / "adapter_init",
+        final=p["cell"] / "adapter_final",
+        out=out,
+    )
+
+
+def init_cmd(p, out):
+    return argv("init-adapter", params=p["params"], model=p["model"], seed=0, out=out)
+
+
+def report_cmd(p, out):
+    return argv("report", params=p["params"], tables=p["tables"], out=out, figures=out.parent / "figures")
+
+
+def train_cmd(p, out):
+    return argv(
+        "train",
+        params=p["params"],
+        model=p["model"],
+        data=p["data"],
+        init=p["cell"] / "adapter_init",
+        lr="0.001",
+        seed=0,
+        out=out,
+    )
+
+
+INPUTS = [
+    ("adapter weights (delta)", "cell", "adapter_final/adapter_model.safetensors", delta_cmd),
+    ("initial adapter weights (delta)", "cell", "adapter_init/adapter_model.safetensors", delta_cmd),
+    ("cell metrics (delta)", "cell", "metrics.json", delta_cmd),
+    ("adapter weights (effective)", "cell", "adapter_final/adapter_model.safetensors", effective_cmd),
+    ("adapter config (effective)", "cell", "adapter_final/adapter_config.json", effective_cmd),
+    ("model weights (effective)", "model", "model.safetensors", effective_cmd),
+    ("model weights (init-adapter)", "model", "model.safetensors", init_cmd),
+    ("model config (init-adapter)", "model", "config.json", init_cmd),
+    ("tokenizer (train)", "model", "tokenizer.json", train_cmd),
+    ("prepared split (train)", "data", "train.jsonl", train_cmd),
+    ("layer table (report)", "tables", "layers.parquet", report_cmd),
+    ("params file", "params", "", delta_cmd),
+]
+CASES = [(i[0], f, *i[1:]) for i in INPUTS for f in FAULTS]
+
+
+@pytest.mark.parametrize("kind, fault, tree, relative, command", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
+    made, tmp_path, capsys, kind, fault, tree, relative, command
+):
+    paths = copy_of(made, tmp_path, tree)
+    broken = paths[tree] / relative if relative else paths[tree]
+    FAULTS[fault](broken)
+    out = tmp_path / "out" / "result"
+    capsys.readouterr()
+    code = main(command(paths, out))
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    stage = command(paths, out)[0]
+    assert code != 0, (kind, fault)
+    assert len(lines) == 1 and lines[0].startswith(f"locus {stage}: error: "), err[-2000:]
+    assert broken.name in lines[0] and "Traceback" not in err, lines[0]
+    assert not out.exists() and not (tmp_path / "out" / "figures").exists()
+
+
+def test_the_matrix_covers_every_input_with_every_fault():
+    assert len(CASES) == len(INPUTS) * len(FAULTS) == 48
