@@ -320,3 +320,29 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     rerun = run_tool(work, "dvc", "repro", "--single-item", stage)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert_resumed(cell, killed_at)
+
+
+def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path, tiny_model):
+    """SIGINT to the foreground process group (what Ctrl-C sends) mid-training: Snakemake and its
+    train job stop, no output or staging file is left at an output path, the checkpoint survives,
+    and the same command (as `make report` runs it: no --rerun-incomplete) resumes from it."""
+    work, cell, env = tiny_workdir(tmp_path, tiny_model, "tiny.yaml")
+    command = ["snakemake", "--cores", "1", "--config", "params=tiny.yaml", "--"]
+    command.append(str(cell.relative_to(work) / "metrics.json"))
+    proc = subprocess.Popen(
+        command, cwd=work, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 600
+    while not complete_steps(cell) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=300)  # a hang guard, not a measurement
+    assert proc.returncode != 0, "the run ended before it could be interrupted"
+    assert_no_outputs(cell)
+    leftovers = [p.name for p in cell.iterdir() if p.name.startswith(".")]
+    assert not leftovers, leftovers  # io.atomic_path's staging directories are removed on the way out
+    interrupted_at = complete_steps(cell)[-1]
+    rerun = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    metrics = json.loads((cell / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] >= interrupted_at and metrics["optimizer_steps"] == 26
