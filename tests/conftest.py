@@ -196,3 +196,16 @@ def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
     ok("git", "add", "-A")
     ok("git", "commit", "-qm", "smoke-sized params", "--allow-empty")
     return root
+
+
+def train_tiny_cell(root: Path, model: Path, params_file: Path, name: str, seed: int = 0, lr: float = 0.001) -> Path:
+    """root/res/{name}: a cell trained by the real stages (prepare-data once, init-adapter, train)."""
+    from locus.cli import main
+
+    data, cell = root / "res" / "data" / "arith", root / "res" / name
+    if not data.exists():
+        assert main(argv("prepare-data", params=params_file, domain="arith", out=data)) == 0
+    assert main(argv("init-adapter", params=params_file, model=model, seed=seed, out=cell / "adapter_init")) == 0
+    init = cell / "adapter_init"
+    assert main(argv("train", params=params_file, model=model, data=data, init=init, lr=lr, seed=seed, out=cell)) == 0
+    return cell

@@ -7,12 +7,13 @@ cell, a cell's metrics, an aggregated table); each case copies the one file it b
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import argv, write_params
+from conftest import RECORDS, argv, train_tiny_cell, write_params
 from locus.cli import main
 
 FAULTS = {
@@ -31,27 +32,13 @@ FAULTS = {
 def made(tmp_path_factory, tiny_model):
     """A params file, a prepared split, one trained cell (init, final, metrics) and its tables."""
     root = tmp_path_factory.mktemp("made")
-    from conftest import RECORDS
-
     raw = root / "raw"
     raw.mkdir()
-    (raw / "arith.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in RECORDS))
+    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     params = write_params(root / "p.yaml", raw, root / "res", quantization={"method": "none"})
-    cell = root / "res/runs/arith/lr=0.001/seed=0"
+    cell = train_tiny_cell(root, tiny_model, params, "runs/arith/lr=0.001/seed=0")
     data = root / "res/data/arith"
     for command in (
-        argv("prepare-data", params=params, domain="arith", out=data),
-        argv("init-adapter", params=params, model=tiny_model, seed=0, out=cell / "adapter_init"),
-        argv(
-            "train",
-            params=params,
-            model=tiny_model,
-            data=data,
-            init=cell / "adapter_init",
-            lr="0.001",
-            seed=0,
-            out=cell,
-        ),
         argv(
             "delta",
             params=params,

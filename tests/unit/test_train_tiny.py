@@ -7,34 +7,17 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from conftest import argv, write_params
+from conftest import argv, train_tiny_cell, write_params
 from locus.cli import main
 from locus.params import load
 from locus.training.modeling import load_base, lora_config, seed_everything
 
 
-def run_cell(tmp_path, tiny_model, params_file, out_name, seed=0, lr=0.001):
-    res = tmp_path / "res"
-    data = res / "data" / "arith"
-    cell = res / out_name
-    common = ["--params", str(params_file)]
-    if not data.exists():
-        assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
-    assert main(argv("init-adapter", *common, model=tiny_model, seed=seed, out=cell / "adapter_init")) == 0
-    assert (
-        main(
-            argv("train", *common, model=tiny_model, data=data, init=cell / "adapter_init", lr=lr, seed=seed, out=cell)
-        )
-        == 0
-    )
-    return cell
-
-
 @pytest.mark.parametrize("quant", ["none", "nf4"])
 def test_same_seed_gives_bit_identical_adapters(tmp_path, tiny_model, arith_raw, quant):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": quant})
-    a = run_cell(tmp_path, tiny_model, params, "a")
-    b = run_cell(tmp_path, tiny_model, params, "b")
+    a = train_tiny_cell(tmp_path, tiny_model, params, "a")
+    b = train_tiny_cell(tmp_path, tiny_model, params, "b")
     for name in ("adapter_init", "adapter_final"):
         assert (a / name / "adapter_model.safetensors").read_bytes() == (
             b / name / "adapter_model.safetensors"
@@ -67,7 +50,7 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
     import pandas as pd
 
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
-    cell = run_cell(tmp_path, tiny_model, params, "c")
+    cell = train_tiny_cell(tmp_path, tiny_model, params, "c")
     assert (
         main(
             argv(
@@ -176,10 +159,10 @@ def test_padding_free_training_matches_padded(tmp_path, tiny_model):
     base = dict(
         quantization={"method": "none"}, lora={"r": 4, "alpha": 8, "dropout": 0.0}
     )  # dropout masks depend on shape
-    a = run_cell(
+    a = train_tiny_cell(
         tmp_path / "a", tiny_model, write_params(tmp_path / "a.yaml", arith_raw, tmp_path / "a" / "res", **base), "c"
     )
-    b = run_cell(
+    b = train_tiny_cell(
         tmp_path / "b",
         tiny_model,
         write_params(tmp_path / "b.yaml", arith_raw, tmp_path / "b" / "res", **base, training={"padding_free": True}),
