@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import REPO
-from locus import layout, pipeline
+from locus import code_deps, layout, pipeline
 from locus.cli import STAGES as COMMANDS
 
 
@@ -54,12 +54,12 @@ def test_lazy_and_relative_imports_count(tmp_path, monkeypatch):
     (pkg / "sub" / "b.py").write_text("from . import c\n")
     (pkg / "sub" / "c.py").write_text("import json\n")
     (pkg / "unused.py").write_text("")
-    monkeypatch.setattr(pipeline, "PACKAGE", pkg)
-    pipeline._closure.cache_clear()
+    monkeypatch.setattr(code_deps, "PACKAGE", pkg)
+    code_deps._closure.cache_clear()
     try:
-        names = {p.relative_to(pkg).as_posix() for p in pipeline._closure("locus.a")}
+        names = {p.relative_to(pkg).as_posix() for p in code_deps._closure("locus.a")}
     finally:
-        pipeline._closure.cache_clear()
+        code_deps._closure.cache_clear()
     assert names == {"__init__.py", "a.py", "sub/__init__.py", "sub/b.py", "sub/c.py"}
 
 

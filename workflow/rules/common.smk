@@ -4,7 +4,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from locus import layout, pipeline
+from locus import code_deps, layout, pipeline
 from locus.params import load
 from locus.training.records import find_raw
 
@@ -39,9 +39,9 @@ wildcard_constraints:
 
 
 def code(command):
-    """The source files `locus <command>` imports (derived, never listed: locus.pipeline), so
+    """The source files `locus <command>` imports (derived, never listed: locus.code_deps), so
     editing any of them reruns exactly the jobs that run it."""
-    return pipeline.code_files(command)
+    return code_deps.code_files(command)
 
 
 def tracked(stage):
