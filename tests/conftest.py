@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,6 +173,17 @@ def argv(stage: str, *leading: str, **options) -> list[str]:
     return [stage, *leading, *(x for pair in pairs for x in pair)]
 
 
+def ok(run: subprocess.CompletedProcess) -> str:
+    """A finished command's output; fails the test with its tail if it failed."""
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def ran_stages(dvc_output: str) -> list[str]:
+    """The stages a `dvc repro` / `dvc exp run` ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", dvc_output)
+
+
 def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
     """A fresh `git clone` of the repository at `root`, as a user gets it (no `dvc init`: .dvc/ is
     committed), with the working tree's pipeline files on top (uncommitted edits are what is
@@ -179,11 +191,7 @@ def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
     `domains` at one LR and seed; `sections` update params sections. Committed."""
     from locus.params import load
 
-    def ok(*cmd):
-        run = run_tool(root if cmd[0] != "git" or cmd[1] != "clone" else REPO, *cmd)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-
-    ok("git", "clone", "-q", str(REPO), str(root))
+    ok(run_tool(REPO, "git", "clone", "-q", str(REPO), str(root)))
     copy_repo(root, PIPELINE_FILES + DVC_FILES)
     merged = load(REPO / "params.yaml", None).model_dump(mode="json")
     for key, value in yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text()).items():
@@ -193,8 +201,8 @@ def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
     for key, value in sections.items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    ok("git", "add", "-A")
-    ok("git", "commit", "-qm", "smoke-sized params", "--allow-empty")
+    ok(run_tool(root, "git", "add", "-A"))
+    ok(run_tool(root, "git", "commit", "-qm", "smoke-sized params", "--allow-empty"))
     return root
 
 

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(module_name).add_arguments(p)
     args = parser.parse_args(argv)
 
+    from locus.io import one_line
     from locus.params import ParamsError, load
 
     try:
@@ -83,11 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"locus {args.stage}: error: {type(e).__name__}: {one_line(e)} (--debug shows where)", file=sys.stderr)
         return 1
     return 0
-
-
-def one_line(error: BaseException) -> str:
-    """An error message on one line (some libraries' span several)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

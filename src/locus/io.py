@@ -34,6 +34,11 @@ def atomic_path(target: str | os.PathLike, *, is_dir: bool = False) -> Iterator[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def one_line(error: BaseException) -> str:
+    """An error message on one line (some libraries' span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 @contextlib.contextmanager
 def reading(path: str | os.PathLike) -> Iterator[None]:
     """Any error while reading `path` (missing, empty, truncated, not what it should be) becomes
@@ -41,7 +46,7 @@ def reading(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        message = " ".join(str(e).split()) or type(e).__name__
+        message = one_line(e)
         if str(path) in message:
             raise
         if isinstance(e, FileNotFoundError):

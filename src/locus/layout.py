@@ -64,16 +64,20 @@ def expand(template: str, **values: object) -> str:
     return _FIELD.sub(fill, template)
 
 
-def _path(name: str, params: Params, **coordinates: object) -> Path:
-    return Path(
-        expand(
-            PATTERNS[name],
-            results_dir=params.results_dir,
-            models_dir=params.models_dir,
-            raw_dir=params.data.raw_dir,
-            **coordinates,
-        )
+def pattern(name: str, params: Params, **coordinates: object) -> str:
+    """PATTERNS[name] with the params values filled in, and the given coordinates; the others stay
+    `{domain}`-style fields (what the Snakemake rules use as wildcards)."""
+    return expand(
+        PATTERNS[name],
+        results_dir=params.results_dir,
+        models_dir=params.models_dir,
+        raw_dir=params.data.raw_dir,
+        **coordinates,
     )
+
+
+def _path(name: str, params: Params, **coordinates: object) -> Path:
+    return Path(pattern(name, params, **coordinates))
 
 
 def model_dir(params: Params) -> Path:

@@ -15,24 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tool, shell_commands, smoke_clone, snakemake_reasons
+from conftest import ok, ran_stages, run_tool, shell_commands, smoke_clone, snakemake_reasons
 
 DOMAINS = ["physics", "math_linguistic"]
 TARGET = ["--", "results/smoke/report.html"]
 GRID_LEVEL = ("aggregate", "report")  # stages that read every cell
 
 
-def ok(run):
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout + run.stderr
-
-
 def snakemake(root: Path, *args: str) -> str:
     return ok(run_tool(root, "snakemake", "--cores", "2", *args))
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
 @pytest.fixture(scope="module")

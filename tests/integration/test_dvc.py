@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import edited, probe_modules, run_tool, shell_commands, smoke_clone, stages_importing
+from conftest import edited, ok, probe_modules, ran_stages, run_tool, shell_commands, smoke_clone, stages_importing
 
 DOMAINS = ["physics", "math_linguistic"]
-
-
-def ok(run):
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout + run.stderr
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
 @pytest.fixture(scope="module")

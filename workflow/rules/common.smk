@@ -21,8 +21,7 @@ RESULTS = PARAMS.results_dir
 
 def pattern(name):
     """A locus.layout path pattern with params filled in and the grid coordinates left as wildcards."""
-    return layout.expand(f"{{{name}}}", results_dir=RESULTS, models_dir=PARAMS.models_dir,
-                         raw_dir=PARAMS.data.raw_dir)
+    return layout.pattern(name, PARAMS)
 
 
 MODEL = pattern("model_dir")

@@ -20,26 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from locus.core.effective import iter_updates, update_metrics
+from locus.core.effective import METRICS, iter_updates, update_metrics
 from locus.io import reading
 from locus.training import nf4
 from locus.training.modeling import DTYPES
 
-COLUMNS = [
-    "layer",
-    "block",
-    "module",
-    "rank",
-    "scaling",
-    "numerical_rank",
-    "w0_fro",
-    "fro",
-    "rel_fro",
-    "spectral",
-    "stable_rank",
-    "effective_rank",
-    "amplification",
-]
+COLUMNS = ["layer", "block", "module", "rank", "scaling", "numerical_rank", "w0_fro", *METRICS]
 
 
 def weight_files(model_dir: str | Path) -> dict[str, Path]:

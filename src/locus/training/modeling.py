@@ -15,10 +15,11 @@ from locus.params import Params
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def check_model_dir(path: str | Path) -> None:
-    """Every file transformers will read from a model directory, opened first (JSON parsed,
-    safetensors headers read), so a missing, empty, truncated or foreign one is named in one line
-    instead of surfacing as a library traceback."""
+def check_model_dir(path: str | Path, files: tuple[str, ...], weights: bool = False) -> None:
+    """The files of a model directory that transformers is about to read, opened first (JSON
+    parsed; with `weights`, every safetensors header read), so a missing, empty, truncated or
+    foreign one is named in one line instead of surfacing as a library traceback. Each loader
+    checks only what it reads: the tokenizer's JSON, or the config and the weights."""
     import json
 
     from safetensors import safe_open
@@ -28,20 +29,20 @@ def check_model_dir(path: str | Path) -> None:
         raise FileNotFoundError(f"{path}: no model directory here")
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path / 'config.json'}: no such file (not a prepared model directory)")
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json"):
+    for name in ("config.json", *files):
         if (path / name).exists():
             with reading(path / name):
                 if not isinstance(json.loads((path / name).read_text()), dict):
                     raise ValueError("not a JSON object")
-    for weights in sorted(path.glob("*.safetensors")):
-        with reading(weights), safe_open(weights, "pt") as f:
+    for found in sorted(path.glob("*.safetensors")) if weights else []:
+        with reading(found), safe_open(found, "pt") as f:
             f.metadata()
 
 
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    check_model_dir(path)
+    check_model_dir(path, ("tokenizer.json", "tokenizer_config.json"))
     if not (Path(path) / "tokenizer.json").exists() and not (Path(path) / "tokenizer_config.json").exists():
         raise FileNotFoundError(f"{Path(path) / 'tokenizer.json'}: no such file (the model directory has no tokenizer)")
     with reading(Path(path) / "tokenizer.json"):
@@ -73,7 +74,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
                 bnb_4bit_use_double_quant=q.double_quant,
             ),
         )
-    check_model_dir(path)
+    check_model_dir(path, ("model.safetensors.index.json",), weights=True)
     if not list(Path(path).glob("*.safetensors")):
         raise FileNotFoundError(f"{Path(path) / 'model.safetensors'}: no such file (safetensors weights only)")
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
