@@ -54,6 +54,14 @@ def reading(path: str | os.PathLike) -> Iterator[None]:
         raise ValueError(f"{path}: unreadable ({type(e).__name__}: {message})") from e
 
 
+def read_parquet(path: str | os.PathLike):
+    """A parquet table as a pandas DataFrame; any read error names the file (reading)."""
+    import pandas as pd
+
+    with reading(path):
+        return pd.read_parquet(path)
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -16,6 +16,8 @@ from locus import layout
 from locus.code_deps import code_files
 
 CELL_MATRIX = {"domain": "grid.domains", "seed": "grid.seeds"}
+# What `locus train --out DIR` writes that later stages read (train_log.csv is a plot, below).
+TRAIN_OUTS = ["adapter_final", "metrics.json", "representation.parquet"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ STAGES = [
         "--lr {lr} --seed {seed} --out {cell_dir}",
         "QLoRA fine-tuning of one cell.",
         deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_init"],
-        outs=["{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
+        outs=[f"{{cell_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix=CELL_MATRIX,
         plots={"{cell_dir}/train_log.csv": {"x": "step", "y": "loss"}},
@@ -202,7 +204,7 @@ STAGES = [
         "--lr {lr} --seed {seed} --out {arm_dir}",
         "Training one validation arm.",
         deps=["{model_dir}", "{data_dir}", "{arm_dir}/adapter_init"],
-        outs=["{arm_dir}/adapter_final", "{arm_dir}/metrics.json"],
+        outs=[f"{{arm_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},
         lr="validation.learning_rate",

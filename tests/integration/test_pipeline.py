@@ -138,6 +138,9 @@ def test_layer_aggregation(smoke, params):
     assert (layers.n_matrices == 12).all()
     assert (layers.fro > 0).all() and (layers.rel_fro > 0).all()
     assert layers.attention_share.between(0, 1).all()
+    # representation change (1 − CKA) lies in [0, 1], and every trained cell changed its computation somewhere
+    assert layers[["rep_change", "rep_change_local"]].apply(lambda c: c.between(-1e-6, 1)).all().all()
+    assert (layers.groupby(["domain", "lr", "seed"]).rep_change.max() > 0).all()
     sim = pd.read_parquet(smoke / params.results_dir / "similarity.parquet")
     assert sim.phi.between(0, 1 + 1e-9).all() and len(sim) > 0
     modules = pd.read_parquet(smoke / params.results_dir / "modules.parquet")
@@ -159,17 +162,18 @@ def test_report_is_self_contained(smoke, params):
     figures = smoke / params.results_dir / "figures"
     n_lr = len(params.grid.learning_rates)
     # seed figures (cross-domain per LR, per domain and LR, heatmap) + effective (profile, attention
-    # share and similarity per LR, one heatmap)
-    n_charts = 1 + n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1  # explorer first
+    # share and similarity per LR, one heatmap) + representation change per LR
+    n_charts = 1 + n_lr + len(params.grid.domains) * n_lr + 1 + 3 * n_lr + 1 + n_lr  # explorer first
     # optional experiments on in the smoke preset: evaluation (one per LR), full FT (a profile per
     # domain, ρ, rank), each with its finding
     n_experiments = n_lr * bool(params.evaluation.domains) + (len(params.full_ft.domains) + 2) * bool(
         params.full_ft.domains
     )
     n_charts += n_experiments
-    assert html.count("class=note") == 4 * n_lr + 1 + n_experiments  # a computed finding above each summary figure
+    assert html.count("class=note") == 5 * n_lr + 1 + n_experiments  # a computed finding above each summary figure
     assert len(list(figures.glob("*.png"))) == n_charts and len(list(figures.glob("*.svg"))) == n_charts
     assert (figures / "cross_domain_lr=0.001.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Representation change" in html and "Spearman ρ over layers between the layer-alone" in html
 
 
 def test_held_out_evaluation_and_full_ft_arm(smoke, params):

@@ -12,10 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import RECORDS, argv, train_tiny_cell, write_params
 from locus.cli import main
 
+CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
 FAULTS = {
     "missing": lambda p: p.unlink(),
     "empty": lambda p: p.write_bytes(b""),
@@ -36,7 +38,7 @@ def made(tmp_path_factory, tiny_model):
     raw.mkdir()
     (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     params = write_params(root / "p.yaml", raw, root / "res", quantization={"method": "none"})
-    cell = train_tiny_cell(root, tiny_model, params, "runs/arith/lr=0.001/seed=0")
+    cell = train_tiny_cell(root, tiny_model, params, CELL)
     data = root / "res/data/arith"
     for command in (
         argv(
@@ -76,6 +78,11 @@ def copy_of(made, tmp_path, what: str) -> dict:
         )
     elif what == "params":
         paths["params"] = Path(shutil.copy(made["params"], tmp_path / "p.yaml"))
+    elif what == "grid":  # the whole results tree, and a params file pointing at the copy
+        paths["grid"] = Path(shutil.copytree(made["root"] / "res", tmp_path / "res"))
+        raw = yaml.safe_load(made["params"].read_text()) | {"results_dir": str(paths["grid"])}
+        paths["params"] = tmp_path / "p.yaml"
+        paths["params"].write_text(yaml.safe_dump(raw))
     return paths
 
 
@@ -110,6 +117,10 @@ def report_cmd(p, out):
     return argv("report", params=p["params"], tables=p["tables"], out=out, figures=out.parent / "figures")
 
 
+def aggregate_cmd(p, out):
+    return argv("aggregate", params=p["params"], out_dir=out)
+
+
 def train_cmd(p, out):
     return argv(
         "train",
@@ -135,6 +146,8 @@ INPUTS = [
     ("tokenizer (train)", "model", "tokenizer.json", train_cmd),
     ("prepared split (train)", "data", "train.jsonl", train_cmd),
     ("layer table (report)", "tables", "layers.parquet", report_cmd),
+    ("cell delta table (aggregate)", "grid", f"{CELL}/delta.parquet", aggregate_cmd),
+    ("cell representation table (aggregate)", "grid", f"{CELL}/representation.parquet", aggregate_cmd),
     ("params file", "params", "", delta_cmd),
 ]
 CASES = [(i[0], f, *i[1:]) for i in INPUTS for f in FAULTS]
@@ -160,4 +173,4 @@ def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
 
 
 def test_the_matrix_covers_every_input_with_every_fault():
-    assert len(CASES) == len(INPUTS) * len(FAULTS) == 48
+    assert len(CASES) == len(INPUTS) * len(FAULTS) == 56

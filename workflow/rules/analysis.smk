@@ -43,6 +43,7 @@ rule aggregate:
     input:
         deltas=every_cell("{cell}/delta.parquet"),
         effective=every_cell("{cell}/effective.parquet"),
+        representation=every_cell("{cell}/representation.parquet"),
         metrics=every_cell("{cell}/metrics.json"),
         adapters=every_cell("{cell}/adapter_final"),
         evaluation=EVALUATION_INPUTS,  # optional experiments: empty lists when off

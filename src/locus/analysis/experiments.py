@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from locus import io
 from locus.analysis.full_ft import layer_table, rho_table
 
 
@@ -26,7 +27,7 @@ def read_full_ft(params) -> pd.DataFrame:
         path = full_ft_dir(params, domain, lr, seed) / "effective.parquet"
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing for full-FT cell {domain}, lr={lr}, seed={seed}")
-        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
+        frames.append(io.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
 

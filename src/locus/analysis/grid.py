@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from locus import io
 from locus.core.effective import METRICS, layer_effective
-from locus.core.stats import CELL, PER_LR, STATISTICS
+from locus.core.stats import CELL, PER_LR, REPRESENTATION, STATISTICS
 from locus.layout import cell_dir, cells
 
 
@@ -19,7 +20,7 @@ def read_grid(params, filename: str) -> pd.DataFrame:
         path = cell_dir(params, domain, lr, seed) / filename
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr}, seed={seed}")
-        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
+        frames.append(io.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -28,13 +29,18 @@ def seed_columns(deltas: pd.DataFrame) -> list[str]:
     return list(STATISTICS) + ([PER_LR] if PER_LR in deltas else [])
 
 
-def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+def by_layer(deltas: pd.DataFrame, effective: pd.DataFrame, representation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Seed statistics averaged over the layer's matrices, plus the layer's effective update
-    (locus.core.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share)."""
+    (locus.core.effective.layer_effective: fro, rel_fro, attention_share, attention_w0_share) and,
+    when given, its representation change (locus.analysis.representation: rep_change, rep_change_local)."""
     grouped = deltas.groupby(CELL + ["layer"], sort=True)
     out = grouped[seed_columns(deltas)].mean()
     out["n_matrices"] = grouped.size()
-    return out.reset_index().merge(layer_effective(effective), on=CELL + ["layer"], validate="one_to_one")
+    keys = CELL + ["layer"]
+    out = out.reset_index().merge(layer_effective(effective), on=keys, validate="one_to_one")
+    if representation is not None:
+        out = out.merge(representation[keys + list(REPRESENTATION)], on=keys, how="left", validate="one_to_one")
+    return out
 
 
 def by_module(deltas: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from locus import io
 from locus.core.ranking import spearman
 from locus.core.stats import CELL
 from locus.layout import cell_dir, trajectory_cells
@@ -59,7 +60,7 @@ def read_trajectories(params) -> pd.DataFrame:
                 f"{path}: missing for cell {domain}, lr={lr_label(lr)}, seed={seed} "
                 f"(trajectory.domains lists {domain}; run `locus trajectory` for it)"
             )
-        frames.append(pd.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
+        frames.append(io.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

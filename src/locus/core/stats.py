@@ -26,6 +26,7 @@ from locus.core.keys import lora_key
 CELL = ["domain", "lr", "seed"]  # the key columns of every per-cell table
 STATISTICS = ("mean", "var", "mean_abs", "var_abs")
 PER_LR = "mean_abs_per_lr"
+REPRESENTATION = ("rep_change", "rep_change_local")  # locus.analysis.representation
 # How charts and report sentences name each statistic and metric.
 LABELS = {
     "mean": "mean Δ",
@@ -36,6 +37,8 @@ LABELS = {
     "fro": "‖ΔW‖_F",
     "rel_fro": "‖ΔW‖_F / ‖W₀‖_F",
     "attention_share": "attention share of ‖ΔW‖²_F",
+    "rep_change": "1 − CKA(h_base, h_tuned)",
+    "rep_change_local": "1 − CKA, layer alone",
 }
 
 

@@ -20,14 +20,15 @@ def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
 def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
     """Seed figure 1: for each LR, the metric by layer with one line per domain (seed band if >1 seed);
     raw mean |Δ| gets the Adam-aware mean |Δ| ÷ Σ lr_t beside it when the cells carry it."""
-    charts = _profiles(layers, metric)
+    charts = profiles(layers, metric)
     if metric == "mean_abs" and PER_LR in layers:
-        beside = _profiles(layers, PER_LR)
+        beside = profiles(layers, PER_LR)
         charts = {name: alt.hconcat(chart, beside[name]) for name, chart in charts.items()}
     return charts
 
 
-def _profiles(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
+def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", width: int = WIDTH) -> dict[str, alt.Chart]:
+    """Per LR ("{name}_lr=…"): the metric by layer, one line per domain, min–max band over seeds."""
     charts = {}
     summary = _seed_summary(layers, metric)
     for lr, df in summary.groupby("lr"):
@@ -49,8 +50,8 @@ def _profiles(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
         layer = line
         if df["seeds"].max() > 1:
             layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
-        charts[f"cross_domain_lr={lr_label(lr)}"] = layer.properties(
-            width=WIDTH if metric != PER_LR else WIDTH // 2 + 60,
+        charts[f"{name}_lr={lr_label(lr)}"] = layer.properties(
+            width=width if metric != PER_LR else width // 2 + 60,
             height=HEIGHT,
             title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}",
         )
@@ -103,7 +104,16 @@ def module_heatmap(modules: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
     return {"module_heatmap": chart}
 
 
-EXPLORER_METRICS = ["mean_abs", "mean_abs_per_lr", "rel_fro", "fro", "attention_share", "var_abs"]
+EXPLORER_METRICS = [
+    "mean_abs",
+    "mean_abs_per_lr",
+    "rel_fro",
+    "fro",
+    "attention_share",
+    "var_abs",
+    "rep_change_local",
+    "rep_change",
+]
 
 
 def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:

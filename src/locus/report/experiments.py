@@ -11,6 +11,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
+from locus import io
 from locus.analysis import evaluation, full_ft
 from locus.core.stats import LABELS
 from locus.params import lr_label
@@ -163,12 +164,12 @@ def sections(tables_dir, params, layers: pd.DataFrame, modules: pd.DataFrame):
     """(figures, notes, [(section title, figure-name prefix)]) for the experiments that are on."""
     tables_dir, figures, notes = Path(tables_dir), {}, {}
     if params.evaluation.domains:
-        table = pd.read_parquet(tables_dir / "evaluation.parquet")
+        table = io.read_parquet(tables_dir / "evaluation.parquet")
         figures |= evaluation_charts(table)
         notes |= {f"evaluation_lr={lr_label(lr)}": evaluation.describe(table, lr) for lr in sorted(table.lr.unique())}
     if params.full_ft.domains:
         ft_modules, ft_layers, rho = (
-            pd.read_parquet(tables_dir / f"full_ft_{n}.parquet") for n in ("modules", "layers", "rho")
+            io.read_parquet(tables_dir / f"full_ft_{n}.parquet") for n in ("modules", "layers", "rho")
         )
         figures |= full_ft_charts(layers, ft_layers, ft_modules, modules, rho)
         summary = full_ft.rho_summary(rho)

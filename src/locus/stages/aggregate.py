@@ -2,7 +2,8 @@
 
 layers.parquet  one row per (domain, lr, seed, layer): the seed's four statistics averaged with
                 equal weight over that layer's LoRA matrices (A and B of every adapted module),
-                exactly as the seed experiment aggregates; plus the effective-update metrics.
+                exactly as the seed experiment aggregates; plus the effective-update metrics and
+                the representation change of the layer (train's representation.parquet).
 modules.parquet one row per (domain, lr, seed, layer, block, module): averaged over A and B —
                 for layer × module heatmaps.
 summary.json    per domain (and LR, when the grid has several): eval loss before/after, train
@@ -71,7 +72,7 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     deltas, effective = read_grid(params, "delta.parquet"), read_grid(params, "effective.parquet")
     out = Path(args.out_dir)
-    layers = by_layer(deltas, effective)
+    layers = by_layer(deltas, effective, read_grid(params, "representation.parquet"))
     for name, table in (("layers", layers), ("modules", by_module(deltas, effective))):
         io.write_parquet(out / f"{name}.parquet", table)
     io.write_json(out / "summary.json", summary(params, layers))

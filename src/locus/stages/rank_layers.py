@@ -9,8 +9,6 @@ training stages read their layer list from this file (`locus init-adapter --laye
 
 from __future__ import annotations
 
-import pandas as pd
-
 from locus import io
 from locus.analysis.validation import RANDOM_SETS, arm_layers, rank_layers
 from locus.params import name_argument
@@ -26,7 +24,7 @@ def run(args, params) -> None:
     v = params.validation
     if args.domain not in v.domains:
         raise ValueError(f"--domain {args.domain!r} is not in validation.domains {v.domains}")
-    table = pd.read_parquet(args.layers)
+    table = io.read_parquet(args.layers)
     if v.metric not in table.columns:
         raise ValueError(f"{args.layers}: no column {v.metric!r} (validation.metric)")
     ranking = rank_layers(table, args.domain, v.learning_rate, v.metric)

@@ -19,6 +19,7 @@ from locus.params import lr_label
 from locus.report import charts
 from locus.report import effective as charts_effective
 from locus.report import experiments as charts_experiments
+from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
 
@@ -106,6 +107,7 @@ SECTIONS = [
     ("‖ΔW‖_F / ‖W₀‖_F by layer × module", "effective_heatmap"),
     ("Attention vs MLP share of ‖ΔW‖²_F", "effective_attention"),
     ("Domain similarity of ΔW subspaces (φ, LoRA §7.2)", "effective_similarity"),
+    charts_representation.SECTION,
 ]
 
 
@@ -123,11 +125,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args, params) -> None:
-    layers = pd.read_parquet(Path(args.tables) / "layers.parquet")
-    modules = pd.read_parquet(Path(args.tables) / "modules.parquet")
+    layers = io.read_parquet(Path(args.tables) / "layers.parquet")
+    modules = io.read_parquet(Path(args.tables) / "modules.parquet")
     metric = params.report.metric
-    similarity = pd.read_parquet(Path(args.tables) / "similarity.parquet")
+    similarity = io.read_parquet(Path(args.tables) / "similarity.parquet")
     effective_figures, notes = charts_effective.figures(modules, similarity)
+    representation_figures, representation_notes = charts_representation.figures(layers)
+    notes |= representation_notes
     cell_metrics = read_metrics(params)
     figures = {
         **charts.explorer(layers, cell_metrics),
@@ -135,6 +139,7 @@ def run(args, params) -> None:
         **charts.per_domain(layers),
         **charts.module_heatmap(modules, metric),
         **effective_figures,
+        **representation_figures,
     }
     for lr in params.grid.learning_rates:
         notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric) + (

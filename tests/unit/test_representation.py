@@ -1,0 +1,98 @@
+"""Representation change (1 − linear CKA of hidden states, base vs tuned) on a tiny random Llama."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import RECORDS, write_params
+from locus.core.representation import linear_cka
+from locus.params import load
+from locus.training.modeling import load_base, load_tokenizer, lora_config, seed_everything
+from locus.training.sft_data import encode
+
+
+def test_linear_cka_invariances_and_limits():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 16, generator=g, dtype=torch.float64)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+    # invariant to an orthogonal transform, isotropic scaling and a shift (columns are centred)
+    assert linear_cka(x, 3.0 * x @ rotation + 5.0) == pytest.approx(1.0, abs=1e-12)
+    # not invariant to an anisotropic scaling of the features
+    assert linear_cka(x, x * torch.linspace(0.1, 3.0, 16, dtype=torch.float64)) < 0.95
+    # independent activations: near 0 (≈ d/n for n ≫ d)
+    assert linear_cka(x, torch.randn(400, 16, generator=g, dtype=torch.float64)) < 0.1
+    assert math.isnan(linear_cka(x, torch.ones(400, 4)))
+    with pytest.raises(ValueError, match="same n"):
+        linear_cka(x, x[:10])
+
+
+def test_a_change_in_one_layer_shows_locally_there_and_cumulatively_after(tiny_model, tmp_path):
+    """With lora_B = 0 (untrained) the tuned model is the base: 0 everywhere. Perturb only layer 1's
+    adapter: the local change is 0 at layers 0 and 2 (their weights are the base's) and > 0 at 1;
+    the end-to-end change is 0 before layer 1 and > 0 from layer 1 on."""
+    from peft import get_peft_model
+
+    from locus.analysis.representation import representation_change
+
+    params = load(write_params(tmp_path / "p.yaml", tmp_path, tmp_path / "res", quantization={"method": "none"}))
+    tok = load_tokenizer(tiny_model)
+    seed_everything(0)
+    model = get_peft_model(load_base(params, tiny_model), lora_config(params))
+    dataset = [encode(tok, r["instruction"], r["response"] * (1 + i % 3)) for i, r in enumerate(RECORDS[:6])]
+    untrained = representation_change(model, tok, dataset, batch_size=4)
+    assert list(untrained.layer) == [0, 1, 2] and (untrained.tokens > 0).all()
+    assert untrained[["rep_change", "rep_change_local"]].abs().max().max() < 1e-6
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layers.1." in name and "lora_B" in name:
+                p.normal_(0, 0.5)
+    model.train()
+    changed = representation_change(model, tok, dataset, batch_size=4).set_index("layer")
+    assert model.training  # the caller's mode is restored
+    assert changed.rep_change_local[0] < 1e-6 and changed.rep_change_local[2] < 1e-6
+    assert changed.rep_change_local[1] > 1e-4
+    assert changed.rep_change[0] < 1e-6 and (changed.rep_change[[1, 2]] > 1e-4).all()
+    # padding is excluded: batching the same examples differently gives the same numbers
+    rebatched = representation_change(model, tok, dataset, batch_size=5).set_index("layer")
+    torch.testing.assert_close(
+        torch.tensor(rebatched.rep_change.values), torch.tensor(changed.rep_change.values), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_report_section_states_the_agreement_with_the_weight_maps():
+    """Synthetic layers table: in cpp the computation changes where the weights moved (ρ = 1), in
+    physics in the opposite order (ρ = −1); both seeds agree, so no ± appears above 0."""
+    import pandas as pd
+
+    from locus.report.representation import agreement, figures
+
+    rows = []
+    for domain, sign in (("cpp", 1), ("physics", -1)):
+        for seed in (0, 1):
+            for layer in range(6):
+                weight = 1.0 + layer + 0.01 * seed
+                rows.append(
+                    {
+                        "domain": domain,
+                        "lr": 0.001,
+                        "seed": seed,
+                        "layer": layer,
+                        "mean_abs_per_lr": weight,
+                        "rel_fro": weight,
+                        "rep_change": 0.01 * (layer + 1),
+                        "rep_change_local": 0.001 * (3.5 + sign * (layer - 2.5)),
+                    }
+                )
+    layers = pd.DataFrame(rows)
+    rho = agreement(layers).groupby("domain").mean(numeric_only=True)
+    assert rho.loc["cpp", "rel_fro"] == pytest.approx(1.0) and rho.loc["physics", "rel_fro"] == pytest.approx(-1.0)
+    charts, notes = figures(layers)
+    assert list(charts) == ["representation_lr=0.001"] and list(notes) == list(charts)
+    note = notes["representation_lr=0.001"]
+    assert "cpp +1.00 ± 0.00" in note and "physics -1.00 ± 0.00" in note and "over 2 seeds" in note
+    assert figures(layers.drop(columns=["rep_change", "rep_change_local"])) == ({}, {})
