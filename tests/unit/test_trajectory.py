@@ -232,3 +232,22 @@ def test_snakemake_and_dvc_wire_trajectories_alike(tmp_path):
     smk, dvc = workflow_commands(root, "trajectory")
     assert len(smk) == 2 and smk == dvc  # physics × seeds 0, 1
     assert all("--snapshots results/runs/physics/lr=0.001/seed=" in c for c in smk)
+
+
+def test_seed_agreement_by_step():
+    """Seeds disagree at step 4 (reversed layer order: ρ = −1) and agree at step 8 (ρ = 1); the
+    first step from which ρ stays ≥ 0.8 is 8."""
+    import pandas as pd
+
+    from locus.analysis.trajectory import formed_step, seed_agreement
+
+    rows = [
+        {"domain": "cpp", "lr": 0.001, "seed": seed, "step": step, "layer": layer, "mean_abs": value}
+        for step in (4, 8)
+        for seed in (0, 1)
+        for layer in range(5)
+        for value in [layer + 1 if (step == 8 or seed == 0) else 5 - layer]
+    ]
+    rho = seed_agreement(pd.DataFrame(rows), "mean_abs")
+    assert rho.rho.tolist() == pytest.approx([-1.0, 1.0]) and rho.step.tolist() == [4, 8]
+    assert formed_step(rho, 0.8) == 8

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from locus import io
-from locus.core.ranking import spearman
+from locus.core.ranking import seed_stability, spearman
 from locus.core.stats import CELL
 from locus.layout import cell_dir, trajectory_cells
 from locus.params import lr_label
@@ -76,3 +76,14 @@ def formation(table: pd.DataFrame, metric: str, threshold: float = THRESHOLD) ->
             | {"formed_step": formed, "last_step": last, "fraction": formed / last if formed is not None else np.nan}
         )
     return pd.DataFrame(rows, columns=[*CELL, "formed_step", "last_step", "fraction"])
+
+
+def seed_agreement(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (domain, lr, step): Spearman ρ of the layer ranking between seeds at that step (mean over
+    seed pairs; locus.core.ranking.seed_stability) — how many steps a map needs before it repeats.
+    `table` is read_trajectories' output (needs ≥ 2 seeds per domain and lr; NaN otherwise)."""
+    rows = []
+    for (domain, lr, step), g in table.groupby(["domain", "lr", "step"], sort=True):
+        per_seed = g.pivot_table(index="layer", columns="seed", values=metric, aggfunc="first")
+        rows.append({"domain": domain, "lr": lr, "step": int(step), "rho": seed_stability(per_seed)})
+    return pd.DataFrame(rows, columns=["domain", "lr", "step", "rho"])
