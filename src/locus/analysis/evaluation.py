@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from locus.params import lr_label
 
@@ -33,6 +32,7 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     """The model exactly as the train stage evaluates it: the base loaded per params (NF4 when
     quantization says so), prepared like training (prepare_model_for_kbit_training casts the
     non-quantized weights to fp32), plus the adapter when given; in eval mode (no dropout)."""
+    import torch
     from peft import PeftModel, prepare_model_for_kbit_training
 
     from locus.training.modeling import load_base
@@ -47,13 +47,20 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     return model.eval()
 
 
-@torch.no_grad()
 def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dict:
     """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
 
     bf16: under bf16 autocast, as the Trainer trains and evaluates with training.mixed_precision, so
     the loss matches its eval loss. The full-vocabulary log-softmax is taken one sequence at a
     time in float32 (a 4 × 256-token batch at a 128k vocabulary would be 0.5 GB at once)."""
+    import torch
+
+    with torch.no_grad():
+        return _score(model, tokenizer, dataset, batch_size, bf16)
+
+
+def _score(model, tokenizer, dataset, batch_size: int, bf16: bool) -> dict:
+    import torch
     from transformers import DataCollatorForSeq2Seq
 
     from locus.training.sft_data import IGNORE_INDEX
