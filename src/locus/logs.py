@@ -5,6 +5,8 @@ carriage-return redraws; there Locus prints one line per logged optimizer step i
 loss, tokens/s, ETA; locus.training.loop.StepLog). Filtered, each by its exact text:
 - bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" (an optional
   inference kernel fetched from a hub; Locus never uses it, and it cannot be installed offline);
+- progress bars (huggingface_hub, datasets, and any plain tqdm bar, such as transformers' GGUF
+  conversion) when stderr is not a terminal;
 - transformers' FutureWarnings about `is_gradient_checkpointing` / `gradient_checkpointing_enable`,
   raised inside peft's prepare_model_for_kbit_training (not our call to fix).
 """
@@ -43,3 +45,5 @@ def quiet_third_party() -> None:
         # transformers follows, and by datasets).
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        # Bars libraries draw with tqdm itself (e.g. transformers' GGUF conversion in prepare-model).
+        os.environ.setdefault("TQDM_DISABLE", "1")

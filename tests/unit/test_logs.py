@@ -45,3 +45,13 @@ def test_a_training_job_log_is_one_line_per_step_without_noise(tmp_path, tiny_mo
     steps = [line for line in run.stderr.splitlines() if line.startswith("step ")]
     assert steps and all("loss" in s and "tokens/s" in s and "ETA" in s for s in steps)
     assert steps[-1].startswith(f"step {len(steps)}/{len(steps)} ")
+
+
+def test_library_progress_bars_are_off_in_job_logs():
+    """A plain tqdm bar (transformers' GGUF conversion in prepare-model draws one) leaves no redraws in a log."""
+    probe = (
+        "from locus import logs; logs.quiet_third_party(); from tqdm.auto import tqdm; "
+        "[i for i in tqdm(range(50), desc='Converting')]"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "Converting" not in run.stderr and "\r" not in run.stderr
