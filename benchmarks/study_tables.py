@@ -1,0 +1,150 @@
+"""The numbers docs/findings.md quotes, computed from a finished run's tables (markdown on stdout).
+
+  python benchmarks/study_tables.py --preset study > /tmp/tables.md
+
+1. How stable is each metric's map? Spearman ρ of the layer ranking between seeds (mean over seed
+   pairs; locus.core.ranking.seed_stability) per domain × LR, and the profile's verdict (flat or
+   peaked beyond the seed band; locus.core.ranking.profile_shape).
+2. Do domains differ beyond seed noise? For each metric and LR, a permutation test over cells: the
+   statistic is the between-domain variance of the cells' values (mean over layers: *magnitude*;
+   each layer divided by the cell's mean over layers, averaged over layers: *shape*), domain labels
+   shuffled among the cells 5,000 times; p = share of shuffles at least as large.
+3. Attention vs MLP: attention's share of ‖ΔW‖²_F against its share of ‖W₀‖²_F.
+4. LoRA vs full fine-tuning (when the run has the arm): Spearman ρ of the layer profiles.
+5. Representation change vs the weight maps: Spearman ρ per cell (locus.report.representation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from locus import params as params_module
+from locus.core.ranking import profile_shape
+from locus.core.stats import LABELS
+from locus.params import lr_label
+from locus.report.representation import agreement
+
+METRICS = ["mean_abs", "mean_abs_per_lr", "rel_fro", "fro", "var_abs", "rep_change_local", "rep_change"]
+
+
+def stability(layers: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for metric in [m for m in METRICS if m in layers]:
+        for (domain, lr), g in layers.groupby(["domain", "lr"]):
+            shape = profile_shape(g.pivot_table(index="layer", columns="seed", values=metric))
+            verdict = (
+                "flat"
+                if shape["flat"]
+                else "peak at " + ",".join(map(str, shape["peak_layers"]))
+                if shape["peak_layers"]
+                else "dip at " + ",".join(map(str, shape["dip_layers"]))
+                if shape["dip_layers"]
+                else "not flat (one seed: untested)"
+            )
+            rows.append(
+                {
+                    "metric": metric,
+                    "cell": f"{domain}@{lr_label(lr)}",
+                    "rho": shape["stability"],
+                    "spread": shape["spread"],
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def permutation_p(
+    values: pd.Series, domains: pd.Series, rng: np.random.Generator, n: int = 5000
+) -> tuple[float, float]:
+    """(between-domain variance ÷ mean within-domain variance, permutation p) of one value per cell."""
+    v, d = values.to_numpy(float), domains.to_numpy()
+
+    def between(labels):
+        return pd.Series(v).groupby(labels).mean().var(ddof=1)
+
+    observed = between(d)
+    within = pd.Series(v).groupby(d).var(ddof=1).mean()
+    shuffled = np.array([between(rng.permutation(d)) for _ in range(n)])
+    return observed / within if within > 0 else np.inf, float((shuffled >= observed).mean())
+
+
+def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for metric in [m for m in METRICS if m in layers]:
+        for lr, g in layers.groupby("lr"):
+            cells = g.groupby(["domain", "seed"])
+            magnitude = cells[metric].mean()
+            shape = g.assign(rel=g[metric] / g.groupby(["domain", "seed"])[metric].transform("mean"))
+            # shape: how far each cell's normalised profile is from the grid's mean normalised profile
+            mean_profile = shape.groupby("layer").rel.mean()
+            shape_stat = shape.assign(dev=(shape.rel - shape.layer.map(mean_profile)) ** 2).groupby(["domain", "seed"])
+            domains = magnitude.index.get_level_values("domain").to_series(index=magnitude.index)
+            f_mag, p_mag = permutation_p(magnitude, domains, rng)
+            # shape differences: permutation test on the per-layer normalised profiles, layer by layer
+            per_layer = shape.pivot_table(index=["domain", "seed"], columns="layer", values="rel")
+            observed = per_layer.groupby(level="domain").mean().var(ddof=1).mean()
+            labels = per_layer.index.get_level_values("domain").to_numpy()
+            null = [per_layer.groupby(rng.permutation(labels)).mean().var(ddof=1).mean() for _ in range(2000)]
+            rows.append(
+                {
+                    "metric": metric,
+                    "lr": lr_label(lr),
+                    "magnitude F": f_mag,
+                    "magnitude p": p_mag,
+                    "shape p": float((np.array(null) >= observed).mean()),
+                    "largest/smallest domain mean": magnitude.groupby(level="domain").mean().max()
+                    / magnitude.groupby(level="domain").mean().min(),
+                    "shape deviation": float(shape_stat.dev.mean().mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--preset", default=None)
+    args = parser.parse_args()
+    params = params_module.load(args.params, args.preset)
+    results = Path(params.results_dir)
+    layers = pd.read_parquet(results / "layers.parquet")
+    out = sys.stdout
+    st = stability(layers)
+    out.write("## Seed-to-seed Spearman ρ of the layer ranking (mean over seed pairs)\n\n")
+    out.write(st.pivot_table(index="metric", columns="cell", values="rho").round(2).to_markdown() + "\n\n")
+    out.write("Mean ρ per metric: " + st.groupby("metric").rho.mean().round(2).to_string().replace("\n", "; ") + "\n\n")
+    out.write("## Profile verdicts (flat, or layers beyond the seed band) and layer-to-layer spread\n\n")
+    verdicts = st.assign(text=st.verdict + " (" + (100 * st.spread).round(1).astype(str) + "%)")
+    out.write(
+        verdicts.pivot_table(index="cell", columns="metric", values="text", aggfunc="first").to_markdown() + "\n\n"
+    )
+    out.write("## Domains vs seed noise (permutation tests over cells)\n\n")
+    out.write(domain_differences(layers).round(4).to_markdown(index=False) + "\n\n")
+    out.write("## Attention vs MLP\n\n")
+    att = layers.groupby(["domain", "lr"])[["attention_share", "attention_w0_share"]].mean().reset_index()
+    att["lr"] = att["lr"].map(lr_label)
+    out.write(att.round(3).to_markdown(index=False) + "\n\n")
+    if (results / "full_ft_rho.parquet").exists():
+        rho = pd.read_parquet(results / "full_ft_rho.parquet")
+        out.write("## LoRA vs full fine-tuning: Spearman ρ of the layer profiles\n\n")
+        table = rho.groupby(["domain", "lora_lr", "ft_lr", "lora_metric"]).rho.agg(["mean", "std", "count"])
+        out.write(table.round(2).reset_index().to_markdown(index=False) + "\n\n")
+    if "rep_change_local" in layers:
+        out.write("## Representation change vs weight maps: Spearman ρ over layers per cell\n\n")
+        rho = agreement(layers)
+        out.write(
+            rho.groupby(["domain", "lr"]).agg(["mean", "std"]).drop(columns="seed").round(2).to_markdown() + "\n\n"
+        )
+        for col in ("rep_change_local", "rep_change"):
+            prof = layers.groupby("layer")[col].mean()
+            out.write(f"{LABELS[col]} by layer (mean over cells): " + ", ".join(f"{v:.2e}" for v in prof) + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
