@@ -398,6 +398,8 @@ def _read_yaml(path: Path) -> dict:
         what = " ".join(filter(None, [getattr(e, "context", None), getattr(e, "problem", None)])) or str(e)
         raise ParamsError(f"{where}: invalid YAML: {' '.join(what.split())}") from None
     if data is None:
+        if not text.strip():  # a zero-length file is a failed write more often than a choice
+            raise ParamsError(f"{path}: empty file (nothing to read; a file of comments sets nothing)")
         return {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping, got {type(data).__name__}")

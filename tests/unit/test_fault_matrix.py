@@ -37,7 +37,15 @@ def made(tmp_path_factory, tiny_model):
     raw = root / "raw"
     raw.mkdir()
     (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    params = write_params(root / "p.yaml", raw, root / "res", quantization={"method": "none"})
+    # snapshot_every beyond the run's steps: one snapshot, after the last step (for `locus trajectory`)
+    params = write_params(
+        root / "p.yaml",
+        raw,
+        root / "res",
+        quantization={"method": "none"},
+        training={"snapshot_every": 1000},
+        trajectory={"domains": ["arith"]},
+    )
     cell = train_tiny_cell(root, tiny_model, params, CELL)
     data = root / "res/data/arith"
     for command in (
@@ -78,6 +86,12 @@ def copy_of(made, tmp_path, what: str) -> dict:
         )
     elif what == "params":
         paths["params"] = Path(shutil.copy(made["params"], tmp_path / "p.yaml"))
+    elif what == "preset":  # presets/ beside a copy of the params file, the command run from there
+        (tmp_path / "presets").mkdir()
+        paths["preset"] = tmp_path
+        paths["cwd"] = tmp_path
+        shutil.copy(made["params"], tmp_path / "p.yaml")
+        (tmp_path / "presets" / "mine.yaml").write_text("training:\n  epochs: 1\ndata:\n  eval_fraction: 0.2\n")
     elif what == "grid":  # the whole results tree, and a params file pointing at the copy
         paths["grid"] = Path(shutil.copytree(made["root"] / "res", tmp_path / "res"))
         raw = yaml.safe_load(made["params"].read_text()) | {"results_dir": str(paths["grid"])}
@@ -117,6 +131,22 @@ def report_cmd(p, out):
     return argv("report", params=p["params"], tables=p["tables"], out=out, figures=out.parent / "figures")
 
 
+def trajectory_cmd(p, out):
+    return argv(
+        "trajectory",
+        params=p["params"],
+        model=p["model"],
+        init=p["cell"] / "adapter_init",
+        final=p["cell"] / "adapter_final",
+        snapshots=p["cell"] / "trajectory",
+        out=out,
+    )
+
+
+def preset_cmd(p, out):
+    return delta_cmd(p, out) + ["--preset", "mine"]
+
+
 def aggregate_cmd(p, out):
     return argv("aggregate", params=p["params"], out_dir=out)
 
@@ -149,16 +179,22 @@ INPUTS = [
     ("cell delta table (aggregate)", "grid", f"{CELL}/delta.parquet", aggregate_cmd),
     ("cell representation table (aggregate)", "grid", f"{CELL}/representation.parquet", aggregate_cmd),
     ("params file", "params", "", delta_cmd),
+    ("preset file", "preset", "presets/mine.yaml", preset_cmd),
+    ("adapter snapshot (trajectory)", "cell", "trajectory/step=*.safetensors", trajectory_cmd),
 ]
 CASES = [(i[0], f, *i[1:]) for i in INPUTS for f in FAULTS]
 
 
 @pytest.mark.parametrize("kind, fault, tree, relative, command", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
-    made, tmp_path, capsys, kind, fault, tree, relative, command
+    made, tmp_path, capsys, monkeypatch, kind, fault, tree, relative, command
 ):
     paths = copy_of(made, tmp_path, tree)
+    if "cwd" in paths:
+        monkeypatch.chdir(paths["cwd"])
     broken = paths[tree] / relative if relative else paths[tree]
+    if "*" in relative:
+        (broken,) = paths[tree].glob(relative)
     FAULTS[fault](broken)
     out = tmp_path / "out" / "result"
     capsys.readouterr()
@@ -168,9 +204,11 @@ def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
     stage = command(paths, out)[0]
     assert code != 0, (kind, fault)
     assert len(lines) == 1 and lines[0].startswith(f"locus {stage}: error: "), err[-2000:]
-    assert broken.name in lines[0] and "Traceback" not in err, lines[0]
+    # a missing snapshot leaves its directory without any: then the directory is the one named
+    named = broken.name in lines[0] or (fault == "missing" and "*" in relative and str(broken.parent) in lines[0])
+    assert named and "Traceback" not in err, lines[0]
     assert not out.exists() and not (tmp_path / "out" / "figures").exists()
 
 
 def test_the_matrix_covers_every_input_with_every_fault():
-    assert len(CASES) == len(INPUTS) * len(FAULTS) == 56
+    assert len(CASES) == len(INPUTS) * len(FAULTS) == 64
