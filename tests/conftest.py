@@ -173,6 +173,20 @@ def argv(stage: str, *leading: str, **options) -> list[str]:
     return [stage, *leading, *(x for pair in pairs for x in pair)]
 
 
+def cell_argv(stage: str, params, cell: Path, **options) -> list[str]:
+    """`locus <stage>` on a trained cell: --params, its adapter_init as --init and adapter_final as
+    --final, then `options` (e.g. model=, metrics=, out=)."""
+    return argv(stage, params=params, init=cell / "adapter_init", final=cell / "adapter_final", **options)
+
+
+def on_cell(stage: str, params, cell: Path, **options) -> None:
+    """Run cell_argv(...) in-process; fails the test unless it exits 0."""
+    from locus.cli import main
+
+    command = cell_argv(stage, params, cell, **options)
+    assert main(command) == 0, command
+
+
 def ok(run: subprocess.CompletedProcess) -> str:
     """A finished command's output; fails the test with its tail if it failed."""
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

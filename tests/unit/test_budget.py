@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import RECORDS, argv, write_params
+from conftest import RECORDS, argv, on_cell, write_params
 from locus.cli import main
 
 
@@ -24,19 +24,7 @@ def train_cell(tmp_path, tiny_model, params_file, lr=0.001):
 
 
 def delta(cell, params_file):
-    assert (
-        main(
-            argv(
-                "delta",
-                params=params_file,
-                init=cell / "adapter_init",
-                final=cell / "adapter_final",
-                metrics=cell / "metrics.json",
-                out=cell / "delta.parquet",
-            )
-        )
-        == 0
-    )
+    on_cell("delta", params_file, cell, metrics=cell / "metrics.json", out=cell / "delta.parquet")
     return pd.read_parquet(cell / "delta.parquet")
 
 

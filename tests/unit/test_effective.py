@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from conftest import argv, build_tiny_model, write_params
+from conftest import argv, build_tiny_model, on_cell, write_params
 from locus.cli import main
 from locus.core.effective import (
     random_similarity,
@@ -202,19 +202,7 @@ def test_stage_end_to_end(tmp_path, tiny_model, arith_raw):
         v.any() for k, v in load_file(cell / "adapter_init" / "adapter_model.safetensors").items() if ".lora_B." in k
     )
     out = cell / "effective.parquet"
-    assert (
-        main(
-            argv(
-                "effective",
-                params=params_file,
-                model=tiny_model,
-                init=cell / "adapter_init",
-                final=cell / "adapter_final",
-                out=out,
-            )
-        )
-        == 0
-    )
+    on_cell("effective", params_file, cell, model=tiny_model, out=out)
     df = pd.read_parquet(out)
     assert len(df) == 3 * 6 and (df["rank"] == 4).all() and (df["scaling"] == 2.0).all()
     assert set(df.block) == {"attention", "mlp"} and (df.numerical_rank == 4).all()
@@ -255,19 +243,7 @@ def test_nonzero_init_and_sharded_model(tmp_path, arith_raw, capsys):
     tables = []
     for model in (model_dir, sharded):
         out = tmp_path / f"{model.name}.parquet"
-        assert (
-            main(
-                argv(
-                    "effective",
-                    params=params_file,
-                    model=model,
-                    init=cell / "adapter_init",
-                    final=cell / "adapter_final",
-                    out=out,
-                )
-            )
-            == 0
-        )
+        on_cell("effective", params_file, cell, model=model, out=out)
         tables.append(pd.read_parquet(out))
     pd.testing.assert_frame_equal(tables[0], tables[1])
     assert "non-zero" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import RECORDS, argv, train_tiny_cell, write_params
+from conftest import RECORDS, argv, cell_argv, on_cell, train_tiny_cell, write_params
 from locus.cli import main
 
 CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
@@ -48,26 +48,9 @@ def made(tmp_path_factory, tiny_model):
     )
     cell = train_tiny_cell(root, tiny_model, params, CELL)
     data = root / "res/data/arith"
-    for command in (
-        argv(
-            "delta",
-            params=params,
-            init=cell / "adapter_init",
-            final=cell / "adapter_final",
-            metrics=cell / "metrics.json",
-            out=cell / "delta.parquet",
-        ),
-        argv(
-            "effective",
-            params=params,
-            model=tiny_model,
-            init=cell / "adapter_init",
-            final=cell / "adapter_final",
-            out=cell / "effective.parquet",
-        ),
-        argv("aggregate", params=params, out_dir=root / "res"),
-    ):
-        assert main(command) == 0, command
+    on_cell("delta", params, cell, metrics=cell / "metrics.json", out=cell / "delta.parquet")
+    on_cell("effective", params, cell, model=tiny_model, out=cell / "effective.parquet")
+    assert main(argv("aggregate", params=params, out_dir=root / "res")) == 0
     return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data}
 
 
@@ -102,25 +85,11 @@ def copy_of(made, tmp_path, what: str) -> dict:
 
 # (input kind, the tree it lives in, the file broken relative to it, the command that reads it, output)
 def delta_cmd(p, out):
-    return argv(
-        "delta",
-        params=p["params"],
-        init=p["cell"] / "adapter_init",
-        final=p["cell"] / "adapter_final",
-        metrics=p["cell"] / "metrics.json",
-        out=out,
-    )
+    return cell_argv("delta", p["params"], p["cell"], metrics=p["cell"] / "metrics.json", out=out)
 
 
 def effective_cmd(p, out):
-    return argv(
-        "effective",
-        params=p["params"],
-        model=p["model"],
-        init=p["cell"] / "adapter_init",
-        final=p["cell"] / "adapter_final",
-        out=out,
-    )
+    return cell_argv("effective", p["params"], p["cell"], model=p["model"], out=out)
 
 
 def init_cmd(p, out):
@@ -132,14 +101,8 @@ def report_cmd(p, out):
 
 
 def trajectory_cmd(p, out):
-    return argv(
-        "trajectory",
-        params=p["params"],
-        model=p["model"],
-        init=p["cell"] / "adapter_init",
-        final=p["cell"] / "adapter_final",
-        snapshots=p["cell"] / "trajectory",
-        out=out,
+    return cell_argv(
+        "trajectory", p["params"], p["cell"], model=p["model"], snapshots=p["cell"] / "trajectory", out=out
     )
 
 

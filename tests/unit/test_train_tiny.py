@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from conftest import argv, train_tiny_cell, write_params
+from conftest import argv, on_cell, train_tiny_cell, write_params
 from locus.cli import main
 from locus.params import load
 from locus.training.modeling import load_base, lora_config, seed_everything
@@ -51,18 +51,7 @@ def test_delta_stage_writes_the_table(tmp_path, tiny_model, arith_raw):
 
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
     cell = train_tiny_cell(tmp_path, tiny_model, params, "c")
-    assert (
-        main(
-            argv(
-                "delta",
-                params=params,
-                init=cell / "adapter_init",
-                final=cell / "adapter_final",
-                out=cell / "delta.parquet",
-            )
-        )
-        == 0
-    )
+    on_cell("delta", params, cell, out=cell / "delta.parquet")
     df = pd.read_parquet(cell / "delta.parquet")
     assert len(df) == 3 * 6 * 2  # layers x modules x {A, B}
     assert set(df.columns) >= {"layer", "module", "matrix", "n", "mean", "var", "mean_abs", "var_abs"}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import argv, write_params
+from conftest import argv, on_cell, write_params
 from locus.analysis.grid import by_layer
 from locus.analysis.trajectory import formed_step, rank_stability, spearman
 from locus.cli import main
@@ -83,18 +83,7 @@ def test_snapshots_and_trajectory_table(tmp_path, tiny_model, arith_raw):
         == 0
     )
     assert main(argv("effective", *common, final=cell / "adapter_final", out=tmp_path / "eff.parquet")) == 0
-    assert (
-        main(
-            argv(
-                "delta",
-                params=params,
-                init=cell / "adapter_init",
-                final=cell / "adapter_final",
-                out=tmp_path / "delta.parquet",
-            )
-        )
-        == 0
-    )
+    on_cell("delta", params, cell, out=tmp_path / "delta.parquet")
     table = pd.read_parquet(cell / "trajectory.parquet")
     assert sorted(table.step.unique()) == list(range(1, steps + 1)) and len(table) == steps * 3
     # The last step is adapter_final: its rows are what `locus effective` + `locus delta` + aggregate give.
