@@ -17,6 +17,7 @@ STAGES = {
     "train": "locus.stages.train",
     "delta": "locus.stages.delta",
     "effective": "locus.stages.effective",
+    "represent": "locus.stages.represent",
     "trajectory": "locus.stages.trajectory",
     "evaluate": "locus.stages.evaluate",
     "train-full": "locus.stages.train_full",

@@ -17,7 +17,7 @@ from locus.code_deps import code_files
 
 CELL_MATRIX = {"domain": "grid.domains", "seed": "grid.seeds"}
 # What `locus train --out DIR` writes that later stages read (train_log.csv is a plot, below).
-TRAIN_OUTS = ["adapter_final", "metrics.json", "representation.parquet"]
+TRAIN_OUTS = ["adapter_final", "metrics.json"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,24 @@ STAGES = [
         deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/effective.parquet"],
         params=["quantization"],
+        matrix=CELL_MATRIX,
+    ),
+    Stage(
+        "represent",
+        "locus represent --model {model_dir} --adapter {cell_dir}/adapter_final --data {data_dir} "
+        "--out {cell_dir}/representation.parquet",
+        "Representation change per layer: 1 - linear CKA of hidden states, base vs tuned.",
+        deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_final"],
+        outs=["{cell_dir}/representation.parquet"],
+        params=[
+            "quantization",
+            "data.max_eval_examples",
+            "data.short_budget",
+            "training.per_device_batch_size",
+            "training.max_seq_length",
+            "training.overlength",
+            "training.mixed_precision",
+        ],
         matrix=CELL_MATRIX,
     ),
     # trajectory.domains is [] (no stage) unless training.snapshot_every > 0 (params validation).

@@ -50,6 +50,8 @@ def made(tmp_path_factory, tiny_model):
     data = root / "res/data/arith"
     on_cell("delta", params, cell, metrics=cell / "metrics.json", out=cell / "delta.parquet")
     on_cell("effective", params, cell, model=tiny_model, out=cell / "effective.parquet")
+    adapter, out = cell / "adapter_final", cell / "representation.parquet"
+    assert main(argv("represent", params=params, model=tiny_model, adapter=adapter, data=data, out=out)) == 0
     assert main(argv("aggregate", params=params, out_dir=root / "res")) == 0
     return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data}
 

@@ -32,8 +32,8 @@ def test_linear_cka_invariances_and_limits():
 
 def test_a_change_in_one_layer_shows_locally_there_and_cumulatively_after(tiny_model, tmp_path):
     """With lora_B = 0 (untrained) the tuned model is the base: 0 everywhere. Perturb only layer 1's
-    adapter: the local change is 0 at layers 0 and 2 (their weights are the base's) and > 0 at 1;
-    the end-to-end change is 0 before layer 1 and > 0 from layer 1 on."""
+    adapter: the layer-alone change is 0 at layers 0 and 2 (fed the base's input, their weights are
+    the base's) and > 0 at 1; the end-to-end change is 0 before layer 1 and > 0 from layer 1 on."""
     from peft import get_peft_model
 
     from locus.analysis.representation import representation_change
@@ -96,3 +96,13 @@ def test_report_section_states_the_agreement_with_the_weight_maps():
     note = notes["representation_lr=0.001"]
     assert "cpp +1.00 ± 0.00" in note and "physics -1.00 ± 0.00" in note and "over 2 seeds" in note
     assert figures(layers.drop(columns=["rep_change", "rep_change_local"])) == ({}, {})
+
+
+def test_the_first_token_of_each_sequence_is_not_compared():
+    """The attention sink's position is left out, with right or left padding."""
+    from locus.analysis.representation import compared_tokens
+
+    right = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    assert compared_tokens(right).tolist() == [[False, True, True, False], [False, True, True, True]]
+    assert compared_tokens(left).tolist() == [[False, False, True, True], [False, True, True, True]]

@@ -37,6 +37,29 @@ rule effective:
         "--out {output} 2>&1 | tee {log}"
 
 
+rule represent:
+    message:
+        "Representation change for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+    input:
+        model=MODEL,
+        eval=f"{DATA}/eval.jsonl",
+        adapter=f"{CELL}/adapter_final",
+        code=code("represent"),
+    output:
+        f"{CELL}/representation.parquet",
+    params:
+        tracked=tracked("represent"),  # the params keys dvc.yaml tracks for it
+        data=lambda w, input: os.path.dirname(input.eval),
+    log:
+        f"{LOGS}/represent/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+    threads: model_threads("default")
+    resources:
+        **cluster_resources("default"),
+    shell:
+        "locus represent {STAGE_ARGS} --model {input.model} --adapter {input.adapter} --data {params.data} "
+        "--out {output} 2>&1 | tee {log}"
+
+
 rule aggregate:
     message:
         "Aggregating the grid by layer"

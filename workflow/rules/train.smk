@@ -31,7 +31,6 @@ rule train:
         adapter=directory(f"{CELL}/adapter_final"),
         log=f"{CELL}/train_log.csv",
         metrics=f"{CELL}/metrics.json",
-        representation=f"{CELL}/representation.parquet",
         # snapshots for learning trajectories (trajectory.smk), only when training.snapshot_every > 0
         **({"trajectory": directory(f"{CELL}/trajectory")} if PARAMS.training.snapshot_every else {}),
     params:

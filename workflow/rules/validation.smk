@@ -66,7 +66,6 @@ rule validation_train:
         adapter=directory(f"{ARM}/adapter_final"),
         log=f"{ARM}/train_log.csv",
         metrics=f"{ARM}/metrics.json",
-        representation=f"{ARM}/representation.parquet",
     params:
         tracked=tracked("validation_train"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.train),

@@ -2,15 +2,22 @@
 
 The weight maps (delta, effective) say where the parameters moved; this says where the function
 changed — an independent locus. Both models read the cell's eval split, encoded exactly as the
-train stage evaluates it; for every decoder layer ℓ the hidden state that each real (non-padding)
-token leaves the layer with is collected (tokens × hidden), and compared by linear CKA
-(locus.core.representation):
+train stage evaluates it. For every decoder layer ℓ, with h^ℓ the hidden state a token leaves
+layer ℓ with and u^ℓ = h^ℓ − h^(ℓ−1) the layer's own residual update, compared by linear CKA
+(locus.core.representation) over the tokens:
 
   rep_change        1 − CKA(h_base^ℓ, h_tuned^ℓ)   the two models run end to end: the change
                     accumulated up to ℓ (what earlier layers changed flows into later ones)
-  rep_change_local  1 − CKA(h_base^ℓ, f_tuned^ℓ(h_base^(ℓ−1)))   the tuned layer ℓ fed the base's
-                    input to ℓ: the change layer ℓ itself makes, comparable with its weight change
+  rep_change_local  1 − CKA(u_base^ℓ, u_tuned^ℓ) with both layers fed the base's h^(ℓ−1): the change
+                    layer ℓ itself makes to what it adds to the residual stream — comparable with
+                    its weight change. (Comparing the layer outputs instead would mostly compare the
+                    shared residual input with itself: ≈ 0 everywhere.)
 
+Tokens: every real (non-padding) token except each sequence's first. The first position carries
+the attention sink's massive activations (Sun et al. 2024, "Massive Activations in Large Language
+Models"): in SmolLM2 its hidden state is ≈ 24,000 in norm at layers 11–28 against a median of
+≈ 170, so it alone would decide CKA (measured: 1 − CKA ≈ 0 at those layers with it, 1e-3–2e-2
+without it).
 The base is the same model with its adapter switched off (PEFT's `disable_adapter`), so the three
 passes share one set of weights; all run in eval mode (no dropout) and without gradients.
 """
@@ -73,14 +80,23 @@ class _Recorder:
             handle.remove()
 
 
-def _collect(model, recorder: _Recorder, batch: dict, bf16: bool, kept: list[list], replace=None) -> None:
-    """One forward pass; append each layer's output at the real (non-padding) tokens to kept[layer]."""
+def _forward(model, recorder: _Recorder, batch: dict, bf16: bool, replace=None) -> None:
     recorder.replace = replace
     with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
         model(**batch)
-    real = batch["attention_mask"].bool()
-    for i, out in enumerate(recorder.outputs):
-        kept[i].append(out[real].float().cpu())
+
+
+def _take(kept: list[list], per_layer, keep: torch.Tensor) -> None:
+    for i, t in enumerate(per_layer):
+        kept[i].append(t[keep].float().cpu())
+
+
+def compared_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The positions compared: real tokens, not the first of each sequence (the attention sink)."""
+    keep = attention_mask.bool().clone()
+    first = keep.float().argmax(dim=1)  # the first real position (left or right padding)
+    keep[torch.arange(len(keep)), first] = False
+    return keep
 
 
 @torch.no_grad()
@@ -97,7 +113,7 @@ def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool
     was_training = model.training
     model.eval()
     recorder = _Recorder(layers)
-    kept = {kind: [[] for _ in layers] for kind in ("base", "tuned", "local")}
+    kept = {kind: [[] for _ in layers] for kind in ("base", "tuned", "base_update", "local_update")}
     rows = list(dataset)
     try:
         for start in range(0, len(rows), batch_size):
@@ -105,24 +121,28 @@ def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool
                 [{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows[start : start + batch_size]]
             )
             batch = {k: v.to(device) for k, v in batch.items() if v is not None}
-
+            keep = compared_tokens(batch["attention_mask"])
             with model.disable_adapter():
-                _collect(model, recorder, batch, bf16, kept["base"])
-            base_inputs = list(recorder.inputs)
-            _collect(model, recorder, batch, bf16, kept["tuned"])
-            _collect(model, recorder, batch, bf16, kept["local"], replace=base_inputs)
+                _forward(model, recorder, batch, bf16)
+            base_in, base_out = list(recorder.inputs), list(recorder.outputs)
+            _take(kept["base"], base_out, keep)
+            _take(kept["base_update"], [o - i for o, i in zip(base_out, base_in)], keep)
+            _forward(model, recorder, batch, bf16)
+            _take(kept["tuned"], recorder.outputs, keep)
+            _forward(model, recorder, batch, bf16, replace=base_in)
+            _take(kept["local_update"], [o - i for o, i in zip(recorder.outputs, base_in)], keep)
     finally:
         recorder.remove()
         model.train(was_training)
     table = []
     for i in range(len(layers)):
-        base, tuned, local = (torch.cat(kept[k][i]) for k in ("base", "tuned", "local"))
+        got = {k: torch.cat(v[i]) for k, v in kept.items()}
         table.append(
             {
                 "layer": i,
-                "rep_change": 1.0 - linear_cka(base, tuned),
-                "rep_change_local": 1.0 - linear_cka(base, local),
-                "tokens": base.shape[0],
+                "rep_change": 1.0 - linear_cka(got["base"], got["tuned"]),
+                "rep_change_local": 1.0 - linear_cka(got["base_update"], got["local_update"]),
+                "tokens": got["base"].shape[0],
             }
         )
     return pd.DataFrame(table, columns=COLUMNS).astype({"layer": "int32", "tokens": "int64"})

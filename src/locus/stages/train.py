@@ -4,10 +4,7 @@ QLoRA as in the seed experiment: the base is loaded in NF4 with double quantizat
 compute (bitsandbytes; works on CPU and CUDA), prepared with `prepare_model_for_kbit_training`,
 and the adapter from the init stage is loaded trainable. The loop is the one both arms share
 (locus.training.loop: transformers' Trainer; prompt tokens masked, see locus.training.sft_data).
-Outputs in --out: adapter_final/, train_log.csv (one row per optimizer step), metrics.json, and
-representation.parquet: per decoder layer, how far the tuned model's hidden states on the eval split
-moved from the base's (1 − linear CKA; locus.analysis.representation) — computed here because the
-trained model and the encoded eval split are already in memory (3 forward passes of the split).
+Outputs in --out: adapter_final/, train_log.csv (one row per optimizer step), metrics.json.
 With training.snapshot_every: K > 0 also trajectory/: the LoRA tensors every K steps (locus.training.snapshots).
 While training, --out/checkpoints/ holds the newest complete checkpoint (training.checkpoint_every);
 a rerun after a kill resumes from it bit-identically (locus.training.checkpoints), and it is deleted once
@@ -16,14 +13,12 @@ the outputs are written. A NaN/inf loss or gradient norm stops the run, keeping 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from locus import io
-from locus.analysis.representation import representation_change
 from locus.training import checkpoints, snapshots
 from locus.training.loop import build_model, fit, load_data
-from locus.training.modeling import load_tokenizer, nf4_kernel, seed_everything, use_bf16
+from locus.training.modeling import load_tokenizer, nf4_kernel, seed_everything
 
 
 def add_arguments(parser) -> None:
@@ -65,12 +60,6 @@ def run(args, params) -> None:
         raise FloatingPointError(f"{e}; last good checkpoint: {kept or 'none'}; no adapter written") from None
     with io.atomic_path(out / "adapter_final", is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-    (eval_set, _) = data[1]
-    batch = params.training.per_device_batch_size * 2  # the Trainer's eval batch (training_arguments)
-    start = time.perf_counter()
-    representation = representation_change(model, tokenizer, eval_set, batch, use_bf16(params))
-    io.write_parquet(out / "representation.parquet", representation)
-    representation_seconds = round(time.perf_counter() - start, 2)
     io.write_text(out / "train_log.csv", log.to_csv())
     io.write_json(
         out / "metrics.json",
@@ -78,7 +67,6 @@ def run(args, params) -> None:
         | {
             "quantization": params.quantization.method,
             "nf4_kernel": nf4_kernel(params),
-            "representation_seconds": representation_seconds,
         },
     )
     checkpoints.remove(out)  # only once every output is in place
