@@ -52,9 +52,9 @@ rule represent:
         data=lambda w, input: os.path.dirname(input.eval),
     log:
         f"{LOGS}/represent/{{domain}}_lr={{lr}}_seed={{seed}}.log",
-    threads: model_threads("default")
+    threads: model_threads("train")  # runs the model, like evaluate: a GPU on a cluster when train jobs get one
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("train"),
     shell:
         "locus represent {STAGE_ARGS} --model {input.model} --adapter {input.adapter} --data {params.data} "
         "--out {output} 2>&1 | tee {log}"
