@@ -106,6 +106,37 @@ def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ranking_agreement(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per metric and LR: mean Spearman ρ of layer rankings between two seeds of the same domain,
+    between two domains at the same seed, and (per domain, seeds averaged) between the two LRs.
+    Domains differ in *where* only if domain-vs-domain ρ is clearly below seed-vs-seed ρ."""
+    from itertools import combinations
+
+    from locus.core.ranking import spearman
+
+    rows = []
+    for metric in [m for m in METRICS if m in layers]:
+        wide = layers.pivot_table(index="layer", columns=["domain", "lr", "seed"], values=metric)
+        for lr in sorted(layers.lr.unique()):
+            cols = [c for c in wide.columns if c[1] == lr]
+            same_domain = [spearman(wide[a], wide[b]) for a, b in combinations(cols, 2) if a[0] == b[0]] or [np.nan]
+            same_seed = [spearman(wide[a], wide[b]) for a, b in combinations(cols, 2) if a[2] == b[2]] or [np.nan]
+            rows.append(
+                {
+                    "metric": metric,
+                    "lr": lr_label(lr),
+                    "seed vs seed (same domain)": np.nanmean(same_domain),
+                    "domain vs domain (same seed)": np.nanmean(same_seed),
+                }
+            )
+        lrs = sorted(layers.lr.unique())
+        if len(lrs) == 2:  # the same seeds (so the same initial adapters) at both LRs
+            means = layers.pivot_table(index="layer", columns=["domain", "lr"], values=metric)
+            across = [spearman(means[(d, lrs[0])], means[(d, lrs[1])]) for d in sorted(layers.domain.unique())]
+            rows[-1]["LR vs LR (same domain, seed means)"] = np.nanmean(across)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -124,6 +155,8 @@ def main() -> None:
     out.write(
         verdicts.pivot_table(index="cell", columns="metric", values="text", aggfunc="first").to_markdown() + "\n\n"
     )
+    out.write("## Layer rankings: seed vs seed, domain vs domain, LR vs LR (mean Spearman ρ)\n\n")
+    out.write(ranking_agreement(layers).round(2).to_markdown(index=False) + "\n\n")
     out.write("## Domains vs seed noise (permutation tests over cells)\n\n")
     out.write(domain_differences(layers).round(4).to_markdown(index=False) + "\n\n")
     out.write("## Attention vs MLP\n\n")
