@@ -11,6 +11,11 @@ from locus.params import lr_label
 WIDTH, HEIGHT = 520, 260
 
 
+def band_tooltip(*ids: str, extra=()) -> list:
+    """A banded profile point's tooltip: what identifies it, the seed mean with its band, the seeds."""
+    return [*ids, *(alt.Tooltip(f"{c}:Q", format=".3e") for c in ("value", "low", "high")), "seeds", *extra]
+
+
 def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean over seeds per (domain, lr, layer), with the min–max band across seeds."""
     g = layers.groupby(["domain", "lr", "layer"])[metric]
@@ -38,14 +43,7 @@ def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", widt
         )
         line = base.mark_line(point=True).encode(
             y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-            tooltip=[
-                "domain",
-                "layer",
-                alt.Tooltip("value:Q", format=".3e"),
-                alt.Tooltip("low:Q", format=".3e"),
-                alt.Tooltip("high:Q", format=".3e"),
-                "seeds",
-            ],
+            tooltip=band_tooltip("domain", "layer"),
         )
         layer = line
         if df["seeds"].max() > 1:
@@ -150,16 +148,7 @@ def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
     band = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q")
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title="value (the chosen metric)", scale=alt.Scale(zero=False)),
-        tooltip=[
-            "domain",
-            "lr",
-            "layer",
-            alt.Tooltip("value:Q", format=".3e"),
-            alt.Tooltip("low:Q", format=".3e"),
-            alt.Tooltip("high:Q", format=".3e"),
-            "seeds",
-            "steps",
-        ],
+        tooltip=band_tooltip("domain", "lr", "layer", extra=["steps"]),
     )
     chart = (
         (band + line)
