@@ -47,6 +47,20 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     return model.eval()
 
 
+def eval_batches(tokenizer, dataset, batch_size: int, device, keys=("input_ids", "attention_mask", "labels")):
+    """An encoded split in order, in padded batches of `batch_size` on `device` (labels padded with
+    IGNORE_INDEX, as in training)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    from locus.training.sft_data import IGNORE_INDEX
+
+    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    rows = list(dataset)
+    for start in range(0, len(rows), batch_size):
+        batch = collate([{k: r[k] for k in keys} for r in rows[start : start + batch_size]])
+        yield {k: v.to(device) for k, v in batch.items() if v is not None}
+
+
 def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dict:
     """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
 
@@ -55,38 +69,25 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dic
     time in float32 (a 4 × 256-token batch at a 128k vocabulary would be 0.5 GB at once)."""
     import torch
 
-    with torch.no_grad():
-        return _score(model, tokenizer, dataset, batch_size, bf16)
-
-
-def _score(model, tokenizer, dataset, batch_size: int, bf16: bool) -> dict:
-    import torch
-    from transformers import DataCollatorForSeq2Seq
-
     from locus.training.sft_data import IGNORE_INDEX
 
-    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
     device = next(model.parameters()).device
     nll, correct, tokens = 0.0, 0, 0
-    rows = list(dataset)
-    for start in range(0, len(rows), batch_size):
-        batch = collate(
-            [{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows[start : start + batch_size]]
-        )
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        # position t-1 predicts token t; float64 sums so the total does not depend on batching
-        for row_logits, row_labels in zip(logits[:, :-1], batch["labels"][:, 1:]):
-            row_logits, mask = row_logits.float(), row_labels != IGNORE_INDEX
-            target = row_labels.clamp(min=0)
-            token_nll = -torch.log_softmax(row_logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            nll += float(token_nll[mask].double().sum())
-            correct += int((row_logits.argmax(-1) == target)[mask].sum())
-            tokens += int(mask.sum())
+    with torch.no_grad():
+        for batch in eval_batches(tokenizer, dataset, batch_size, device):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            # position t-1 predicts token t; float64 sums so the total does not depend on batching
+            for row_logits, row_labels in zip(logits[:, :-1], batch["labels"][:, 1:]):
+                row_logits, mask = row_logits.float(), row_labels != IGNORE_INDEX
+                target = row_labels.clamp(min=0)
+                token_nll = -torch.log_softmax(row_logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+                nll += float(token_nll[mask].double().sum())
+                correct += int((row_logits.argmax(-1) == target)[mask].sum())
+                tokens += int(mask.sum())
     if tokens == 0:
         raise ValueError("the eval split has no response token to score")
-    return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(rows)}
+    return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(dataset)}
 
 
 # ---------------------------------------------------------------- the cross-domain table

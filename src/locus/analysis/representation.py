@@ -19,7 +19,8 @@ Models"): in SmolLM2 its hidden state is ≈ 24,000 in norm at layers 11–28 ag
 ≈ 170, so it alone would decide CKA (measured: 1 − CKA ≈ 0 at those layers with it, 1e-3–2e-2
 without it).
 The base is the same model with its adapter switched off (PEFT's `disable_adapter`), so the three
-passes share one set of weights; all run in eval mode (no dropout) and without gradients.
+passes share one set of weights; all run in eval mode (no dropout) and without gradients, through
+the decoder stack only (the vocabulary head's logits are not needed).
 """
 
 from __future__ import annotations
@@ -80,10 +81,10 @@ class _Recorder:
             handle.remove()
 
 
-def _forward(model, recorder: _Recorder, batch: dict, bf16: bool, replace=None) -> None:
+def _forward(decoder, recorder: _Recorder, batch: dict, bf16: bool, replace=None) -> None:
     recorder.replace = replace
-    with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
-        model(**batch)
+    with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=bf16):
+        decoder(**batch)
 
 
 def _take(kept: list[list], per_layer, keep: torch.Tensor) -> None:
@@ -103,33 +104,26 @@ def compared_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
 def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> pd.DataFrame:
     """One row per decoder layer: rep_change, rep_change_local (see the module doc) and the number
     of tokens compared. `model` is a PeftModel with its trained adapter; `dataset` an encoded split."""
-    from transformers import DataCollatorForSeq2Seq
+    from locus.analysis.evaluation import eval_batches
 
-    from locus.training.sft_data import IGNORE_INDEX
-
-    layers = decoder_layers(model)
-    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
-    device = next(model.parameters()).device
+    decoder = model.get_base_model().get_decoder()  # the LoRA layers live inside it
+    layers = decoder_layers(decoder)
     was_training = model.training
     model.eval()
     recorder = _Recorder(layers)
     kept = {kind: [[] for _ in layers] for kind in ("base", "tuned", "base_update", "local_update")}
-    rows = list(dataset)
+    device = next(model.parameters()).device
     try:
-        for start in range(0, len(rows), batch_size):
-            batch = collate(
-                [{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows[start : start + batch_size]]
-            )
-            batch = {k: v.to(device) for k, v in batch.items() if v is not None}
+        for batch in eval_batches(tokenizer, dataset, batch_size, device, keys=("input_ids", "attention_mask")):
             keep = compared_tokens(batch["attention_mask"])
             with model.disable_adapter():
-                _forward(model, recorder, batch, bf16)
+                _forward(decoder, recorder, batch, bf16)
             base_in, base_out = list(recorder.inputs), list(recorder.outputs)
             _take(kept["base"], base_out, keep)
             _take(kept["base_update"], [o - i for o, i in zip(base_out, base_in)], keep)
-            _forward(model, recorder, batch, bf16)
+            _forward(decoder, recorder, batch, bf16)
             _take(kept["tuned"], recorder.outputs, keep)
-            _forward(model, recorder, batch, bf16, replace=base_in)
+            _forward(decoder, recorder, batch, bf16, replace=base_in)
             _take(kept["local_update"], [o - i for o, i in zip(recorder.outputs, base_in)], keep)
     finally:
         recorder.remove()
