@@ -62,6 +62,14 @@ def read_parquet(path: str | os.PathLike):
         return pd.read_parquet(path)
 
 
+def check_safetensors(path: str | os.PathLike) -> None:
+    """Parse a safetensors file's header (cheap: no tensor is read); any problem names the file."""
+    from safetensors import safe_open
+
+    with reading(path), safe_open(path, "np"):
+        pass
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

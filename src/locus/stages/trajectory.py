@@ -23,7 +23,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
-from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from locus import io
@@ -100,8 +99,7 @@ def run(args, params) -> None:
         )
     read_adapter_config(args.final)  # fail here, naming --final, rather than on a snapshot's link to it
     for path in snapshots.values():  # likewise a broken snapshot: named here, not as its temporary view
-        with io.reading(path), safe_open(path, "np"):
-            pass
+        io.check_safetensors(path)
     table = trajectory_table(snapshots, Path(args.init), Path(args.final), args.model, params)
     io.write_parquet(args.out, table)
     metric = params.report.metric

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from locus.io import reading
+from locus.io import check_safetensors, reading
 from locus.params import Params
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -22,8 +22,6 @@ def check_model_dir(path: str | Path, files: tuple[str, ...], weights: bool = Fa
     checks only what it reads: the tokenizer's JSON, or the config and the weights."""
     import json
 
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no model directory here")
@@ -35,8 +33,7 @@ def check_model_dir(path: str | Path, files: tuple[str, ...], weights: bool = Fa
                 if not isinstance(json.loads((path / name).read_text()), dict):
                     raise ValueError("not a JSON object")
     for found in sorted(path.glob("*.safetensors")) if weights else []:
-        with reading(found), safe_open(found, "pt") as f:
-            f.metadata()
+        check_safetensors(found)
 
 
 def load_tokenizer(path: str | Path):
