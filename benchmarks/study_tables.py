@@ -58,19 +58,17 @@ def stability(layers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def permutation_p(
-    values: pd.Series, domains: pd.Series, rng: np.random.Generator, n: int = 5000
-) -> tuple[float, float]:
-    """(between-domain variance ÷ mean within-domain variance, permutation p) of one value per cell."""
-    v, d = values.to_numpy(float), domains.to_numpy()
+def permutation_p(per_cell: pd.DataFrame, rng: np.random.Generator, n: int) -> tuple[float, float]:
+    """(statistic, permutation p) for cells × features indexed by (domain, seed): the statistic is the
+    between-domain variance of the domain means, averaged over features; domain labels shuffled n times."""
+    labels = per_cell.index.get_level_values("domain").to_numpy()
 
-    def between(labels):
-        return pd.Series(v).groupby(labels).mean().var(ddof=1)
+    def between(domains):
+        return per_cell.groupby(domains).mean().var(ddof=1).mean()
 
-    observed = between(d)
-    within = pd.Series(v).groupby(d).var(ddof=1).mean()
-    shuffled = np.array([between(rng.permutation(d)) for _ in range(n)])
-    return observed / within if within > 0 else np.inf, float((shuffled >= observed).mean())
+    observed = between(labels)
+    null = np.array([between(rng.permutation(labels)) for _ in range(n)])
+    return observed, float((null >= observed).mean())
 
 
 def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -78,29 +76,25 @@ def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rows = []
     for metric in [m for m in METRICS if m in layers]:
         for lr, g in layers.groupby("lr"):
-            cells = g.groupby(["domain", "seed"])
-            magnitude = cells[metric].mean()
+            magnitude = g.groupby(["domain", "seed"])[metric].mean()
+            # shape: each cell's profile divided by its mean over layers
             shape = g.assign(rel=g[metric] / g.groupby(["domain", "seed"])[metric].transform("mean"))
-            # shape: how far each cell's normalised profile is from the grid's mean normalised profile
             mean_profile = shape.groupby("layer").rel.mean()
-            shape_stat = shape.assign(dev=(shape.rel - shape.layer.map(mean_profile)) ** 2).groupby(["domain", "seed"])
-            domains = magnitude.index.get_level_values("domain").to_series(index=magnitude.index)
-            f_mag, p_mag = permutation_p(magnitude, domains, rng)
-            # shape differences: permutation test on the per-layer normalised profiles, layer by layer
+            deviation = ((shape.rel - shape.layer.map(mean_profile)) ** 2).groupby([shape.domain, shape.seed]).mean()
+            between, p_mag = permutation_p(magnitude.to_frame(), rng, 5000)
+            within = magnitude.groupby(level="domain").var(ddof=1).mean()
             per_layer = shape.pivot_table(index=["domain", "seed"], columns="layer", values="rel")
-            observed = per_layer.groupby(level="domain").mean().var(ddof=1).mean()
-            labels = per_layer.index.get_level_values("domain").to_numpy()
-            null = [per_layer.groupby(rng.permutation(labels)).mean().var(ddof=1).mean() for _ in range(2000)]
+            _, p_shape = permutation_p(per_layer, rng, 2000)
+            domain_means = magnitude.groupby(level="domain").mean()
             rows.append(
                 {
                     "metric": metric,
                     "lr": lr_label(lr),
-                    "magnitude F": f_mag,
+                    "magnitude F": between / within if within > 0 else np.inf,
                     "magnitude p": p_mag,
-                    "shape p": float((np.array(null) >= observed).mean()),
-                    "largest/smallest domain mean": magnitude.groupby(level="domain").mean().max()
-                    / magnitude.groupby(level="domain").mean().min(),
-                    "shape deviation": float(shape_stat.dev.mean().mean()),
+                    "shape p": p_shape,
+                    "largest/smallest domain mean": domain_means.max() / domain_means.min(),
+                    "shape deviation": float(deviation.mean()),
                 }
             )
     return pd.DataFrame(rows)
