@@ -10,6 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= $(shell nproc)  # model jobs take every core (rules declare threads)
+TEST_WORKERS ?= 2         # pytest-xdist workers for `make test`
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install report smoke test test-unit lint wiring cluster-test clean
@@ -28,11 +29,11 @@ report: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --config preset=smoke -- results/smoke/report.html
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -ra
+test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py groups them
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -ra tests/unit
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -41,6 +41,17 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.fixture(scope="session")
+def tiny_real_data_model(tmp_path_factory) -> Path:
+    """The tiny random Llama, its tokenizer trained on the first records of every data/raw domain:
+    for pipeline runs on the real data where the wiring, not the model, is under test."""
+    from random_model import build, raw_texts
+
+    texts = [t for raw in sorted((REPO / "data" / "raw").glob("*.jsonl")) for t in raw_texts(raw, limit=200)]
+    path = tmp_path_factory.mktemp("tiny_real_data") / "model"
+    return build(path, "tiny", texts, vocab_size=2048, max_position_embeddings=1024)
+
+
 def write_params(path: Path, raw_dir: Path, results: Path, **overrides) -> Path:
     """A params file for tests: the default schema with a tiny grid and small budgets."""
     params = {
@@ -71,11 +82,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`."""
+    """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`.
+
+    `make test` runs two pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`): each file
+    is one group, so its module fixtures are built once, except that the files sharing the smoke run
+    are one group, in SMOKE_RUN_ORDER. Groups are handed out in the order sorted here: the longest
+    first (the smoke run, then the SLURM cluster, then the other pipeline runs), so neither worker
+    is left with a long one at the end."""
     for item in items:
         kind = item.path.relative_to(REPO / "tests").parts[0]
         if kind in ("integration", "cluster"):
             item.add_marker(getattr(pytest.mark, kind))
+        shared = item.path.name in SMOKE_RUN_ORDER
+        item.add_marker(pytest.mark.xdist_group("smoke_run" if shared else item.path.stem))
+
+    def rank(item) -> tuple:
+        if item.path.name in SMOKE_RUN_ORDER:
+            return (0, SMOKE_RUN_ORDER.index(item.path.name))
+        return ({"cluster": 1, "integration": 2}.get(item.path.relative_to(REPO / "tests").parts[0], 3), 0)
+
+    items.sort(key=rank)  # stable: collection order inside each rank
 
 
 # What a pipeline run needs from the repository (the package itself is installed in the venv).
@@ -198,11 +224,17 @@ def ran_stages(dvc_output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", dvc_output)
 
 
-def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
+SMOKE_REPORT = "results/smoke/report.html"
+# The files that share the smoke run, in the order they must run: test_pipeline only reads it,
+# test_adopt hands it to DVC, test_dvc then runs DVC on it (its push/pull deletes and restores it).
+# One xdist group (pytest_collection_modifyitems), so one worker runs them in this order.
+SMOKE_RUN_ORDER = ["test_pipeline.py", "test_adopt.py", "test_dvc.py"]
+
+
+def smoke_clone(root: Path) -> Path:
     """A fresh `git clone` of the repository at `root`, as a user gets it (no `dvc init`: .dvc/ is
     committed), with the working tree's pipeline files on top (uncommitted edits are what is
-    tested) and the smoke preset written into params.yaml (DVC reads params.yaml only) on
-    `domains` at one LR and seed; `sections` update params sections. Committed."""
+    tested) and the smoke preset merged into params.yaml (DVC reads params.yaml only). Committed."""
     from locus.params import load
 
     ok(run_tool(REPO, "git", "clone", "-q", str(REPO), str(root)))
@@ -210,13 +242,19 @@ def smoke_clone(root: Path, domains: list[str], **sections) -> Path:
     merged = load(REPO / "params.yaml", None).model_dump(mode="json")
     for key, value in yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text()).items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
-    merged["grid"] = {"domains": domains, "learning_rates": [0.001], "seeds": [0]}
-    merged["data"].update(max_train_examples=4, max_eval_examples=2)
-    for key, value in sections.items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     ok(run_tool(root, "git", "add", "-A"))
     ok(run_tool(root, "git", "commit", "-qm", "smoke-sized params", "--allow-empty"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The one real pipeline run the integration tests share: the smoke preset on the real SmolLM2,
+    run by Snakemake in a fresh clone (`smoke_clone`). No `--config preset=smoke`: params.yaml holds
+    the preset's values, so the commands are exactly the ones dvc.yaml runs and DVC can adopt them."""
+    root = smoke_clone(tmp_path_factory.mktemp("smoke") / "clone")
+    ok(run_tool(root, "snakemake", "--cores", "2", "--", SMOKE_REPORT))
     return root
 
 

@@ -1,7 +1,9 @@
 """Integration: dvc.yaml runs the real pipeline (smoke budget, real SmolLM2) in a fresh git clone.
 
-Tests run in file order on one repository: repro, no-op repro, Snakemake/DVC agreement, a data
-change that re-runs one domain, `dvc exp run -S lr=...`, and a push/pull round trip.
+The session's smoke run, after test_adopt made its cells DVC's (dvc.lock committed). Tests run in
+file order on that repository: the experiment tables DVC made, a no-op repro, Snakemake/DVC
+agreement, derived code dependencies, `dvc exp run -S lr=...` (the suite's DVC training run), and
+a push/pull round trip (last: it deletes and restores every output).
 """
 
 from __future__ import annotations
@@ -14,30 +16,42 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import edited, ok, probe_modules, ran_stages, run_tool, shell_commands, smoke_clone, stages_importing
+from conftest import (
+    SMOKE_REPORT,
+    edited,
+    ok,
+    probe_modules,
+    ran_stages,
+    run_tool,
+    shell_commands,
+    stages_importing,
+)
 
-DOMAINS = ["physics", "math_linguistic"]
+NEW_LR = "0.0005"  # in no grid: `dvc exp run` trains its cells, Snakemake's grid never sees them
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def repo(smoke_run) -> Path:
     """A fresh `git clone` of the repository, as a user gets it (no `dvc init`: .dvc/ is committed),
     with the working tree's pipeline files on top so uncommitted edits are what is tested."""
-    root = smoke_clone(tmp_path_factory.mktemp("dvc") / "clone", DOMAINS)
-    assert (root / ".dvc" / "config").is_file() and "__pycache__" in (root / ".dvcignore").read_text()
-    out = ok(run_tool(root, "dvc", "repro"))
-    assert "train@physics-0" in ran_stages(out)
-    ok(run_tool(root, "git", "add", "-A"))
-    ok(run_tool(root, "git", "commit", "-qm", "baseline experiment"))
-    return root
+    assert (smoke_run / ".dvc" / "config").is_file() and "__pycache__" in (smoke_run / ".dvcignore").read_text()
+    ok(run_tool(smoke_run, "dvc", "repro"))  # test_adopt left nothing to do; alone, this runs everything
+    ok(run_tool(smoke_run, "git", "add", "-A"))
+    ok(run_tool(smoke_run, "git", "commit", "-qm", "baseline experiment", "--allow-empty"))
+    return smoke_run
 
 
-def test_repro_outputs(repo):
+@pytest.fixture(scope="module")
+def domains(repo) -> list[str]:
+    return yaml.safe_load((repo / "params.yaml").read_text())["grid"]["domains"]
+
+
+def test_repro_outputs(repo, domains):
     summary = json.loads((repo / "results/smoke/experiment/summary.json").read_text())
-    assert sorted(summary) == sorted(DOMAINS)
+    assert sorted(summary) == sorted(domains)
     assert all(v["eval_loss_after"] > 0 for v in summary.values())
     header = (repo / "results/smoke/experiment/layer_profile.csv").read_text().splitlines()[0]
-    assert header.split(",") == ["layer", *sorted(DOMAINS)]
+    assert header.split(",") == ["layer", *sorted(domains)]
     assert (repo / "results/smoke/experiment/report.html").stat().st_size > 100_000
 
 
@@ -47,12 +61,19 @@ def test_second_repro_does_nothing(repo):
 
 
 def test_snakemake_and_dvc_run_the_same_commands(repo):
-    """Per-cell commands are identical; the two tools differ only in where the grid is aggregated."""
+    """Per-cell commands are identical; the two tools differ only in where the grid is aggregated
+    (and DVC runs the cells of one LR, params' `lr`, where Snakemake runs every grid LR)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     dvc_cmds = {" ".join(s["cmd"].split()) for name, s in lock.items() if not name.startswith(("aggregate", "report"))}
-    dry = ok(run_tool(repo, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "--", "results/smoke/report.html"))
+    dry = ok(run_tool(repo, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "--", SMOKE_REPORT))
     smk_cmds = shell_commands(dry)
-    smk_cells = {c for c in smk_cmds if not c.startswith(("locus aggregate", "locus report"))}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    other_lrs = [f"lr={lr}/" for lr in params["grid"]["learning_rates"] if lr != params["lr"]]
+    smk_cells = {
+        c
+        for c in smk_cmds
+        if not c.startswith(("locus aggregate", "locus report")) and not any(lr in c for lr in other_lrs)
+    }
     assert dvc_cmds and dvc_cmds == smk_cells
     assert {c.split()[1] for c in smk_cmds} == {s["cmd"].split()[1] for s in lock.values()}
 
@@ -67,30 +88,12 @@ def test_editing_a_module_makes_exactly_the_stages_importing_it_stale(repo):
         assert {name.split("@")[0] for name in status} == stages_importing(module) & present, module
 
 
-def test_changing_one_domain_reruns_only_its_cells(repo):
-    raw = repo / "data/raw/physics.jsonl"
-    original = raw.read_bytes()
-    raw.write_bytes(
-        original + b'{"instruction": "A ball falls for 2 s from rest. How far?", '
-        b'"response": "d = g t^2 / 2 = 19.6 m. Answer: 19.6 m"}\n'
-    )
-    try:
-        stages = ran_stages(ok(run_tool(repo, "dvc", "repro")))
-        assert "prepare_data@physics" in stages and "train@physics-0" in stages
-        # math_linguistic's cell is not retrained; only its cross-domain evaluation re-runs, because
-        # it scores that cell on physics' (changed) eval split too.
-        assert not [s for s in stages if "math_linguistic" in s and not s.startswith("evaluate@")], stages
-        assert "evaluate@math_linguistic-0" in stages
-    finally:
-        raw.write_bytes(original)
-    ok(run_tool(repo, "dvc", "repro"))
-
-
 def test_exp_run_with_another_lr(repo):
     out = ok(run_tool(repo, "dvc", "exp", "run", "-S", "lr=1e-3"))
-    assert "train@physics-0" not in ran_stages(out)  # 1e-3 == 0.001: nothing to recompute
-    ok(run_tool(repo, "dvc", "exp", "run", "-S", "lr=0.0002"))
-    assert (repo / "results/smoke/runs/physics/lr=0.0002/seed=0/adapter_final").is_dir()
+    assert not [s for s in ran_stages(out) if s.startswith("train@")]  # 1e-3 == 0.001: nothing to recompute
+    ran = ran_stages(ok(run_tool(repo, "dvc", "exp", "run", "-S", f"lr={NEW_LR}")))
+    assert "train@physics-0" in ran and not [s for s in ran if s.startswith("prepare")], ran
+    assert (repo / f"results/smoke/runs/physics/lr={NEW_LR}/seed=0/adapter_final").is_dir()
     shown = json.loads(ok(run_tool(repo, "dvc", "exp", "show", "--json")))
     lrs, summaries = set(), 0
     for baseline in shown:
@@ -98,21 +101,30 @@ def test_exp_run_with_another_lr(repo):
             data = rev["data"]
             lrs.add(data["params"]["params.yaml"]["data"]["lr"])
             summaries += "results/smoke/experiment/summary.json" in (data.get("metrics") or {})
-    assert {0.001, 0.0002} <= lrs and summaries >= 2
-    assert "0.0002" in ok(run_tool(repo, "dvc", "params", "diff"))
+    assert {0.001, float(NEW_LR)} <= lrs and summaries >= 2
+    assert NEW_LR in ok(run_tool(repo, "dvc", "params", "diff"))
     assert "eval_loss_after" in ok(run_tool(repo, "dvc", "metrics", "diff"))
     plots = json.loads(ok(run_tool(repo, "dvc", "plots", "diff", "--json")))
     assert any("layer_profile.csv" in key for key in json.dumps(plots).split('"'))
+    # The experiment's cells are outside Snakemake's grid: it still has nothing to do ...
+    snakemake = ["snakemake", "-n", "--cores", "2", "--", SMOKE_REPORT]
+    assert "Nothing to be done" in ok(run_tool(repo, *snakemake))
+    # ... and after going back to the baseline (`dvc checkout` may re-create directories in any
+    # order), `locus adopt --from dvc` re-stamps them so that it still has nothing to do.
+    ok(run_tool(repo, "git", "checkout", "--", "params.yaml", "dvc.lock"))
+    ok(run_tool(repo, "dvc", "checkout"))
+    assert "re-stamped" in ok(run_tool(repo, "locus", "adopt", "--from", "dvc"))
+    assert "Nothing to be done" in ok(run_tool(repo, *snakemake))
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_push_delete_pull_round_trip(repo, tmp_path):
+def test_push_delete_pull_round_trip(repo, domains, tmp_path):
     tracked = sorted((repo / "results/smoke/runs").glob("*/lr=*/seed=*/adapter_*/*.safetensors"))
     tracked += sorted((repo / "models/base").glob("*.safetensors")) + [repo / "results/smoke/experiment/layers.parquet"]
-    assert len(tracked) >= 2 * len(DOMAINS) + 2
+    assert len(tracked) >= 2 * len(domains) + 2
     before = {p: digest(p) for p in tracked}
     ok(run_tool(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")))
     ok(run_tool(repo, "dvc", "push"))

@@ -1,6 +1,7 @@
 """Integration: the real pipeline (Snakemake, real SmolLM2, real data) on the smoke preset.
 
-One session-scoped run is shared by every test here; it takes a few minutes on 2 CPU cores.
+Every test reads the session's one smoke run (conftest.smoke_run); test_adopt and test_dvc then
+hand the same run to DVC, so these read-only checks run first.
 """
 
 from __future__ import annotations
@@ -14,21 +15,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_repo, edited, probe_modules, run_tool, snakemake_reasons, stages_importing
+from conftest import edited, probe_modules, run_tool, snakemake_reasons, stages_importing
 from locus import layout
 from locus.params import load
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_tool(workdir, "snakemake", "--cores", "2", "--config", "preset=smoke", *args)
+    return run_tool(workdir, "snakemake", "--cores", "2", *args)
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory) -> Path:
-    work = copy_repo(tmp_path_factory.mktemp("smoke"))
-    run = snakemake(work, "--", "results/smoke/report.html")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return work
+def smoke(smoke_run) -> Path:
+    return smoke_run
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +34,7 @@ def params(smoke):
     cwd = os.getcwd()
     os.chdir(smoke)
     try:
-        return load("params.yaml", "smoke")
+        return load("params.yaml", None)
     finally:
         os.chdir(cwd)
 
@@ -224,35 +222,3 @@ def test_snakemake_report(smoke):
     run = snakemake(smoke, "--report", "results/smoke/snakemake_report.zip", "--", "results/smoke/report.html")
     assert run.returncode == 0, run.stderr[-2000:]
     assert (smoke / "results/smoke/snakemake_report.zip").stat().st_size > 10_000
-
-
-def test_training_is_deterministic_on_the_real_model(smoke, params, tmp_path):
-    """Retrain one cell from its saved initial adapter with the thread count its job had (a
-    different count sums in a different order): the final adapter is bit-identical."""
-    domain, lr, seed = layout.cells(params)[0]
-    cell = layout.cell_dir(params, domain, lr, seed)
-    threads = json.loads((smoke / cell / "metrics.json").read_text())["threads"]
-    run = run_tool(
-        smoke,
-        "locus",
-        "train",
-        "--preset",
-        "smoke",
-        "--model",
-        str(layout.model_dir(params)),
-        "--data",
-        str(layout.data_dir(params, domain)),
-        "--init",
-        str(cell / "adapter_init"),
-        "--lr",
-        str(lr),
-        "--seed",
-        str(seed),
-        "--out",
-        str(tmp_path / "again"),
-        timeout=600,
-        env={"OMP_NUM_THREADS": str(threads)},
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    original = (smoke / cell / "adapter_final" / "adapter_model.safetensors").read_bytes()
-    assert (tmp_path / "again" / "adapter_final" / "adapter_model.safetensors").read_bytes() == original

@@ -1,4 +1,4 @@
-"""Integration: the targeted-layer validation through Snakemake on the real SmolLM2, reduced setup.
+"""Integration: the targeted-layer validation through Snakemake, on the tests' tiny random Llama.
 
 One domain, one grid cell, k=2, two random draws, one seed, 4 training examples: 4 trainings
 (the grid cell, which is also the all-layer arm, then top, random0 and random1). Training the
@@ -25,9 +25,10 @@ validation: {domains: [physics], k: 2, arms: [top, random0, random1], seeds: [0]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, tiny_real_data_model):
     work = copy_repo(tmp_path_factory.mktemp("validation"))
-    (work / "presets" / "valtest.yaml").write_text(PRESET)
+    # The rules' wiring is under test (the real model's map is the smoke run's business).
+    (work / "presets" / "valtest.yaml").write_text(PRESET + f"model: {{source: {tiny_real_data_model}}}\n")
     start = time.perf_counter()
     done = run_tool(
         work, "snakemake", "--cores", "2", "--config", "preset=valtest", "--", "results/valtest/validation.html"
@@ -45,7 +46,7 @@ def test_every_arm_and_seed_is_in_the_table(run):
     assert (table["eval_loss_after"] > 0).all() and (table["optimizer_steps"] >= 2).all()
     assert set(table.loc[table["arm"] != "all", "n_layers"]) == {2} and set(
         table.loc[table["arm"] == "all", "n_layers"]
-    ) == {30}
+    ) == {3}
     print(table[["arm", "seed", "layers", "eval_loss_after", "train_seconds"]].to_string())
 
 
