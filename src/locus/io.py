@@ -62,6 +62,12 @@ def read_parquet(path: str | os.PathLike):
         return pd.read_parquet(path)
 
 
+def read_json(path: str | os.PathLike):
+    """A JSON file's content (a UTF-8 byte-order mark is accepted); any read error names the file."""
+    with reading(path):
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
+
+
 def check_safetensors(path: str | os.PathLike) -> None:
     """Parse a safetensors file's header (cheap: no tensor is read); any problem names the file."""
     from safetensors import safe_open

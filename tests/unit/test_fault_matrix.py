@@ -18,6 +18,7 @@ from conftest import RECORDS, argv, cell_argv, on_cell, train_tiny_cell, write_p
 from locus.cli import main
 
 CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
+ARMS = "validation/arith/arms.json"  # its targeted-layer validation: arms top and random0
 FAULTS = {
     "missing": lambda p: p.unlink(),
     "empty": lambda p: p.write_bytes(b""),
@@ -45,6 +46,7 @@ def made(tmp_path_factory, tiny_model):
         quantization={"method": "none"},
         training={"snapshot_every": 1000},
         trajectory={"domains": ["arith"]},
+        validation={"domains": ["arith"], "k": 1, "arms": ["top", "random0"], "seeds": [0], "learning_rate": 0.001},
     )
     cell = train_tiny_cell(root, tiny_model, params, CELL)
     data = root / "res/data/arith"
@@ -53,6 +55,11 @@ def made(tmp_path_factory, tiny_model):
     adapter, out = cell / "adapter_final", cell / "representation.parquet"
     assert main(argv("represent", params=params, model=tiny_model, adapter=adapter, data=data, out=out)) == 0
     assert main(argv("aggregate", params=params, out_dir=root / "res")) == 0
+    arms = root / "res" / ARMS
+    assert main(argv("rank-layers", params=params, layers=root / "res/layers.parquet", domain="arith", out=arms)) == 0
+    for arm in ("top", "random0"):  # validation-report reads an arm run's metrics.json only: the cell's
+        (arms.parent / arm / "seed=0").mkdir(parents=True)
+        shutil.copy(cell / "metrics.json", arms.parent / arm / "seed=0" / "metrics.json")
     return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data}
 
 
@@ -129,6 +136,14 @@ def train_cmd(p, out):
     )
 
 
+def rank_cmd(p, out):
+    return argv("rank-layers", params=p["params"], layers=p["tables"] / "layers.parquet", domain="arith", out=out)
+
+
+def validation_report_cmd(p, out):
+    return argv("validation-report", params=p["params"], out=out, table=out.parent / "validation.parquet")
+
+
 INPUTS = [
     ("adapter weights (delta)", "cell", "adapter_final/adapter_model.safetensors", delta_cmd),
     ("initial adapter weights (delta)", "cell", "adapter_init/adapter_model.safetensors", delta_cmd),
@@ -143,6 +158,10 @@ INPUTS = [
     ("layer table (report)", "tables", "layers.parquet", report_cmd),
     ("cell delta table (aggregate)", "grid", f"{CELL}/delta.parquet", aggregate_cmd),
     ("cell representation table (aggregate)", "grid", f"{CELL}/representation.parquet", aggregate_cmd),
+    ("cell metrics (aggregate)", "grid", f"{CELL}/metrics.json", aggregate_cmd),
+    ("layer table (rank-layers)", "tables", "layers.parquet", rank_cmd),
+    ("arm layer sets (validation-report)", "grid", ARMS, validation_report_cmd),
+    ("arm run metrics (validation-report)", "grid", "validation/arith/top/seed=0/metrics.json", validation_report_cmd),
     ("params file", "params", "", delta_cmd),
     ("preset file", "preset", "presets/mine.yaml", preset_cmd),
     ("adapter snapshot (trajectory)", "cell", "trajectory/step=*.safetensors", trajectory_cmd),
@@ -172,8 +191,8 @@ def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
     # a missing snapshot leaves its directory without any: then the directory is the one named
     named = broken.name in lines[0] or (fault == "missing" and "*" in relative and str(broken.parent) in lines[0])
     assert named and "Traceback" not in err, lines[0]
-    assert not out.exists() and not (tmp_path / "out" / "figures").exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*")), "an output was written"
 
 
 def test_the_matrix_covers_every_input_with_every_fault():
-    assert len(CASES) == len(INPUTS) * len(FAULTS) == 64
+    assert len(CASES) == len(INPUTS) * len(FAULTS) == 80

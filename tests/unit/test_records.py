@@ -115,6 +115,17 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
     assert [r["instruction"] for r in read_records(path)] == ["a", "c"]
 
 
+def test_json_tables_accept_a_byte_order_mark_and_name_the_file_when_broken(tmp_path):
+    from locus import io
+
+    path = tmp_path / "metrics.json"
+    path.write_bytes(b'\xef\xbb\xbf{"optimizer_steps": 4}\r\n')
+    assert io.read_json(path) == {"optimizer_steps": 4}
+    path.write_bytes(b'{"optimizer_steps": ')
+    with pytest.raises(ValueError, match=f"^{path}: unreadable"):
+        io.read_json(path)
+
+
 def test_a_path_like_domain_on_the_command_line_is_refused(tmp_path, capsys):
     import pytest
 

@@ -17,12 +17,12 @@ when positive).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from locus import io
 from locus.params import lr_label
 
 KEYS = ["domain", "lr", "seed", "eval_domain"]
@@ -104,13 +104,13 @@ def cross_domain_table(params) -> pd.DataFrame:
         path = eval_base_path(params, d)
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing base-model evaluation for domain {d}")
-        base[d] = json.loads(path.read_text())["scores"][d]
+        base[d] = io.read_json(path)["scores"][d]
     rows = []
     for domain, lr, seed in evaluated_cells(params):
         path = cell_dir(params, domain, lr, seed) / "eval.json"
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing evaluation of cell {domain}, lr={lr}, seed={seed}")
-        scores = json.loads(path.read_text())["scores"]
+        scores = io.read_json(path)["scores"]
         for d in params.evaluation.domains:
             if d not in scores:
                 raise ValueError(f"{path}: no score for evaluation domain {d!r} (re-run locus evaluate)")

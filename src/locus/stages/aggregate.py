@@ -20,7 +20,6 @@ The cell list comes from params (never a glob), so stale cells of an old grid ar
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +41,7 @@ def summary(params, layers: pd.DataFrame) -> dict:
     """{domain (or "domain@lr=..."): numbers}, seeds averaged; keys are stable across DVC experiments."""
     rows = []
     for domain, lr, seed in cells(params):
-        m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+        m = io.read_json(cell_dir(params, domain, lr, seed) / "metrics.json")
         rows.append(
             {
                 "domain": domain,
@@ -70,15 +69,20 @@ def add_arguments(parser) -> None:
 
 
 def run(args, params) -> None:
+    # Everything is read and computed before the first write: a bad input leaves no output at all.
     deltas, effective = read_grid(params, "delta.parquet"), read_grid(params, "effective.parquet")
-    out = Path(args.out_dir)
     layers = by_layer(deltas, effective, read_grid(params, "representation.parquet"))
-    for name, table in (("layers", layers), ("modules", by_module(deltas, effective))):
-        io.write_parquet(out / f"{name}.parquet", table)
-    io.write_json(out / "summary.json", summary(params, layers))
     adapters = {cell: cell_dir(params, *cell) / "adapter_final" for cell in cells(params)}
-    io.write_parquet(out / "similarity.parquet", similarity_table(adapters, k=params.analysis.similarity_k))
-    io.write_text(out / "layer_profile.csv", layer_profile(layers, params.report.metric).to_csv(index=False))
-    for name, table in experiment_tables(params, layers).items():  # optional experiments, if on
+    tables = {
+        "layers": layers,
+        "modules": by_module(deltas, effective),
+        "similarity": similarity_table(adapters, k=params.analysis.similarity_k),
+        **experiment_tables(params, layers),  # optional experiments, if on
+    }
+    totals, profile = summary(params, layers), layer_profile(layers, params.report.metric)
+    out = Path(args.out_dir)
+    for name, table in tables.items():
         io.write_parquet(out / f"{name}.parquet", table)
+    io.write_json(out / "summary.json", totals)
+    io.write_text(out / "layer_profile.csv", profile.to_csv(index=False))
     print(f"aggregated {deltas.groupby(CELL).ngroups} cells -> {out}/layers.parquet, modules.parquet")

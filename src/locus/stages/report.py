@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,7 @@ from locus.report.page import chart_sections, html_page, save_figures
 
 def read_metrics(params) -> dict[tuple, dict]:
     """{(domain, lr, seed): that cell's metrics.json}, read once for the run table and the explorer."""
-    return {cell: json.loads((cell_dir(params, *cell) / "metrics.json").read_text()) for cell in cells(params)}
+    return {cell: io.read_json(cell_dir(params, *cell) / "metrics.json") for cell in cells(params)}
 
 
 def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
@@ -56,7 +55,7 @@ def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
 def data_table(params) -> pd.DataFrame:
     rows = []
     for domain in params.grid.domains:
-        s = json.loads((data_dir(params, domain) / "stats.json").read_text())
+        s = io.read_json(data_dir(params, domain) / "stats.json")
         rows.append(
             {
                 "domain": domain,

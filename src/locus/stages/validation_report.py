@@ -9,7 +9,6 @@ seed and draw, and a verdict computed by locus.analysis.validation.verdict.
 from __future__ import annotations
 
 import html
-import json
 
 import altair as alt
 import pandas as pd
@@ -31,11 +30,11 @@ def arm_table(params, domains: list[str], experiment: bool) -> pd.DataFrame:
         if domain not in domains or (experiment and arm == "all" and seed not in params.grid.seeds):
             continue
         arms_file = layout.arms_path(params, domain)
-        layers = json.loads(arms_file.read_text(encoding="utf-8"))["arms"][arm]
+        layers = io.read_json(arms_file)["arms"][arm]
         metrics_file = layout.arm_dir(params, domain, arm, seed) / "metrics.json"
         if not metrics_file.exists():
             raise FileNotFoundError(f"{metrics_file}: missing for arm {arm}, seed {seed} of domain {domain}")
-        m = json.loads(metrics_file.read_text(encoding="utf-8"))
+        m = io.read_json(metrics_file)
         rows.append(
             {
                 "domain": domain,
@@ -76,7 +75,7 @@ def chart(table: pd.DataFrame, domain: str) -> alt.LayerChart:
 
 def domain_section(params, table: pd.DataFrame, domain: str) -> tuple[str, str]:
     """(verdict sentence, HTML shown below the chart) for one domain."""
-    doc = json.loads(layout.arms_path(params, domain).read_text(encoding="utf-8"))
+    doc = io.read_json(layout.arms_path(params, domain))
     rows = table[table["domain"] == domain]
     pairs = paired_differences(rows)
     outcome, sentence = verdict(pairs["diff"], pairs["seed"].nunique())
