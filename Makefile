@@ -29,8 +29,8 @@ report: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --config preset=smoke -- results/smoke/report.html
 
-test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py groups them
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py schedules them
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) tests/unit

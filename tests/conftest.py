@@ -70,12 +70,16 @@ def write_params(path: Path, raw_dir: Path, results: Path, **overrides) -> Path:
     return path
 
 
+def write_raw(raw: Path, domain: str = "arith", records: list[dict] = RECORDS) -> Path:
+    """raw/{domain}.jsonl with `records` (the directory is made if needed); returns raw."""
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / f"{domain}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return raw
+
+
 @pytest.fixture
 def arith_raw(tmp_path) -> Path:
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    return raw
+    return write_raw(tmp_path / "raw")
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,18 +87,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_collection_modifyitems(config, items):
     """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`.
-
-    `make test` runs two pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`): each file
-    is one group, so its module fixtures are built once, except that the files sharing the smoke run
-    are one group, in SMOKE_RUN_ORDER. Groups are handed out in the order sorted here: the longest
-    first (the smoke run, then the SLURM cluster, then the other pipeline runs), so neither worker
-    is left with a long one at the end."""
+    Longest first (the smoke run's files in SMOKE_RUN_ORDER, the SLURM cluster, the other pipeline
+    runs, then unit tests), so that `make test`'s two workers are never left with a long one at the end."""
     for item in items:
         kind = item.path.relative_to(REPO / "tests").parts[0]
         if kind in ("integration", "cluster"):
             item.add_marker(getattr(pytest.mark, kind))
-        shared = item.path.name in SMOKE_RUN_ORDER
-        item.add_marker(pytest.mark.xdist_group("smoke_run" if shared else item.path.stem))
 
     def rank(item) -> tuple:
         if item.path.name in SMOKE_RUN_ORDER:
@@ -102,6 +100,20 @@ def pytest_collection_modifyitems(config, items):
         return ({"cluster": 1, "integration": 2}.get(item.path.relative_to(REPO / "tests").parts[0], 3), 0)
 
     items.sort(key=rank)  # stable: collection order inside each rank
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` (pytest-xdist, `--dist loadscope --no-loadscope-reorder`): one unit of work per
+    file, so a file's module fixtures are built once, and one for the three files that share the
+    smoke run, so it is run once; units go to the workers in the order sorted above."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "smoke_run" if Path(path).name in SMOKE_RUN_ORDER else path
+
+    return ByFile(config, log)
 
 
 # What a pipeline run needs from the repository (the package itself is installed in the venv).
@@ -227,7 +239,7 @@ def ran_stages(dvc_output: str) -> list[str]:
 SMOKE_REPORT = "results/smoke/report.html"
 # The files that share the smoke run, in the order they must run: test_pipeline only reads it,
 # test_adopt hands it to DVC, test_dvc then runs DVC on it (its push/pull deletes and restores it).
-# One xdist group (pytest_collection_modifyitems), so one worker runs them in this order.
+# One unit of work for pytest-xdist (pytest_xdist_make_scheduler): one worker runs them, in this order.
 SMOKE_RUN_ORDER = ["test_pipeline.py", "test_adopt.py", "test_dvc.py"]
 
 

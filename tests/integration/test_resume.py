@@ -24,7 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import argv, write_params
+from conftest import argv, write_params, write_raw
 from locus.cli import main
 from locus.training import checkpoints
 
@@ -109,13 +109,8 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_model):
-    from conftest import RECORDS
-
     root = tmp_path_factory.mktemp("resume")
-    raw = root / "raw"
-    raw.mkdir()
-    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    return Setup(root, tiny_model, raw)
+    return Setup(root, tiny_model, write_raw(root / "raw"))
 
 
 def complete_steps(cell: Path) -> list[int]:
@@ -257,11 +252,10 @@ def test_checkpoint_every_is_validated(tmp_path, arith_raw, capsys):
 
 def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Path, Path, dict]:
     """A copy of the pipeline with the tiny model as models_dir/base and a tiny arith dataset."""
-    from conftest import RECORDS, copy_repo
+    from conftest import copy_repo
 
     work = copy_repo(tmp_path / "work")
-    (work / "tiny_raw").mkdir()
-    (work / "tiny_raw" / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    write_raw(work / "tiny_raw")
     shutil.copytree(tiny_model, work / "tiny_models" / "base")
     for path in (work / "tiny_models").rglob("*"):  # newer than the code, so prepare_model is up to date
         os.utime(path)

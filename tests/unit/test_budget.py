@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import RECORDS, argv, on_cell, write_params
+from conftest import RECORDS, argv, on_cell, write_params, write_raw
 from locus.cli import main
 
 
@@ -31,11 +31,8 @@ def delta(cell, params_file):
 @pytest.fixture
 def mixed_raw(tmp_path):
     """Arithmetic records, every third one far over max_seq_length (dropped under overlength: drop)."""
-    raw = tmp_path / "raw"
-    raw.mkdir()
     rows = [r | ({"response": r["response"] + " and so on" * 40} if i % 3 == 0 else {}) for i, r in enumerate(RECORDS)]
-    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return raw
+    return write_raw(tmp_path / "raw", "arith", rows)
 
 
 def test_dropped_examples_are_replaced_so_the_budget_is_met(tmp_path, tiny_model, mixed_raw):

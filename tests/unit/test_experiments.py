@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from conftest import RECORDS, argv, write_params
+from conftest import RECORDS, argv, write_params, write_raw
 from locus import layout
 from locus.analysis import evaluation, full_ft
 from locus.cli import main
@@ -27,7 +27,7 @@ OTHER = [
 
 @pytest.fixture
 def two_domains(tmp_path, arith_raw):
-    (arith_raw / "times.jsonl").write_text("".join(json.dumps(r) + "\n" for r in OTHER))
+    write_raw(arith_raw, "times", OTHER)
     params_file = write_params(
         tmp_path / "p.yaml",
         arith_raw,

@@ -7,14 +7,13 @@ cell, a cell's metrics, an aggregated table); each case copies the one file it b
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import RECORDS, argv, cell_argv, on_cell, train_tiny_cell, write_params
+from conftest import argv, cell_argv, on_cell, train_tiny_cell, write_params, write_raw
 from locus.cli import main
 
 CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
@@ -35,9 +34,7 @@ FAULTS = {
 def made(tmp_path_factory, tiny_model):
     """A params file, a prepared split, one trained cell (init, final, metrics) and its tables."""
     root = tmp_path_factory.mktemp("made")
-    raw = root / "raw"
-    raw.mkdir()
-    (raw / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    raw = write_raw(root / "raw")
     # snapshot_every beyond the run's steps: one snapshot, after the last step (for `locus trajectory`)
     params = write_params(
         root / "p.yaml",
