@@ -122,7 +122,8 @@ def digest(path: Path) -> str:
 
 
 def test_push_delete_pull_round_trip(repo, domains, tmp_path):
-    tracked = sorted((repo / "results/smoke/runs").glob("*/lr=*/seed=*/adapter_*/*.safetensors"))
+    lr = yaml.safe_load((repo / "params.yaml").read_text())["lr"]  # DVC's cells (the grid has others)
+    tracked = sorted((repo / "results/smoke/runs").glob(f"*/lr={lr}/seed=*/adapter_*/*.safetensors"))
     tracked += sorted((repo / "models/base").glob("*.safetensors")) + [repo / "results/smoke/experiment/layers.parquet"]
     assert len(tracked) >= 2 * len(domains) + 2
     before = {p: digest(p) for p in tracked}

@@ -28,7 +28,10 @@ from conftest import argv, write_params, write_raw
 from locus.cli import main
 from locus.training import checkpoints
 
-EVERY = 4  # checkpoint every 4 optimizer steps; 2 epochs of 13 steps = 26 steps
+EVERY = 4  # checkpoint every 4 optimizer steps
+# 8 epochs of 13 steps: a few seconds on the tiny model, so a test polling for a checkpoint to kill
+# at cannot miss every one of them while the machine is busy with other tests.
+EPOCHS, STEPS = 8, 8 * 13
 OUTPUTS = ("adapter_final", "train_log.csv", "metrics.json")
 
 # Test-only driver: `locus` in a subprocess that SIGKILLs itself at a chosen point of the save at
@@ -63,7 +66,7 @@ KILL_DRIVER = textwrap.dedent("""
 class Setup:
     def __init__(self, root: Path, model: Path, raw: Path):
         self.root, self.model = root, model
-        training = {"grad_accum_steps": 1, "epochs": 2, "checkpoint_every": EVERY}
+        training = {"grad_accum_steps": 1, "epochs": EPOCHS, "checkpoint_every": EVERY}
         self.params = write_params(root / "p.yaml", raw, root / "res", training=training)
         self.data, self.init = root / "data", root / "adapter_init"
         common = ["--params", str(self.params)]
@@ -135,7 +138,7 @@ def kill_after_a_checkpoint(cmd: list[str], cell: Path, **popen) -> int:
     assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     assert_no_outputs(cell)
     steps = complete_steps(cell)
-    assert len(steps) == 1 and 0 < steps[0] < 26 and steps[0] % EVERY == 0
+    assert len(steps) == 1 and 0 < steps[0] < STEPS and steps[0] % EVERY == 0
     return steps[0]
 
 
@@ -269,7 +272,7 @@ def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Pa
     )
     params["data"].update(raw_dir="tiny_raw", eval_fraction=0.2, max_train_examples=None, max_eval_examples=None)
     params["lora"].update(r=4, alpha=8)
-    params["training"].update(grad_accum_steps=1, epochs=2, checkpoint_every=EVERY, max_seq_length=64)
+    params["training"].update(grad_accum_steps=1, epochs=EPOCHS, checkpoint_every=EVERY, max_seq_length=64)
     (work / params_name).write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return work, work / "results" / "runs" / "arith" / "lr=0.001" / "seed=0", env
@@ -277,7 +280,7 @@ def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str) -> tuple[Pa
 
 def assert_resumed(cell: Path, killed_at: int) -> None:
     metrics = json.loads((cell / "metrics.json").read_text())
-    assert metrics["resumed_from_step"] == killed_at and metrics["optimizer_steps"] == 26
+    assert metrics["resumed_from_step"] == killed_at and metrics["optimizer_steps"] == STEPS
     assert not checkpoints.checkpoint_dir(cell).exists()
 
 
@@ -339,4 +342,4 @@ def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path,
     rerun = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     metrics = json.loads((cell / "metrics.json").read_text())
-    assert metrics["resumed_from_step"] >= interrupted_at and metrics["optimizer_steps"] == 26
+    assert metrics["resumed_from_step"] >= interrupted_at and metrics["optimizer_steps"] == STEPS

@@ -22,9 +22,9 @@ FAULTS = {
     "missing": lambda p: p.unlink(),
     "empty": lambda p: p.write_bytes(b""),
     # A YAML file cut in half usually still parses (a valid, shorter params file the schema then
-    # checks): cut it inside a quoted string, the way a truncated one fails to parse.
+    # checks): end it in a quoted string never closed, the way a truncated one fails to parse.
     "truncated": lambda p: p.write_bytes(
-        p.read_bytes()[: max(1, p.stat().st_size // 2)] + (b' "' if p.suffix == ".yaml" else b"")
+        p.read_bytes()[: max(1, p.stat().st_size // 2)] + (b'\n"' if p.suffix == ".yaml" else b"")
     ),
     "garbage": lambda p: p.write_bytes(b"\x00\xffnot what it should be\x80" * 4),
 }

@@ -25,7 +25,8 @@ def test_smoke_preset_overlays_defaults():
     p = load("params.yaml", "smoke")
     assert p.results_dir == "results/smoke"
     assert p.lora.r == 16  # untouched keys come from params.yaml
-    assert p.grid.domains == load("params.yaml").grid.domains
+    assert p.grid.learning_rates == load("params.yaml").grid.learning_rates
+    assert p.grid.domains == ["physics", "math_linguistic"] and p.grid.seeds == [0]  # the preset's own
 
 
 @pytest.mark.parametrize(
