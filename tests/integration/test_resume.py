@@ -320,6 +320,14 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     assert_resumed(cell, killed_at)
 
 
+def terminal_sigint() -> None:
+    """In the child before exec: SIGINT as a shell on a terminal leaves it (default action, not
+    blocked). A test worker's process may have it ignored or blocked, and children inherit both;
+    seen in the two-worker suite, where Snakemake and its job then trained on through Ctrl-C."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path, tiny_model):
     """SIGINT to the foreground process group (what Ctrl-C sends) mid-training: Snakemake and its
     train job stop, no output or staging file is left at an output path, the checkpoint survives,
@@ -329,7 +337,13 @@ def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path,
     command = ["snakemake", "--cores", "1", "--config", "params=tiny.yaml", "--"]
     command.append(str(cell.relative_to(work) / "metrics.json"))
     proc = subprocess.Popen(
-        command, cwd=work, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=terminal_sigint,
     )
     deadline = time.monotonic() + 600
     while not complete_steps(cell) and proc.poll() is None and time.monotonic() < deadline:
@@ -337,7 +351,10 @@ def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path,
     seen = complete_steps(cell)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=300)  # a hang guard, not a measurement
-    assert proc.returncode != 0, f"not interrupted: exit 0 after SIGINT; checkpoints seen before it: {seen}"
+    assert proc.returncode != 0, (
+        f"not interrupted: exit 0 after SIGINT; checkpoints seen before it: {seen}; "
+        f"this process's SIGINT handler: {signal.getsignal(signal.SIGINT)}"
+    )
     assert_no_outputs(cell)
     leftovers = [p.name for p in cell.iterdir() if p.name.startswith(".")]
     assert not leftovers, leftovers  # io.atomic_path's staging directories are removed on the way out
