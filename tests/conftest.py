@@ -89,15 +89,18 @@ def pytest_collection_modifyitems(config, items):
     """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`.
     Longest first (the smoke run's files in SMOKE_RUN_ORDER, the SLURM cluster, the other pipeline
     runs, then unit tests), so that `make test`'s two workers are never left with a long one at the end."""
+
+    def kind(item) -> str:
+        return item.path.relative_to(REPO / "tests").parts[0]
+
     for item in items:
-        kind = item.path.relative_to(REPO / "tests").parts[0]
-        if kind in ("integration", "cluster"):
-            item.add_marker(getattr(pytest.mark, kind))
+        if kind(item) in ("integration", "cluster"):
+            item.add_marker(getattr(pytest.mark, kind(item)))
 
     def rank(item) -> tuple:
         if item.path.name in SMOKE_RUN_ORDER:
             return (0, SMOKE_RUN_ORDER.index(item.path.name))
-        return ({"cluster": 1, "integration": 2}.get(item.path.relative_to(REPO / "tests").parts[0], 3), 0)
+        return ({"cluster": 1, "integration": 2}.get(kind(item), 3), 0)
 
     items.sort(key=rank)  # stable: collection order inside each rank
 

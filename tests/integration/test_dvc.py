@@ -42,11 +42,13 @@ def repo(smoke_run) -> Path:
 
 
 @pytest.fixture(scope="module")
-def domains(repo) -> list[str]:
-    return yaml.safe_load((repo / "params.yaml").read_text())["grid"]["domains"]
+def params(repo) -> dict:
+    """The baseline's params.yaml (the smoke preset's values)."""
+    return yaml.safe_load((repo / "params.yaml").read_text())
 
 
-def test_repro_outputs(repo, domains):
+def test_repro_outputs(repo, params):
+    domains = params["grid"]["domains"]
     summary = json.loads((repo / "results/smoke/experiment/summary.json").read_text())
     assert sorted(summary) == sorted(domains)
     assert all(v["eval_loss_after"] > 0 for v in summary.values())
@@ -60,14 +62,13 @@ def test_second_repro_does_nothing(repo):
     assert ran_stages(out) == [] and "up to date" in out
 
 
-def test_snakemake_and_dvc_run_the_same_commands(repo):
+def test_snakemake_and_dvc_run_the_same_commands(repo, params):
     """Per-cell commands are identical; the two tools differ only in where the grid is aggregated
     (and DVC runs the cells of one LR, params' `lr`, where Snakemake runs every grid LR)."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     dvc_cmds = {" ".join(s["cmd"].split()) for name, s in lock.items() if not name.startswith(("aggregate", "report"))}
     dry = ok(run_tool(repo, "snakemake", "-n", "-p", "--forceall", "--cores", "1", "--", SMOKE_REPORT))
     smk_cmds = shell_commands(dry)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
     other_lrs = [f"lr={lr}/" for lr in params["grid"]["learning_rates"] if lr != params["lr"]]
     smk_cells = {
         c
@@ -121,11 +122,11 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_push_delete_pull_round_trip(repo, domains, tmp_path):
-    lr = yaml.safe_load((repo / "params.yaml").read_text())["lr"]  # DVC's cells (the grid has others)
-    tracked = sorted((repo / "results/smoke/runs").glob(f"*/lr={lr}/seed=*/adapter_*/*.safetensors"))
+def test_push_delete_pull_round_trip(repo, params, tmp_path):
+    # DVC's cells are those at params' `lr` (the grid has others)
+    tracked = sorted((repo / "results/smoke/runs").glob(f"*/lr={params['lr']}/seed=*/adapter_*/*.safetensors"))
     tracked += sorted((repo / "models/base").glob("*.safetensors")) + [repo / "results/smoke/experiment/layers.parquet"]
-    assert len(tracked) >= 2 * len(domains) + 2
+    assert len(tracked) >= 2 * len(params["grid"]["domains"]) + 2
     before = {p: digest(p) for p in tracked}
     ok(run_tool(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")))
     ok(run_tool(repo, "dvc", "push"))
