@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 STAGES = {
     "prepare-model": "locus.stages.prepare_model",
@@ -32,6 +33,12 @@ STAGES = {
 }
 
 
+def host_gpus() -> int:
+    """NVIDIA GPUs the driver lists (without importing torch, which every stage would then pay)."""
+    listed = Path("/proc/driver/nvidia/gpus")
+    return len(list(listed.iterdir())) if listed.is_dir() else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from locus.logs import quiet_third_party
@@ -42,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     # LOCAL_RANK and chooses its own devices; a user's CUDA_VISIBLE_DEVICES is respected.
     if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+        if (gpus := host_gpus()) > 1:
+            print(
+                f"locus: {gpus} GPUs here; this job uses GPU 0 only (set CUDA_VISIBLE_DEVICES to choose)",
+                file=sys.stderr,
+            )
     parser = argparse.ArgumentParser(prog="locus", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.

@@ -101,6 +101,9 @@ class TrainingParams(Section):
     # bf16 autocast of the forward/backward (fp32 master weights and optimizer state either way).
     # auto: on CUDA with bf16 support; off on CPU, where it measured slower (docs/performance.md).
     mixed_precision: Literal["auto", "bf16", "no"] = "auto"
+    # Bit-identical reruns on CUDA: deterministic kernels only (torch.use_deterministic_algorithms,
+    # cuBLAS workspace, no cuDNN autotuning), at some speed. CPU runs are bit-identical either way.
+    deterministic: bool = False
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).
     checkpoint_every: float = Field(0.25, ge=0)

@@ -162,10 +162,11 @@ def test_nf4_base_weights_match_linear4bit(tmp_path, tiny_model, arith_raw):
             layer = model.get_submodule(name.removesuffix(".weight"))
             assert type(layer).__name__ == "Linear4bit"
             ours = base[name]
-            held = bnbf.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float().numpy()
+            held = bnbf.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float().cpu().numpy()
             np.testing.assert_array_equal(ours, held)
             with torch.no_grad():
-                out = layer(torch.eye(layer.in_features, dtype=torch.bfloat16)).float().numpy()
+                eye = torch.eye(layer.in_features, dtype=torch.bfloat16, device=layer.weight.device)
+                out = layer(eye).float().cpu().numpy()
             np.testing.assert_array_equal(out, ours.T)
             assert not np.array_equal(ours, load_file(tiny_model / "model.safetensors")[name])
 

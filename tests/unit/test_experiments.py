@@ -56,12 +56,13 @@ def test_score_equals_an_independent_per_example_computation(tiny_model, arith_r
     data, _ = load_split(tok, tmp_path / "e.jsonl", params)
     model = load_base(params, tiny_model, quantize=False).eval()
     got = evaluation.score(model, tok, data, batch_size=4)  # padded batches of unequal lengths
+    chunked = evaluation.score(model, tok, data, batch_size=4, chunk=3)  # the head 3 positions at a time
 
     nll, hits, n = 0.0, 0, 0
     with torch.no_grad():
         for ex in data:  # one unpadded example at a time, labels shifted by hand
             ids, labels = torch.tensor([ex["input_ids"]]), torch.tensor(ex["labels"])
-            logits = model(input_ids=ids).logits[0, :-1].double()
+            logits = model(input_ids=ids.to(model.device)).logits[0, :-1].double().cpu()
             target, keep = labels[1:], labels[1:] != -100
             nll += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
             hits += int((logits[keep].argmax(-1) == target[keep]).sum())
@@ -69,6 +70,7 @@ def test_score_equals_an_independent_per_example_computation(tiny_model, arith_r
     assert got["tokens"] == n and got["examples"] == 11
     assert got["loss"] == pytest.approx(nll / n, rel=1e-5)
     assert got["accuracy"] == hits / n
+    assert chunked["loss"] == pytest.approx(got["loss"], rel=1e-6) and chunked["accuracy"] == got["accuracy"]
 
 
 def test_evaluate_stage_and_cross_domain_table(tiny_model, two_domains):

@@ -89,12 +89,13 @@ def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
     for evaluate_first in (False, True):
         seed_everything(0)
         model = get_peft_model(load_base(params, tiny_model), lora_config(params))
+        on_device = {k: v.to(model.device) for k, v in batch.items()}  # a CUDA host loads the model on its GPU
         if evaluate_first:
             model.eval()
             with torch.no_grad():
-                model(**batch)
+                model(**on_device)
         model.train()
-        model(**batch).loss.backward()
+        model(**on_device).loss.backward()
         grads.append(lora_grads(model))
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
@@ -122,8 +123,8 @@ def test_padding_free_batch_has_the_padded_loss(tiny_model, tmp_path):
         tok, params.model_copy(update={"training": params.training.model_copy(update={"padding_free": True})})
     )
     with torch.no_grad():
-        loss_padded = model(**padded(feats)).loss
-        batch = packed(feats)
+        loss_padded = model(**{k: v.to(model.device) for k, v in padded(feats).items()}).loss
+        batch = {k: v.to(model.device) for k, v in packed(feats).items()}
         loss_packed = model(**batch).loss
         crossed = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss  # positions not restarted
         cached = model(**batch, use_cache=True).loss  # a KV cache disables the packed-sequence mask

@@ -32,16 +32,13 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
     """The model exactly as the train stage evaluates it: the base loaded per params (NF4 when
     quantization says so), prepared like training (prepare_model_for_kbit_training casts the
     non-quantized weights to fp32), plus the adapter when given; in eval mode (no dropout)."""
-    import torch
     from peft import PeftModel, prepare_model_for_kbit_training
 
     from locus.training.modeling import load_base
 
-    model = load_base(params, model_dir)
+    model = load_base(params, model_dir)  # on the job's GPU when there is one, NF4 or not
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    elif torch.cuda.is_available():  # NF4 is placed on cuda:0 when loaded; a plain base is not
-        model = model.to("cuda")
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     return model.eval()
@@ -61,12 +58,15 @@ def eval_batches(tokenizer, dataset, batch_size: int, device, keys=("input_ids",
         yield {k: v.to(device) for k, v in batch.items() if v is not None}
 
 
-def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dict:
+def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk: int = 1024) -> dict:
     """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
 
     bf16: under bf16 autocast, as the Trainer trains and evaluates with training.mixed_precision, so
-    the loss matches its eval loss. The full-vocabulary log-softmax is taken one sequence at a
-    time in float32 (a 4 × 256-token batch at a 128k vocabulary would be 0.5 GB at once)."""
+    the loss matches its eval loss. The vocabulary head runs only on the positions that predict a
+    response token, `chunk` positions at a time, and each chunk's log-softmax is taken in float32:
+    memory stays at chunk × vocabulary (0.5 GB at a 128k vocabulary) however long the batch, where
+    the full logits of 4 × 2048 tokens would be 4 GB. Models whose head does more than a linear map
+    (logit soft-capping or scaling) are scored from their full logits instead."""
     import torch
 
     from locus.training.sft_data import IGNORE_INDEX
@@ -76,18 +76,34 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> dic
     with torch.no_grad():
         for batch in eval_batches(tokenizer, dataset, batch_size, device):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            # position t-1 predicts token t; float64 sums so the total does not depend on batching
-            for row_logits, row_labels in zip(logits[:, :-1], batch["labels"][:, 1:]):
-                row_logits, mask = row_logits.float(), row_labels != IGNORE_INDEX
-                target = row_labels.clamp(min=0)
-                token_nll = -torch.log_softmax(row_logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-                nll += float(token_nll[mask].double().sum())
-                correct += int((row_logits.argmax(-1) == target)[mask].sum())
-                tokens += int(mask.sum())
+                hidden, head = _head_inputs(model, batch)
+            # position t-1 predicts token t
+            labels = batch["labels"][:, 1:]
+            mask = labels != IGNORE_INDEX
+            hidden, target = hidden[:, :-1][mask], labels[mask]
+            for start in range(0, len(target), chunk):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = head(hidden[start : start + chunk])
+                logits, want = logits.float(), target[start : start + chunk]
+                token_nll = -torch.log_softmax(logits, dim=-1).gather(-1, want.unsqueeze(-1)).squeeze(-1)
+                nll += float(token_nll.double().sum())  # float64 sums: the total does not depend on batching
+                correct += int((logits.argmax(-1) == want).sum())
+            tokens += len(target)
     if tokens == 0:
         raise ValueError("the eval split has no response token to score")
     return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(dataset)}
+
+
+def _head_inputs(model, batch):
+    """(per-position inputs of the head, the head): the decoder's last hidden states and the LM
+    head, or — for a model whose logits are more than lm_head(h) — its logits and the identity."""
+    config = getattr(model, "config", None)
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return logits, lambda x: x
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT or plain
+    hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return hidden.last_hidden_state, base.get_output_embeddings()
 
 
 # ---------------------------------------------------------------- the cross-domain table

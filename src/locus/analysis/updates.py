@@ -79,6 +79,13 @@ class BaseWeights:
         return as_trained(tensor, self.params)
 
 
+def plain_weights(model_dir: str | Path, params) -> BaseWeights:
+    """W₀ as an unquantized model holds it (the file's weight in model.dtype), whatever
+    quantization.method says: for full fine-tuning, which never quantizes."""
+    plain = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
+    return BaseWeights(model_dir, plain)
+
+
 def effective_table(final: str | Path, model_dir: str | Path, params, init: str | Path | None = None) -> pd.DataFrame:
     rows, nonzero_init = [], []
     with BaseWeights(model_dir, params) as base:

@@ -33,12 +33,11 @@ def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
     from safetensors import safe_open
 
     from locus.analysis.full_ft import dense_metrics
-    from locus.analysis.updates import BaseWeights
+    from locus.analysis.updates import plain_weights
     from locus.core.keys import weight_key
 
-    unquantized = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
     rows = []
-    with safe_open(delta_file, "np") as f, BaseWeights(model_dir, unquantized) as base:
+    with safe_open(delta_file, "np") as f, plain_weights(model_dir, params) as base:
         for key in f.keys():
             rows.append(weight_key(key) | dense_metrics(f.get_tensor(key), base[key]))
     if not rows:

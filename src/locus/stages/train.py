@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     if not 0 < args.lr <= 1:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
-    seed_everything(args.seed)
+    seed_everything(args.seed, params.training.deterministic)
     tokenizer = load_tokenizer(args.model)
     data = load_data(tokenizer, args.data, params)
     model = build_model(params, args.model, args.init)

@@ -10,6 +10,9 @@ accumulation, schedule, warmup, weight decay, clipping, optimizer, seed and data
 encoding, prompt masking and collator (padding-free included), the same step log and train_loss.
 Only the learning rate differs (full FT needs a smaller one; params full_ft.learning_rates).
 
+The model is loaded straight onto the job's GPU when there is one; W₀ is not copied (it is read
+back from the model files after training), so memory is the model, its gradients and AdamW state.
+
 Outputs in --out: delta.safetensors — ΔW = W_final − W₀ in float32 for the modules LoRA adapts
 (lora.target_modules; keys as in the base, e.g. model.layers.3.self_attn.q_proj.weight), not a
 model copy (≈318 MB for SmolLM2 instead of 517 MB); train_log.csv; metrics.json.
@@ -44,26 +47,30 @@ def adapted_weights(model, targets) -> dict:
 
 
 def run(args, params) -> None:
+    import torch
     from safetensors.torch import save_file
 
+    from locus.analysis.updates import plain_weights
     from locus.training.loop import fit, load_data
     from locus.training.modeling import load_base, load_tokenizer, seed_everything
 
     if not 0 < args.lr <= 1:
         raise ValueError(f"--lr {args.lr} is outside (0, 1]")
-    seed_everything(args.seed)
+    seed_everything(args.seed, params.training.deterministic)
     tokenizer = load_tokenizer(args.model)
     data = load_data(tokenizer, args.data, params)
     model = load_base(params, args.model, quantize=False)
     model.requires_grad_(True)
     weights = adapted_weights(model, params.lora.target_modules)
-    w0 = {n: p.detach().clone() for n, p in weights.items()}
     with tempfile.TemporaryDirectory() as scratch:
         metrics, log = fit(model, tokenizer, data, params, args.lr, args.seed, scratch)
 
     out = Path(args.out)
-    # W₀ stays where it was cloned (CPU); the Trainer may have moved the trained weights to CUDA.
-    delta = {n: (p.detach().float().to(w0[n].device) - w0[n].float()).contiguous() for n, p in weights.items()}
+    # W₀ is read back from the model files one matrix at a time (exactly the loaded values: the
+    # file's weight cast to model.dtype) instead of cloned before training: a 3B model's clone
+    # would double its memory. ΔW is taken on the CPU whatever device trained.
+    with plain_weights(args.model, params) as w0:
+        delta = {n: (p.detach().float().cpu() - torch.from_numpy(w0[n])).contiguous() for n, p in weights.items()}
     with io.atomic_path(out / "delta.safetensors") as tmp:
         save_file(delta, str(tmp), metadata={"what": "W_final - W0, full fine-tuning", "lr": str(args.lr)})
     io.write_text(out / "train_log.csv", log.to_csv())

@@ -204,6 +204,7 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         disable_tqdm=not logs.interactive(),  # StepLog prints one line per step instead
         seed=seed,
         data_seed=seed,
+        full_determinism=t.deterministic,  # the Trainer re-seeds with enable_full_determinism
         use_cpu=not torch.cuda.is_available(),
         bf16=use_bf16(params),
         # TF32 for the fp32 matmuls that remain (LoRA, head) on Ampere or newer; None: leave as is.

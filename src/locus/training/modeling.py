@@ -5,6 +5,7 @@ Shared by the adapter-initialisation and training stages so both see the same mo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -57,13 +58,15 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     kwargs = dict(dtype=DTYPES[params.model.dtype], use_safetensors=True, trust_remote_code=False)
+    if torch.cuda.is_available():  # straight onto the job's GPU: no CPU copy of the model first
+        kwargs["device_map"] = model_device()
     q = params.quantization
     if quantize and q.method == "nf4":
         require_bitsandbytes()
         compute = DTYPES[q.compute_dtype]
         kwargs.update(
             dtype=compute,
-            device_map="cuda:0" if torch.cuda.is_available() else "cpu",
+            device_map=model_device(),
             quantization_config=BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
@@ -82,6 +85,14 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
         dequantize_once(model)
     check_target_modules(model, params.lora.target_modules)
     return model
+
+
+def model_device() -> str:
+    """Where a stage's model lives: the process's one GPU (cuda:LOCAL_RANK under torchrun, else
+    cuda:0 — locus.cli pins CUDA_VISIBLE_DEVICES to one GPU per job), or cpu."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
 
 
 def nf4_kernel(params: Params, quantize: bool = True) -> str:
@@ -165,8 +176,14 @@ def lora_config(params: Params, layers: list[int] | None = None):
     )
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch; call before get_peft_model (lora_A is drawn from torch's RNG)."""
-    from transformers import set_seed
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; call before get_peft_model (lora_A is drawn from torch's RNG)
+    and before the first CUDA call. deterministic (training.deterministic): transformers'
+    enable_full_determinism — deterministic algorithms only, CUBLAS_WORKSPACE_CONFIG set before
+    cuBLAS starts, cuDNN autotuning off — so CUDA reruns are bit-identical too."""
+    from transformers import enable_full_determinism, set_seed
 
-    set_seed(seed, deterministic=False)
+    if deterministic:
+        enable_full_determinism(seed)
+    else:
+        set_seed(seed)

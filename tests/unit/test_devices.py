@@ -1,0 +1,136 @@
+"""Where and how the model runs: device placement, precision, determinism and one GPU per job.
+
+A CUDA device cannot be had in CI, so placement is checked through the arguments the loaders pass
+(a fake `from_pretrained` that records them and loads the real tiny model on CPU), and precision
+from the built TrainingArguments; benchmarks/gpu_suite.sh checks the same on a real GPU.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_params
+from locus.params import load
+from locus.training import modeling
+
+
+def cuda_present(monkeypatch, bf16: bool = True) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+
+
+@pytest.mark.parametrize("local_rank, expected", [(None, "cuda:0"), ("3", "cuda:3")])
+def test_model_device_is_the_jobs_one_gpu(monkeypatch, local_rank, expected):
+    cuda_present(monkeypatch)
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    assert modeling.model_device() == expected
+
+
+@pytest.mark.parametrize("method", ["none", "nf4"])
+def test_load_base_places_every_model_on_the_gpu(monkeypatch, tmp_path, tiny_model, arith_raw, method):
+    """NF4 and plain bases alike are loaded straight onto cuda:LOCAL_RANK (a plain base used to stay
+    on the CPU and be evaluated there); on a CPU machine no device_map is passed for a plain base."""
+    from transformers import AutoModelForCausalLM
+
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "r", quantization={"method": method}))
+    real = AutoModelForCausalLM.from_pretrained
+    seen = []
+
+    def fake(path, **kwargs):
+        seen.append(kwargs)
+        return real(path, dtype=torch.float32)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fake)
+    if not torch.cuda.is_available() and method == "none":
+        modeling.load_base(params, tiny_model)
+        assert "device_map" not in seen[-1]
+    import bitsandbytes  # noqa: F401 - imported for real before CUDA is faked
+    cuda_present(monkeypatch)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    modeling.load_base(params, tiny_model, quantize=method == "nf4")
+    assert seen[-1]["device_map"] == "cuda:1"
+    assert ("quantization_config" in seen[-1]) == (method == "nf4")
+    assert seen[-1]["use_safetensors"] is True and seen[-1]["trust_remote_code"] is False
+
+
+@pytest.mark.parametrize(
+    "mode, cuda, bf16_ok, expected",
+    [
+        ("auto", False, False, False),
+        ("auto", True, True, True),
+        ("auto", True, False, False),
+        ("bf16", False, False, True),
+        ("no", True, True, False),
+    ],
+)
+def test_mixed_precision_follows_the_device(monkeypatch, tmp_path, arith_raw, mode, cuda, bf16_ok, expected):
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "r", training={"mixed_precision": mode}))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    assert modeling.use_bf16(params) is expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU arguments")
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_training_arguments_on_cpu(tmp_path, arith_raw, deterministic):
+    from locus.training.loop import training_arguments
+
+    params = load(
+        write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "r", training={"deterministic": deterministic})
+    )
+    args = training_arguments(params, 1e-3, 0, str(tmp_path / "out"))
+    assert args.use_cpu and not args.bf16 and not args.tf32
+    assert args.full_determinism is deterministic and args.seed == args.data_seed == 0
+    assert args.n_gpu == 0 and args.per_device_eval_batch_size == 2 * params.training.per_device_batch_size
+
+
+def test_deterministic_seeding_switches_torch_to_deterministic_algorithms():
+    saved = dict(os.environ)
+    try:
+        modeling.seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"  # before cuBLAS starts: seeding comes first
+        modeling.seed_everything(0)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_one_gpu_per_job(monkeypatch, capsys):
+    """locus pins CUDA_VISIBLE_DEVICES to GPU 0 unless the user (or torchrun) chose, and says so
+    on a multi-GPU host: the Trainer would otherwise multiply the batch by the GPU count."""
+    from locus import cli
+
+    monkeypatch.setattr(cli, "host_gpus", lambda: 4)
+    for env, pinned in [({}, "0"), ({"CUDA_VISIBLE_DEVICES": "2,3"}, "2,3"), ({"LOCAL_RANK": "1"}, None)]:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(SystemExit):
+            cli.main(["delta", "--help"])
+        assert os.environ.get("CUDA_VISIBLE_DEVICES") == pinned
+        said = capsys.readouterr().err
+        assert ("4 GPUs here; this job uses GPU 0 only" in said) == (env == {})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_full_ft_reads_w0_back_exactly_as_loaded(tmp_path, tiny_model, arith_raw, dtype):
+    """train-full no longer clones W₀ before training: it reads it back from the model files, which
+    must give the loaded parameter bit for bit."""
+    from locus.analysis.updates import plain_weights
+    from locus.stages.train_full import adapted_weights
+
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "r", model={"dtype": dtype}))
+    model = modeling.load_base(params, tiny_model, quantize=False)
+    weights = adapted_weights(model, params.lora.target_modules)
+    with plain_weights(tiny_model, params) as w0:
+        for name, p in weights.items():
+            assert p.dtype == modeling.DTYPES[dtype]
+            np.testing.assert_array_equal(w0[name], p.detach().float().cpu().numpy(), err_msg=name)
