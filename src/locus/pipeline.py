@@ -18,6 +18,17 @@ from locus.code_deps import code_files
 CELL_MATRIX = {"domain": "grid.domains", "seed": "grid.seeds"}
 # What `locus train --out DIR` writes that later stages read (train_log.csv is a plot, below).
 TRAIN_OUTS = ["adapter_final", "metrics.json"]
+# What a stage that runs the model on an eval split reads (evaluate, represent): the model as
+# quantized, the split as budgeted and encoded, the batch and the autocast.
+EVAL_PARAMS = [
+    "quantization",
+    "data.max_eval_examples",
+    "data.short_budget",
+    "training.per_device_batch_size",
+    "training.max_seq_length",
+    "training.overlength",
+    "training.mixed_precision",
+]
 
 
 @dataclass(frozen=True)
@@ -103,15 +114,7 @@ STAGES = [
         "Representation change per layer: 1 - linear CKA of hidden states, base vs tuned.",
         deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/representation.parquet"],
-        params=[
-            "quantization",
-            "data.max_eval_examples",
-            "data.short_budget",
-            "training.per_device_batch_size",
-            "training.max_seq_length",
-            "training.overlength",
-            "training.mixed_precision",
-        ],
+        params=EVAL_PARAMS,
         matrix=CELL_MATRIX,
     ),
     # trajectory.domains is [] (no stage) unless training.snapshot_every > 0 (params validation).
@@ -133,7 +136,7 @@ STAGES = [
         "The base model on one domain's eval split.",
         deps=["{model_dir}", "{data_dir}"],
         outs=["{eval_base}"],
-        params=["quantization", "training.max_seq_length", "training.overlength"],
+        params=EVAL_PARAMS,
         matrix={"domain": "evaluation.domains"},
     ),
     Stage(
@@ -142,7 +145,7 @@ STAGES = [
         "One cell scored on every evaluation domain's eval split.",
         deps=["{model_dir}", "{results_dir}/data", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/eval.json"],
-        params=["quantization", "training.max_seq_length", "training.overlength", "evaluation"],
+        params=[*EVAL_PARAMS, "evaluation"],
         matrix={"domain": "evaluation.domains", "seed": "grid.seeds"},
     ),
     Stage(
