@@ -14,6 +14,7 @@ from pathlib import Path
 STAGES = {
     "prepare-model": "locus.stages.prepare_model",
     "prepare-data": "locus.stages.prepare_data",
+    "quantize-base": "locus.stages.quantize_base",
     "init-adapter": "locus.stages.init_adapter",
     "train": "locus.stages.train",
     "delta": "locus.stages.delta",

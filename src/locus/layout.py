@@ -1,6 +1,7 @@
 """Where every artefact lives. Snakemake, DVC and the stages all build paths from here.
 
 models/base/                                               prepared base model
+models/base-w0.safetensors                                 its NF4 weights as training computes with them
 results/
   data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
   runs/{domain}/lr={lr}/seed={seed}/adapter_init/          PEFT adapter before training
@@ -32,6 +33,7 @@ from locus.params import Params, lr_label
 # the functions below fill everything.
 PATTERNS = {
     "model_dir": "{models_dir}/base",
+    "w0_file": "{models_dir}/base-w0.safetensors",
     "raw_file": "{raw_dir}/{domain}.jsonl",
     "data_dir": "{results_dir}/data/{domain}",
     "runs_dir": "{results_dir}/runs",

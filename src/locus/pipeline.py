@@ -60,6 +60,14 @@ STAGES = [
         params=["model"],
     ),
     Stage(
+        "quantize_base",
+        "locus quantize-base --model {model_dir} --out {w0_file}",
+        "W₀ as QLoRA training computes with it, quantized once on the training device.",
+        deps=["{model_dir}"],
+        outs=["{w0_file}"],
+        params=["quantization"],
+    ),
+    Stage(
         "prepare_data",
         "locus prepare-data --domain {domain} --out {data_dir}",
         "One domain's train/eval split.",
@@ -99,10 +107,10 @@ STAGES = [
     ),
     Stage(
         "effective",
-        "locus effective --model {model_dir} --init {cell_dir}/adapter_init "
+        "locus effective --model {model_dir} --w0 {w0_file} --init {cell_dir}/adapter_init "
         "--final {cell_dir}/adapter_final --out {cell_dir}/effective.parquet",
         "The effective update ΔW = (α/r)(BA - B₀A₀) of every module.",
-        deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
+        deps=["{model_dir}", "{w0_file}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/effective.parquet"],
         params=["quantization"],
         matrix=CELL_MATRIX,
@@ -122,10 +130,16 @@ STAGES = [
     # are a dependency here, not cached by DVC.
     Stage(
         "trajectory",
-        "locus trajectory --model {model_dir} --init {cell_dir}/adapter_init "
+        "locus trajectory --model {model_dir} --w0 {w0_file} --init {cell_dir}/adapter_init "
         "--final {cell_dir}/adapter_final --snapshots {cell_dir}/trajectory --out {cell_dir}/trajectory.parquet",
         "Learning trajectory of one cell from its snapshots.",
-        deps=["{model_dir}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/trajectory"],
+        deps=[
+            "{model_dir}",
+            "{w0_file}",
+            "{cell_dir}/adapter_init",
+            "{cell_dir}/adapter_final",
+            "{cell_dir}/trajectory",
+        ],
         outs=["{cell_dir}/trajectory.parquet"],
         params=["quantization"],
         matrix={"domain": "trajectory.domains", "seed": "grid.seeds"},

@@ -38,3 +38,23 @@ def test_a_gpu_cluster_in_one_place(tmp_path):
     p.write_text(yaml.safe_dump({**yaml.safe_load(open("params.yaml")), "cluster": over}))
     c = load(p).cluster
     assert (c.partition, c.account, c.gpus_per_train_job, c.gpu_type) == ("gpu", "proj-123", 1, "a100")
+
+
+def test_model_jobs_ask_for_the_memory_the_model_needs(tmp_path):
+    """A job that loads the base gets ≥ 2.5 × its bytes in model.dtype (+ runtime), whatever
+    cluster.mem_mb says; the size comes from the safetensors headers alone."""
+    import torch
+    from safetensors.torch import save_file
+
+    from locus.resources import LOAD_FACTOR, RUNTIME_MB, model_memory_mb, parameter_count
+
+    model = tmp_path / "base"
+    model.mkdir()
+    save_file({"a": torch.zeros(1000, 300), "b": torch.zeros(7)}, str(model / "model-1.safetensors"))
+    save_file({"c": torch.zeros(2, 3, dtype=torch.bfloat16)}, str(model / "model-2.safetensors"), metadata={"x": "y"})
+    assert parameter_count(model) == 300_013 and parameter_count(tmp_path / "absent") is None
+    params = load("params.yaml")
+    assert params.model.dtype == "float32"
+    assert model_memory_mb(4000, params, model) == 4000  # a small model: the configured floor
+    assert model_memory_mb(1, params, model) == int(-(-LOAD_FACTOR * 300_013 * 4 // 2**20)) + RUNTIME_MB
+    assert model_memory_mb(4000, params, tmp_path / "not prepared yet") == 4000

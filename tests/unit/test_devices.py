@@ -50,6 +50,7 @@ def test_load_base_places_every_model_on_the_gpu(monkeypatch, tmp_path, tiny_mod
         modeling.load_base(params, tiny_model)
         assert "device_map" not in seen[-1]
     import bitsandbytes  # noqa: F401 - imported for real before CUDA is faked
+
     cuda_present(monkeypatch)
     monkeypatch.setenv("LOCAL_RANK", "1")
     modeling.load_base(params, tiny_model, quantize=method == "nf4")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from conftest import argv, build_tiny_model, on_cell, write_params
+from conftest import argv, build_tiny_model, cell_argv, on_cell, write_params
 from locus.cli import main
 from locus.core.effective import (
     random_similarity,
@@ -349,3 +349,50 @@ def test_effective_charts_and_summaries():
     assert "20% of ‖ΔW‖²_F" in notes["effective_attention_lr=0.001"]
     noisy = ce.summaries(synthetic_modules(seeds=(0, 1, 2), noise=0.05))["effective_profile_lr=0.001"]
     assert "exceeds 2× its across-seed s.d. for a, b" in noisy
+
+
+def test_w0_quantized_once_is_what_training_computes_with(tmp_path, tiny_model, arith_raw, capsys):
+    """`locus quantize-base` stores, per NF4 layer, the weight Linear4bit multiplies by; effective
+    reads it (--w0) and gets the table the per-cell round trip gives; a file made for other
+    quantization settings is refused in one line."""
+    import bitsandbytes.functional as bnbf
+    from safetensors import safe_open
+    from safetensors.torch import load_file as load_torch
+
+    from locus.analysis.updates import BaseWeights
+    from locus.training.modeling import load_base
+
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")  # NF4, double quant
+    w0 = tmp_path / "base-w0.safetensors"
+    assert main(argv("quantize-base", params=params_file, model=tiny_model, out=w0)) == 0
+    stored = load_torch(w0)  # bfloat16, which numpy lacks
+    assert len(stored) == 3 * 7  # every linear layer of the 3 decoder layers, not only the adapted ones
+    with safe_open(w0, "np") as f:
+        assert f.metadata()["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    bnb_params = load(
+        write_params(tmp_path / "b.yaml", arith_raw, tmp_path / "res", quantization={"cpu_kernel": "bitsandbytes"})
+    )
+    model = load_base(bnb_params, tiny_model)
+    with BaseWeights(tiny_model, load(params_file)) as round_trip:
+        for name, values in stored.items():
+            layer = model.get_submodule(name.removesuffix(".weight"))
+            held = bnbf.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float().cpu().numpy()
+            assert values.dtype == torch.bfloat16
+            np.testing.assert_array_equal(values.float().numpy(), held, err_msg=name)
+            np.testing.assert_array_equal(round_trip[name], held, err_msg=name)
+
+    cell = make_cell(tmp_path, tiny_model, params_file, "c", seed=0)
+    on_cell("effective", params_file, cell, model=tiny_model, out=tmp_path / "a.parquet")
+    on_cell("effective", params_file, cell, model=tiny_model, w0=w0, out=tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "b.parquet"), pd.read_parquet(tmp_path / "a.parquet"))
+
+    single = write_params(tmp_path / "s.yaml", arith_raw, tmp_path / "res", quantization={"double_quant": False})
+    capsys.readouterr()
+    assert main(cell_argv("effective", single, cell, model=tiny_model, w0=w0, out=tmp_path / "c.parquet")) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(w0) in err and "rerun locus quantize-base" in err
+    assert not (tmp_path / "c.parquet").exists()
+
+    plain = write_params(tmp_path / "n.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
+    assert main(argv("quantize-base", params=plain, model=tiny_model, out=tmp_path / "none.safetensors")) == 0
+    assert load_torch(tmp_path / "none.safetensors") == {}  # unquantized: W₀ is the model's own weight

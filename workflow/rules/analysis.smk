@@ -20,6 +20,7 @@ rule effective:
         "Effective update ΔW for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
+        w0=W0,
         init=f"{CELL}/adapter_init",
         final=f"{CELL}/adapter_final",
         code=code("effective"),
@@ -33,7 +34,7 @@ rule effective:
     resources:
         **cluster_resources("default"),
     shell:
-        "locus effective {STAGE_ARGS} --model {input.model} --init {input.init} --final {input.final} "
+        "locus effective {STAGE_ARGS} --model {input.model} --w0 {input.w0} --init {input.init} --final {input.final} "
         "--out {output} 2>&1 | tee {log}"
 
 

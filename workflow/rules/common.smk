@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from locus import code_deps, layout, pipeline
 from locus.params import load
+from locus.resources import model_memory_mb
 from locus.training.records import find_raw
 
 PARAMS_FILE = config.get("params", "params.yaml")
@@ -25,6 +26,7 @@ def pattern(name):
 
 
 MODEL = pattern("model_dir")
+W0 = pattern("w0_file")
 LOGS = pattern("logs_dir")
 DATA = pattern("data_dir")
 CELL = pattern("cell_dir")
@@ -79,16 +81,22 @@ def model_threads(kind="default"):
 
 
 def cluster_resources(kind="default"):
-    """SLURM resources from params.yaml's `cluster:` section (used by the slurm profile only).
+    """SLURM resources from params.yaml's `cluster:` section (used by the slurm profile only), by kind:
 
-    Empty strings are left out, so the cluster's defaults apply; train jobs get the train_* values
-    and, with cluster.gpus_per_train_job > 0, a GPU (the plugin turns gpu/gpu_model into --gpus).
+      train    runs the model on the training device (train, evaluate, represent, full FT, the NF4
+               quantization): the train_* values and, with cluster.gpus_per_train_job > 0, a GPU
+      load     loads the whole base on a CPU (prepare-model, init-adapter): cpus/runtime_min
+      default  reads tables or one matrix at a time: cpus/mem_mb/runtime_min
+    train and load jobs get at least the memory the model needs (locus.resources: 2.5 × its bytes
+    in model.dtype plus the runtime), evaluated when the job is submitted. Empty strings are left
+    out, so the cluster's defaults apply; the plugin turns gpu/gpu_model into --gpus.
     """
     c = PARAMS.cluster
     train = kind == "train"
+    floor = c.train_mem_mb if train else c.mem_mb
     res = {
         "cpus_per_task": c.train_cpus if train else c.cpus,
-        "mem_mb": c.train_mem_mb if train else c.mem_mb,
+        "mem_mb": floor if kind == "default" else lambda wildcards: model_memory_mb(floor, PARAMS, MODEL),
         "runtime": c.train_runtime_min if train else c.runtime_min,
         "slurm_partition": c.partition,
         "slurm_account": c.account,

@@ -42,9 +42,9 @@ rule full_ft_effective:
         f"{FULL_FT_CELL}/effective.parquet",
     log:
         f"{LOGS}/full_ft_effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
-    threads: model_threads("default")
+    threads: model_threads("train")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("train"),
     shell:
         "locus full-ft-effective {STAGE_ARGS} --model {input.model} --delta {input.delta} "
         "--out {output} 2>&1 | tee {log}"

@@ -11,9 +11,28 @@ rule prepare_model:
         f"{LOGS}/prepare_model.log",
     threads: model_threads("default")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("load"),
     shell:
         "locus prepare-model {STAGE_ARGS} --out {output} 2>&1 | tee {log}"
+
+
+rule quantize_base:
+    message:
+        "Quantizing the base once: W₀ as training computes with it -> {output}"
+    input:
+        model=MODEL,
+        code=code("quantize-base"),
+    output:
+        W0,
+    params:
+        tracked=tracked("quantize_base"),  # the params keys dvc.yaml tracks for it
+    log:
+        f"{LOGS}/quantize_base.log",
+    threads: model_threads("train")  # runs on the training device
+    resources:
+        **cluster_resources("train"),
+    shell:
+        "locus quantize-base {STAGE_ARGS} --model {input.model} --out {output} 2>&1 | tee {log}"
 
 
 rule prepare_data:

@@ -12,7 +12,7 @@ rule init_adapter:
         f"{LOGS}/init_adapter/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("default")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("load"),
     shell:
         "locus init-adapter {STAGE_ARGS} --model {input.model} --seed {wildcards.seed} "
         "--out {output} 2>&1 | tee {log}"

@@ -14,6 +14,7 @@ if TRAJECTORY_ON:
             "Learning trajectory of {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
         input:
             model=MODEL,
+            w0=W0,
             init=f"{CELL}/adapter_init",
             final=f"{CELL}/adapter_final",
             snapshots=f"{CELL}/trajectory",
@@ -28,5 +29,5 @@ if TRAJECTORY_ON:
         resources:
             **cluster_resources("default"),
         shell:
-            "locus trajectory {STAGE_ARGS} --model {input.model} --init {input.init} --final {input.final} "
-            "--snapshots {input.snapshots} --out {output} 2>&1 | tee {log}"
+            "locus trajectory {STAGE_ARGS} --model {input.model} --w0 {input.w0} --init {input.init} "
+            "--final {input.final} --snapshots {input.snapshots} --out {output} 2>&1 | tee {log}"

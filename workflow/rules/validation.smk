@@ -47,7 +47,7 @@ rule validation_init:
         f"{LOGS}/validation_init/{{domain}}_{{arm}}_seed={{seed}}.log",
     threads: model_threads("default")
     resources:
-        **cluster_resources("default"),
+        **cluster_resources("load"),
     shell:
         "locus init-adapter {STAGE_ARGS} --model {input.model} --seed {wildcards.seed} "
         "--layers-from {input.arms} --arm {wildcards.arm} --out {output} 2>&1 | tee {log}"

@@ -31,6 +31,15 @@ from locus.params import lr_label
 TRACKS, LORA_METRICS = 0.7, ("rel_fro", "mean_abs")
 
 
+def singular_values(d: np.ndarray) -> np.ndarray:
+    """σ of a dense float64 matrix, descending: on the job's GPU when there is one (a 3B model's
+    196 dense SVDs take most of an hour on one CPU core), else with LAPACK on the job's threads."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.linalg.svdvals(torch.from_numpy(d).to(device)).cpu().numpy()
+
+
 def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
     """Every metric of the module docstring for one dense ΔW (float64 SVD) and its W₀.
 
@@ -39,7 +48,7 @@ def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:
     d = np.asarray(delta, np.float64)
     if d.shape != w0.shape:
         raise ValueError(f"ΔW has shape {d.shape}, W₀ {w0.shape}")
-    sigma = np.linalg.svd(d, compute_uv=False)
+    sigma = singular_values(d)
     out = spectrum_metrics(sigma)
     w0_fro = float(np.linalg.norm(np.asarray(w0, np.float64)))
     energy = np.cumsum(sigma**2)

@@ -53,12 +53,39 @@ def as_trained(weight: torch.Tensor, params) -> np.ndarray:
     return w.float().numpy()
 
 
-class BaseWeights:
-    """Lazy reader of base weights W₀ by name, one matrix at a time, shards opened once each."""
+def w0_metadata(params) -> dict[str, str]:
+    """The settings a W₀ file (locus quantize-base) is made for; a reader checks them against params."""
+    q = params.quantization
+    return {"method": q.method, "compute_dtype": q.compute_dtype, "double_quant": str(q.double_quant).lower()}
 
-    def __init__(self, model_dir: str | Path, params):
+
+class BaseWeights:
+    """Lazy reader of base weights W₀ by name, one matrix at a time, files opened once each.
+
+    `w0_file` (written by `locus quantize-base`): for NF4, W₀ is read from it — quantized once, on
+    the training device. Without it, NF4's W₀ is computed here by a CPU round trip (adapters
+    trained elsewhere, `locus external`); unquantized W₀ is always the model's own weight.
+    """
+
+    def __init__(self, model_dir: str | Path, params, w0_file: str | Path | None = None):
         self.model_dir, self.params, self.files = Path(model_dir), params, weight_files(model_dir)
         self._stack, self._handles = ExitStack(), {}
+        self.stored = None
+        if w0_file is not None and params.quantization.method == "nf4":
+            self.stored = Path(w0_file)
+            self._check_stored()
+
+    def _check_stored(self) -> None:
+        from safetensors import safe_open
+
+        with reading(self.stored), safe_open(self.stored, "pt") as f:
+            made_for = {k: v for k, v in (f.metadata() or {}).items() if k != "device"}
+            self.stored_names = set(f.keys())
+        if made_for != w0_metadata(self.params):
+            raise ValueError(
+                f"{self.stored}: made for quantization {made_for}, params say {w0_metadata(self.params)}; "
+                "rerun locus quantize-base"
+            )
 
     def __enter__(self):
         return self
@@ -66,17 +93,22 @@ class BaseWeights:
     def __exit__(self, *exc):
         self._stack.close()
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def _tensor(self, path: Path, name: str) -> torch.Tensor:
         from safetensors import safe_open
 
-        if name not in self.files:
-            raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
-        path = self.files[name]
         with reading(path):
             if path not in self._handles:
                 self._handles[path] = self._stack.enter_context(safe_open(path, "pt"))
-            tensor = self._handles[path].get_tensor(name)
-        return as_trained(tensor, self.params)
+            return self._handles[path].get_tensor(name)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.files:
+            raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
+        if self.stored is not None:
+            if name not in self.stored_names:
+                raise ValueError(f"{self.stored}: no W₀ for {name!r} (not an NF4 layer of this model)")
+            return self._tensor(self.stored, name).float().numpy()
+        return as_trained(self._tensor(self.files[name], name), self.params)
 
 
 def plain_weights(model_dir: str | Path, params) -> BaseWeights:
@@ -86,9 +118,11 @@ def plain_weights(model_dir: str | Path, params) -> BaseWeights:
     return BaseWeights(model_dir, plain)
 
 
-def effective_table(final: str | Path, model_dir: str | Path, params, init: str | Path | None = None) -> pd.DataFrame:
+def effective_table(
+    final: str | Path, model_dir: str | Path, params, init: str | Path | None = None, w0_file: str | Path | None = None
+) -> pd.DataFrame:
     rows, nonzero_init = [], []
-    with BaseWeights(model_dir, params) as base:
+    with BaseWeights(model_dir, params, w0_file) as base:
         for module_path, info, upd in iter_updates(final, init):
             if not info.pop("init_zero"):
                 nonzero_init.append(module_path)

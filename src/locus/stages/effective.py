@@ -1,15 +1,15 @@
 """Stage: the effective update ΔW = s·B·A of every adapted module of one cell -> effective.parquet.
 
-    locus effective --model models/base --init CELL/adapter_init --final CELL/adapter_final \
-                    --out CELL/effective.parquet
+    locus effective --model models/base --w0 models/base-w0.safetensors --init CELL/adapter_init \
+                    --final CELL/adapter_final --out CELL/effective.parquet
 
 One row per (layer, block, module): rank, scaling, numerical_rank, w0_fro and the metrics of
 locus.core.effective (fro, rel_fro, spectral, stable_rank, effective_rank, amplification). No dense ΔW
 is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4` the
-NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
-compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
-dequantizes in its forward (tests/unit/test_effective.py checks it against a loaded model); otherwise
-the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
+NF4 weight dequantized to the compute dtype, read from --w0 (`locus quantize-base`, made once on
+the training device) or, without it, computed here by bitsandbytes' quantize_4bit(blocksize=64,
+compress_statistics=double_quant) then dequantize_4bit (tests/unit/test_effective.py checks both
+against a loaded model); otherwise the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
 shards named by model.safetensors.index.json, so memory stays at one matrix.
 
 `--init` is optional: with it the stage checks that the initial lora_B is zero, i.e. that the
@@ -24,6 +24,7 @@ from locus.analysis.updates import effective_table
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
+    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4; default: round trip here)")
     parser.add_argument("--final", "--adapter", dest="final", required=True, help="adapter directory after training")
     parser.add_argument(
         "--init", default=None, help="adapter directory before training (checks that the initial ΔW is 0)"
@@ -32,7 +33,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, params) -> None:
-    table = effective_table(args.final, args.model, params, init=args.init)
+    table = effective_table(args.final, args.model, params, init=args.init, w0_file=args.w0)
     io.write_parquet(args.out, table)
     top = table.loc[table.rel_fro.idxmax()]
     print(

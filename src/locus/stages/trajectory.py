@@ -6,7 +6,7 @@
 One row per (step, layer) with exactly the columns of layers.parquet (stages/aggregate.by_layer):
 the seed's four statistics of Δ = snapshot − adapter_init averaged over the layer's matrices
 (locus.core.stats), and the layer's effective update ΔW = s·B·A (locus.core.effective: fro, rel_fro,
-attention shares) with W₀ as training saw it (stages/effective.BaseWeights). A snapshot holds
+attention shares) with W₀ as training saw it (locus.analysis.updates.BaseWeights, from --w0). A snapshot holds
 only the LoRA tensors, so it is read as a PEFT adapter with the cell's adapter_config.json (which
 gives r, α and the scaling); the last snapshot is adapter_final itself, so the last step's rows
 equal what `locus effective` + `locus aggregate` give for the cell.
@@ -46,10 +46,12 @@ def as_adapter(snapshot: Path, config_dir: Path, stack: ExitStack) -> Path:
     return view
 
 
-def module_rows(snapshots: dict[int, Path], init: Path, config_dir: Path, model_dir, params) -> pd.DataFrame:
+def module_rows(
+    snapshots: dict[int, Path], init: Path, config_dir: Path, model_dir, params, w0_file=None
+) -> pd.DataFrame:
     """Per (step, module): rank, scaling and the metrics of locus.core.effective, as effective.parquet has them."""
     rows = []
-    with ExitStack() as stack, BaseWeights(model_dir, params) as base:
+    with ExitStack() as stack, BaseWeights(model_dir, params, w0_file) as base:
         streams = {step: iter_updates(as_adapter(path, config_dir, stack), init) for step, path in snapshots.items()}
         for per_step in zip(*streams.values(), strict=True):  # strict: every snapshot has every module
             module_path = per_step[0][0]
@@ -63,11 +65,13 @@ def module_rows(snapshots: dict[int, Path], init: Path, config_dir: Path, model_
     return pd.DataFrame(rows).sort_values(["step", "layer", "module"], kind="stable").reset_index(drop=True)
 
 
-def trajectory_table(snapshots: dict[int, Path], init: Path, config_dir: Path, model_dir, params) -> pd.DataFrame:
+def trajectory_table(
+    snapshots: dict[int, Path], init: Path, config_dir: Path, model_dir, params, w0_file=None
+) -> pd.DataFrame:
     """One row per (step, layer): layers.parquet's columns for the adapter at each snapshot step."""
     if not snapshots:
         raise FileNotFoundError("no snapshots (step=N.safetensors) to analyse")
-    effective = module_rows(snapshots, init, config_dir, model_dir, params)
+    effective = module_rows(snapshots, init, config_dir, model_dir, params, w0_file)
     initial = load_adapter(init)
     frames = []
     for step, path in snapshots.items():
@@ -80,6 +84,7 @@ def trajectory_table(snapshots: dict[int, Path], init: Path, config_dir: Path, m
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
+    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4; default: round trip here)")
     parser.add_argument("--init", required=True, help="adapter directory before training")
     parser.add_argument(
         "--final",
@@ -100,7 +105,7 @@ def run(args, params) -> None:
     read_adapter_config(args.final)  # fail here, naming --final, rather than on a snapshot's link to it
     for path in snapshots.values():  # likewise a broken snapshot: named here, not as its temporary view
         io.check_safetensors(path)
-    table = trajectory_table(snapshots, Path(args.init), Path(args.final), args.model, params)
+    table = trajectory_table(snapshots, Path(args.init), Path(args.final), args.model, params, args.w0)
     io.write_parquet(args.out, table)
     metric = params.report.metric
     formed = formed_step(rank_stability(table, metric))

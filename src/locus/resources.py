@@ -1,0 +1,44 @@
+"""How much memory a cluster job needs for the model it loads (SLURM resources; workflow/rules/common.smk).
+
+A job that loads the base holds its weights in `model.dtype` and, while loading, parts of the
+file's tensors too: it needs at least LOAD_FACTOR × the model's bytes plus the runtime's own
+(Python, torch, transformers ≈ RUNTIME_MB), whatever `cluster.mem_mb` says — 4 GB would not load a
+3B model in float32 (12.8 GB). The size is read from the safetensors headers of the prepared
+model directory (or of `model.source` when that is a local directory, for the job that prepares
+it), without reading a tensor; before either exists the configured value stands, and Snakemake
+evaluates resources again when the job is about to be submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+from locus.io import reading
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+LOAD_FACTOR, RUNTIME_MB = 2.5, 1500
+
+
+def parameter_count(model_dir: str | Path) -> int | None:
+    """Elements of every tensor in a directory's *.safetensors (header only); None when there are none."""
+    files = sorted(Path(model_dir).glob("*.safetensors")) if Path(model_dir).is_dir() else []
+    if not files:
+        return None
+    total = 0
+    for path in files:
+        with reading(path), open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+        total += sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+    return total
+
+
+def model_memory_mb(floor_mb: int, params, model_dir: str | Path) -> int:
+    """max(floor_mb, LOAD_FACTOR × parameters × bytes of model.dtype + RUNTIME_MB), in MB."""
+    n = parameter_count(model_dir) or parameter_count(params.model.source)
+    if n is None:
+        return floor_mb
+    return max(floor_mb, math.ceil(LOAD_FACTOR * n * DTYPE_BYTES[params.model.dtype] / 2**20) + RUNTIME_MB)
