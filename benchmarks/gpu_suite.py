@@ -4,12 +4,16 @@
   benchmarks/gpu_suite.sh --shape tiny     # proves the suite end to end on CPU (tests/unit/test_gpu_suite.py)
 
 1. environment: torch, CUDA, the device, bf16 support, bitsandbytes and one NF4 matmul on the device;
-2. one real pipeline cell through Snakemake (`locus` stages: prepare-model, prepare-data,
-   init-adapter, train, delta, effective, aggregate, report) on a random model of the shape
-   (benchmarks/random_model.py; no download), ~20 optimizer steps; its metrics.json says where and
-   how it ran (device, nf4_kernel, bf16 autocast, threads, tokens/s);
-3. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
-4. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
+2. one real pipeline cell through Snakemake (`locus` stages: prepare-model, quantize-base,
+   prepare-data, init-adapter, train, delta, effective, represent, evaluate, the full-FT arm,
+   aggregate, report) on a random model of the shape (benchmarks/random_model.py; no download),
+   ~20 optimizer steps; its metrics.json says where and how it ran (device, nf4_kernel, bf16
+   autocast, threads, tokens/s);
+3. the correctness checks of benchmarks/gpu_checks.py on that cell: placement of every stage's
+   model, dtypes under autocast, NF4 on the device vs the CPU, full-FT ΔW, evaluate vs Trainer
+   eval loss, kill and resume;
+4. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
+5. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DOMAIN = "math_linguistic"
+LR, FULL_FT_LR, SEED = 0.001, 1e-05, 0
 # Per shape: tokenizer vocabulary, micro-batch, max length, model dtype on disk.
 SETTINGS = {
     "tiny": dict(vocab=320, batch=2, length=256, dtype="float32"),
@@ -83,7 +88,7 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
     params = {
         "results_dir": str(results),
         "models_dir": str(work / "models"),
-        "lr": 0.001,
+        "lr": LR,
         "model": {"source": str(model_src), "dtype": s["dtype"]},
         "training": {
             "per_device_batch_size": s["batch"],
@@ -91,7 +96,9 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
             "max_seq_length": s["length"],
             "checkpoint_every": 0,
         },
-        "grid": {"domains": [DOMAIN], "learning_rates": [0.001], "seeds": [0]},
+        "grid": {"domains": [DOMAIN], "learning_rates": [LR], "seeds": [SEED]},
+        "evaluation": {"domains": [DOMAIN]},
+        "full_ft": {"domains": [DOMAIN], "learning_rates": [FULL_FT_LR]},
         "data": {
             "raw_dir": str(ROOT / "data/raw"),
             "max_train_examples": steps * s["batch"],
@@ -128,8 +135,46 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
             if "error" in line.lower()
         ]
         raise SystemExit(f"pipeline cell failed (exit {run.returncode}); stage errors:\n" + "\n".join(errors[-10:]))
-    cell = results / "runs" / DOMAIN / "lr=0.001" / "seed=0"
-    return {"seconds": round(seconds, 1), "metrics": json.loads((cell / "metrics.json").read_text())}
+    from locus import layout
+    from locus.params import load
+
+    loaded = load(params_file)
+    cell = layout.cell_dir(loaded, DOMAIN, LR, SEED)
+    return {
+        "seconds": round(seconds, 1),
+        "metrics": json.loads((cell / "metrics.json").read_text()),
+        "params_file": str(params_file),
+        "cell": str(cell),
+        "full_ft": str(layout.full_ft_dir(loaded, DOMAIN, FULL_FT_LR, SEED)),
+        "model": str(layout.model_dir(loaded)),
+        "w0": str(layout.pattern("w0_file", loaded)),
+        "data": str(layout.data_dir(loaded, DOMAIN)),
+    }
+
+
+def checks(cell: dict, steps: int, work: Path) -> list[dict]:
+    """benchmarks/gpu_checks.py on the cell the pipeline just ran; a check that raises is a failure."""
+    import gpu_checks as g
+    from locus.params import load
+
+    params = load(cell["params_file"])
+    c, init = Path(cell["cell"]), str(Path(cell["cell"]) / "adapter_init")
+    todo = [
+        ("placement of every stage's model", lambda: g.placement(params, cell["model"], init)),
+        ("dtypes under the Trainer's autocast", lambda: g.dtypes(params, cell["model"], init, cell["data"])),
+        ("NF4 round trip, training device vs CPU", lambda: g.nf4_round_trip(params, cell["model"], cell["w0"])),
+        ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
+        ("evaluate loss = Trainer eval loss", lambda: g.eval_loss(c, DOMAIN)),
+        ("kill and resume", lambda: g.resume(Path(cell["params_file"]), c, cell["data"], cell["model"], work, steps)),
+    ]
+    out = []
+    for name, check in todo:
+        try:
+            out.append(check())
+        except Exception as e:  # noqa: BLE001 - the suite reports what fails instead of stopping
+            out.append(g.result(name, False, f"{type(e).__name__}: {str(e)[:300]}"))
+        print(f"check: {out[-1]}", flush=True)
+    return out
 
 
 def throughput(shape: str, steps: int, out: Path) -> dict:
@@ -166,6 +211,10 @@ def markdown(report: dict) -> str:
         f"| pipeline cell through Snakemake | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
         f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
         f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
+        *(
+            f"| {c['check']} | {'ok' if c['ok'] else 'n/a' if c['ok'] is None else 'FAILED'}: {c['detail']} |"
+            for c in report["checks"]
+        ),
         "",
         report["throughput"].get("table", ""),
     ]
@@ -184,7 +233,8 @@ def main() -> None:
     print(json.dumps(report["environment"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="locus-gpu-suite-") as tmp:
         report["pipeline"] = pipeline_cell(args.shape, args.steps, Path(tmp))
-    print(f"pipeline cell: {report['pipeline']['seconds']} s", flush=True)
+        print(f"pipeline cell: {report['pipeline']['seconds']} s", flush=True)
+        report["checks"] = checks(report["pipeline"], args.steps, Path(tmp))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report["throughput"] = throughput(args.shape, args.throughput_steps, out)
@@ -194,6 +244,8 @@ def main() -> None:
     stem.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
     print(f"-> {stem}.json, {stem}.md")
+    if failed := [c["check"] for c in report["checks"] if c["ok"] is False]:
+        raise SystemExit(f"failed checks: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
