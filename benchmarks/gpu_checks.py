@@ -158,7 +158,7 @@ def eval_loss(cell: Path, domain: str) -> dict:
     return result("evaluate loss = Trainer eval loss", gap < 2e-3, f"{ours:.5f} vs {trainer:.5f} (rel. {gap:.1e})")
 
 
-def resume(params_file: Path, cell: Path, data_dir: str, model_dir: str, work: Path, steps: int) -> dict:
+def resume(params_file: Path, cell: Path, init: str, paths: dict, work: Path, steps: int) -> dict:
     """Kill `locus train` after the checkpoint at step ⌊steps/2⌋, rerun it, compare with the cell."""
     import yaml
     from safetensors.torch import load_file
@@ -169,8 +169,8 @@ def resume(params_file: Path, cell: Path, data_dir: str, model_dir: str, work: P
     resumed_params = work / "resume.yaml"
     resumed_params.write_text(yaml.safe_dump(settings))
     out = work / "resumed"
-    args = ["train", "--params", str(resumed_params), "--model", model_dir, "--data", data_dir]
-    args += ["--init", str(cell / "adapter_init"), "--lr", "0.001", "--seed", "0", "--out", str(out)]
+    args = ["train", "--params", str(resumed_params), "--model", paths["model"], "--data", paths["data"]]
+    args += ["--init", init, "--lr", "0.001", "--seed", "0", "--out", str(out)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, str(at), *args], env=env, capture_output=True)
     rerun = subprocess.run([sys.executable, "-m", "locus", *args], env=env, capture_output=True, text=True)

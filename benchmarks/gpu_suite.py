@@ -145,6 +145,7 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
         "metrics": json.loads((cell / "metrics.json").read_text()),
         "params_file": str(params_file),
         "cell": str(cell),
+        "init": str(layout.init_dir(loaded, SEED)),
         "full_ft": str(layout.full_ft_dir(loaded, DOMAIN, FULL_FT_LR, SEED)),
         "model": str(layout.model_dir(loaded)),
         "w0": str(layout.pattern("w0_file", loaded)),
@@ -158,14 +159,14 @@ def checks(cell: dict, steps: int, work: Path) -> list[dict]:
     from locus.params import load
 
     params = load(cell["params_file"])
-    c, init = Path(cell["cell"]), str(Path(cell["cell"]) / "adapter_init")
+    c, init = Path(cell["cell"]), cell["init"]
     todo = [
         ("placement of every stage's model", lambda: g.placement(params, cell["model"], init)),
         ("dtypes under the Trainer's autocast", lambda: g.dtypes(params, cell["model"], init, cell["data"])),
         ("NF4 round trip, training device vs CPU", lambda: g.nf4_round_trip(params, cell["model"], cell["w0"])),
         ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
         ("evaluate loss = Trainer eval loss", lambda: g.eval_loss(c, DOMAIN)),
-        ("kill and resume", lambda: g.resume(Path(cell["params_file"]), c, cell["data"], cell["model"], work, steps)),
+        ("kill and resume", lambda: g.resume(Path(cell["params_file"]), c, init, cell, work, steps)),
     ]
     out = []
     for name, check in todo:

@@ -4,8 +4,9 @@ models/base/                                               prepared base model
 models/base-w0.safetensors                                 its NF4 weights as training computes with them
 results/
   data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
-  runs/{domain}/lr={lr}/seed={seed}/adapter_init/          PEFT adapter before training
-                                   /adapter_final/         PEFT adapter after training
+  adapter_init/seed={seed}/                                PEFT adapter before training (one per seed:
+                                                           it depends on nothing else)
+  runs/{domain}/lr={lr}/seed={seed}/adapter_final/         PEFT adapter after training
                                    /train_log.csv          one row per optimizer step
                                    /metrics.json           final train/eval loss, timing
                                    /delta.parquet          statistics of final - initial
@@ -38,6 +39,7 @@ PATTERNS = {
     "data_dir": "{results_dir}/data/{domain}",
     "runs_dir": "{results_dir}/runs",
     "cell_dir": "{runs_dir}/{domain}/lr={lr}/seed={seed}",
+    "init_dir": "{results_dir}/adapter_init/seed={seed}",
     "eval_base": "{runs_dir}/{domain}/eval_base.json",
     "full_ft_dir": "{runs_dir}/{domain}/full_ft/lr={lr}/seed={seed}",
     "validation_dir": "{results_dir}/validation/{domain}",
@@ -97,6 +99,12 @@ def data_dir(params: Params, domain: str) -> Path:
 
 def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
     return _path("cell_dir", params, domain=domain, lr=lr_label(float(lr)), seed=seed)
+
+
+def init_dir(params: Params, seed: int | str) -> Path:
+    """adapter_init/seed={seed}: the LoRA adapter before training, shared by every cell of the seed
+    (it depends only on the seed, the LoRA config and the model)."""
+    return _path("init_dir", params, seed=seed)
 
 
 def eval_base_path(params: Params, domain: str) -> Path:

@@ -78,19 +78,18 @@ STAGES = [
     ),
     Stage(
         "init_adapter",
-        "locus init-adapter --model {model_dir} --seed {seed} --out {cell_dir}/adapter_init",
-        "The LoRA adapter before training.",
+        "locus init-adapter --model {model_dir} --seed {seed} --out {init_dir}",
+        "The LoRA adapter before training, one per seed (shared by its cells).",
         deps=["{model_dir}"],
-        outs=["{cell_dir}/adapter_init"],
+        outs=["{init_dir}"],
         params=["lora"],
-        matrix=CELL_MATRIX,
+        matrix={"seed": "grid.seeds"},
     ),
     Stage(
         "train",
-        "locus train --model {model_dir} --data {data_dir} --init {cell_dir}/adapter_init "
-        "--lr {lr} --seed {seed} --out {cell_dir}",
+        "locus train --model {model_dir} --data {data_dir} --init {init_dir} --lr {lr} --seed {seed} --out {cell_dir}",
         "QLoRA fine-tuning of one cell.",
-        deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_init"],
+        deps=["{model_dir}", "{data_dir}", "{init_dir}"],
         outs=[f"{{cell_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix=CELL_MATRIX,
@@ -98,19 +97,19 @@ STAGES = [
     ),
     Stage(
         "delta",
-        "locus delta --init {cell_dir}/adapter_init --final {cell_dir}/adapter_final "
+        "locus delta --init {init_dir} --final {cell_dir}/adapter_final "
         "--metrics {cell_dir}/metrics.json --out {cell_dir}/delta.parquet",
         "Statistics of final - initial for every adapter matrix.",
-        deps=["{cell_dir}/adapter_init", "{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
+        deps=["{init_dir}", "{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
         outs=["{cell_dir}/delta.parquet"],
         matrix=CELL_MATRIX,
     ),
     Stage(
         "effective",
-        "locus effective --model {model_dir} --w0 {w0_file} --init {cell_dir}/adapter_init "
+        "locus effective --model {model_dir} --w0 {w0_file} --init {init_dir} "
         "--final {cell_dir}/adapter_final --out {cell_dir}/effective.parquet",
         "The effective update ΔW = (α/r)(BA - B₀A₀) of every module.",
-        deps=["{model_dir}", "{w0_file}", "{cell_dir}/adapter_init", "{cell_dir}/adapter_final"],
+        deps=["{model_dir}", "{w0_file}", "{init_dir}", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/effective.parquet"],
         params=["quantization"],
         matrix=CELL_MATRIX,
@@ -130,13 +129,13 @@ STAGES = [
     # are a dependency here, not cached by DVC.
     Stage(
         "trajectory",
-        "locus trajectory --model {model_dir} --w0 {w0_file} --init {cell_dir}/adapter_init "
+        "locus trajectory --model {model_dir} --w0 {w0_file} --init {init_dir} "
         "--final {cell_dir}/adapter_final --snapshots {cell_dir}/trajectory --out {cell_dir}/trajectory.parquet",
         "Learning trajectory of one cell from its snapshots.",
         deps=[
             "{model_dir}",
             "{w0_file}",
-            "{cell_dir}/adapter_init",
+            "{init_dir}",
             "{cell_dir}/adapter_final",
             "{cell_dir}/trajectory",
         ],

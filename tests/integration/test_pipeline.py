@@ -42,9 +42,9 @@ def params(smoke):
 def test_every_cell_has_its_outputs(smoke, params):
     for domain, lr, seed in layout.cells(params):
         cell = smoke / layout.cell_dir(params, domain, lr, seed)
-        for name in ("adapter_init", "adapter_final"):
-            assert (cell / name / "adapter_model.safetensors").is_file()
-            assert json.loads((cell / name / "adapter_config.json").read_text())["r"] == 16
+        for adapter in (smoke / layout.init_dir(params, seed), cell / "adapter_final"):
+            assert (adapter / "adapter_model.safetensors").is_file()
+            assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 16
         metrics = json.loads((cell / "metrics.json").read_text())
         assert metrics["quantization"] == "nf4" and metrics["optimizer_steps"] >= 2
         assert np.isfinite(metrics["eval_loss_after"])
@@ -116,7 +116,7 @@ def test_statistics_match_an_independent_computation(smoke, params):
     cell = smoke / layout.cell_dir(params, domain, lr, seed)
     df = pd.read_parquet(cell / "delta.parquet").set_index(["layer", "module", "matrix"])
     with (
-        safe_open(cell / "adapter_init" / "adapter_model.safetensors", "pt") as a,
+        safe_open(smoke / layout.init_dir(params, seed) / "adapter_model.safetensors", "pt") as a,
         safe_open(cell / "adapter_final" / "adapter_model.safetensors", "pt") as b,
     ):
         for key in a.keys():

@@ -306,7 +306,7 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     for cmd in (
         ["dvc", "init", "--no-scm", "-q"],
         ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
-        ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(cell / "adapter_init")],
+        ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", "results/adapter_init/seed=0"],
     ):
         assert run_tool(work, *cmd).returncode == 0, cmd
     [stage] = [

@@ -2,7 +2,7 @@ rule delta:
     message:
         "Δ statistics for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
-        init=f"{CELL}/adapter_init",
+        init=INIT,
         final=f"{CELL}/adapter_final",
         metrics=f"{CELL}/metrics.json",
         code=code("delta"),
@@ -21,7 +21,7 @@ rule effective:
     input:
         model=MODEL,
         w0=W0,
-        init=f"{CELL}/adapter_init",
+        init=INIT,
         final=f"{CELL}/adapter_final",
         code=code("effective"),
     output:

@@ -30,6 +30,7 @@ W0 = pattern("w0_file")
 LOGS = pattern("logs_dir")
 DATA = pattern("data_dir")
 CELL = pattern("cell_dir")
+INIT = pattern("init_dir")
 REPORT = f"{RESULTS}/report.html"
 
 

@@ -1,15 +1,15 @@
 rule init_adapter:
     message:
-        "Initial LoRA adapter, seed {wildcards.seed} ({wildcards.domain}, lr={wildcards.lr})"
+        "Initial LoRA adapter, seed {wildcards.seed} (shared by the seed's cells)"
     input:
         model=MODEL,
         code=code("init-adapter"),
     output:
-        directory(f"{CELL}/adapter_init"),
+        directory(INIT),
     params:
         tracked=tracked("init_adapter"),  # the params keys dvc.yaml tracks for it
     log:
-        f"{LOGS}/init_adapter/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        f"{LOGS}/init_adapter/seed={{seed}}.log",
     threads: model_threads("default")
     resources:
         **cluster_resources("load"),
@@ -25,7 +25,7 @@ rule train:
         model=MODEL,
         train=f"{DATA}/train.jsonl",
         eval=f"{DATA}/eval.jsonl",
-        init=f"{CELL}/adapter_init",
+        init=INIT,
         code=code("train"),
     output:
         adapter=directory(f"{CELL}/adapter_final"),

@@ -15,7 +15,7 @@ if TRAJECTORY_ON:
         input:
             model=MODEL,
             w0=W0,
-            init=f"{CELL}/adapter_init",
+            init=INIT,
             final=f"{CELL}/adapter_final",
             snapshots=f"{CELL}/trajectory",
             code=code("trajectory"),

@@ -1,6 +1,6 @@
 """Stage: the effective update ΔW = s·B·A of every adapted module of one cell -> effective.parquet.
 
-    locus effective --model models/base --w0 models/base-w0.safetensors --init CELL/adapter_init \
+    locus effective --model models/base --w0 models/base-w0.safetensors --init results/adapter_init/seed=0 \
                     --final CELL/adapter_final --out CELL/effective.parquet
 
 One row per (layer, block, module): rank, scaling, numerical_rank, w0_fro and the metrics of

@@ -1,6 +1,6 @@
 """Stage: the per-layer metrics of every snapshot of one cell's learning trajectory -> trajectory.parquet.
 
-    locus trajectory --model models/base --init CELL/adapter_init --final CELL/adapter_final \
+    locus trajectory --model models/base --init results/adapter_init/seed=0 --final CELL/adapter_final \
                      --snapshots CELL/trajectory --out CELL/trajectory.parquet
 
 One row per (step, layer) with exactly the columns of layers.parquet (stages/aggregate.by_layer):
