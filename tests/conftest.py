@@ -254,9 +254,8 @@ def smoke_clone(root: Path) -> Path:
 
     ok(run_tool(REPO, "git", "clone", "-q", str(REPO), str(root)))
     copy_repo(root, PIPELINE_FILES + DVC_FILES)
-    merged = load(REPO / "params.yaml", None).model_dump(mode="json")
-    for key, value in yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text()).items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    with contextlib.chdir(REPO):  # presets/ is found from the working directory, as the stages find it
+        merged = load("params.yaml", "smoke").model_dump(mode="json")
     (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     ok(run_tool(root, "git", "add", "-A"))
     ok(run_tool(root, "git", "commit", "-qm", "smoke-sized params", "--allow-empty"))

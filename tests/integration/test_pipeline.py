@@ -25,24 +25,19 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def smoke(smoke_run) -> Path:
-    return smoke_run
-
-
-@pytest.fixture(scope="session")
-def params(smoke):
+def params(smoke_run):
     cwd = os.getcwd()
-    os.chdir(smoke)
+    os.chdir(smoke_run)
     try:
         return load("params.yaml", None)
     finally:
         os.chdir(cwd)
 
 
-def test_every_cell_has_its_outputs(smoke, params):
+def test_every_cell_has_its_outputs(smoke_run, params):
     for domain, lr, seed in layout.cells(params):
-        cell = smoke / layout.cell_dir(params, domain, lr, seed)
-        for adapter in (smoke / layout.init_dir(params, seed), cell / "adapter_final"):
+        cell = smoke_run / layout.cell_dir(params, domain, lr, seed)
+        for adapter in (smoke_run / layout.init_dir(params, seed), cell / "adapter_final"):
             assert (adapter / "adapter_model.safetensors").is_file()
             assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 16
         metrics = json.loads((cell / "metrics.json").read_text())
@@ -51,9 +46,9 @@ def test_every_cell_has_its_outputs(smoke, params):
         assert len((cell / "train_log.csv").read_text().splitlines()) == metrics["optimizer_steps"] + 1
 
 
-def test_delta_parquet_layout(smoke, params):
+def test_delta_parquet_layout(smoke_run, params):
     domain, lr, seed = layout.cells(params)[0]
-    df = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
+    df = pd.read_parquet(smoke_run / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
     assert list(df.columns) == [
         "layer",
         "block",
@@ -66,7 +61,7 @@ def test_delta_parquet_layout(smoke, params):
         "var_abs",
         "mean_abs_per_lr",
     ]
-    metrics = json.loads((smoke / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+    metrics = json.loads((smoke_run / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
     assert metrics["sum_lr"] > 0 and metrics["train"]["examples"] == params.data.max_train_examples
     assert np.allclose(df.mean_abs_per_lr, df.mean_abs / metrics["sum_lr"])
     assert len(df) == 30 * 6 * 2 and sorted(df.layer.unique()) == list(range(30))
@@ -76,12 +71,12 @@ def test_delta_parquet_layout(smoke, params):
     assert df[(df.module == "up_proj") & (df.matrix == "B")].n.unique().tolist() == [1536 * 16]
 
 
-def test_effective_update_of_a_real_cell(smoke, params):
+def test_effective_update_of_a_real_cell(smoke_run, params):
     """‖s·B·A‖_F from the saved adapter, densely, equals the effective stage's number."""
     from safetensors.numpy import load_file
 
     domain, lr, seed = layout.cells(params)[1]
-    cell = smoke / layout.cell_dir(params, domain, lr, seed)
+    cell = smoke_run / layout.cell_dir(params, domain, lr, seed)
     eff = pd.read_parquet(cell / "effective.parquet")
     assert len(eff) == 30 * 6 and (eff["rank"] == 16).all() and (eff["scaling"] == 2.0).all()
     adapter = load_file(cell / "adapter_final" / "adapter_model.safetensors")
@@ -92,10 +87,10 @@ def test_effective_update_of_a_real_cell(smoke, params):
     assert row.spectral == pytest.approx(np.linalg.norm(dense, 2), rel=1e-9)
 
 
-def test_hive_layout_reads_as_one_dataset(smoke, params):
+def test_hive_layout_reads_as_one_dataset(smoke_run, params):
     import pyarrow.dataset as ds
 
-    runs = smoke / params.results_dir / "runs"
+    runs = smoke_run / params.results_dir / "runs"
     for domain in params.grid.domains:
         files = [str(p) for p in sorted((runs / domain).glob("lr=*/seed=*/delta.parquet"))]
         table = (
@@ -108,15 +103,15 @@ def test_hive_layout_reads_as_one_dataset(smoke, params):
         assert set(table["seed"]) == set(params.grid.seeds)
 
 
-def test_statistics_match_an_independent_computation(smoke, params):
+def test_statistics_match_an_independent_computation(smoke_run, params):
     """Recompute the seed's statistics with torch straight from the saved safetensors."""
     from safetensors import safe_open
 
     domain, lr, seed = layout.cells(params)[-1]
-    cell = smoke / layout.cell_dir(params, domain, lr, seed)
+    cell = smoke_run / layout.cell_dir(params, domain, lr, seed)
     df = pd.read_parquet(cell / "delta.parquet").set_index(["layer", "module", "matrix"])
     with (
-        safe_open(smoke / layout.init_dir(params, seed) / "adapter_model.safetensors", "pt") as a,
+        safe_open(smoke_run / layout.init_dir(params, seed) / "adapter_model.safetensors", "pt") as a,
         safe_open(cell / "adapter_final" / "adapter_model.safetensors", "pt") as b,
     ):
         for key in a.keys():
@@ -130,8 +125,8 @@ def test_statistics_match_an_independent_computation(smoke, params):
             assert row["var_abs"] == pytest.approx(d.abs().var(unbiased=False).item(), rel=1e-9)
 
 
-def test_layer_aggregation(smoke, params):
-    layers = pd.read_parquet(smoke / params.results_dir / "layers.parquet")
+def test_layer_aggregation(smoke_run, params):
+    layers = pd.read_parquet(smoke_run / params.results_dir / "layers.parquet")
     assert len(layers) == len(layout.cells(params)) * 30
     assert (layers.n_matrices == 12).all()
     assert (layers.fro > 0).all() and (layers.rel_fro > 0).all()
@@ -139,25 +134,25 @@ def test_layer_aggregation(smoke, params):
     # representation change (1 − CKA) lies in [0, 1], and every trained cell changed its computation somewhere
     assert layers[["rep_change", "rep_change_local"]].apply(lambda c: c.between(-1e-6, 1)).all().all()
     assert (layers.groupby(["domain", "lr", "seed"]).rep_change.max() > 0).all()
-    sim = pd.read_parquet(smoke / params.results_dir / "similarity.parquet")
+    sim = pd.read_parquet(smoke_run / params.results_dir / "similarity.parquet")
     assert sim.phi.between(0, 1 + 1e-9).all() and len(sim) > 0
-    modules = pd.read_parquet(smoke / params.results_dir / "modules.parquet")
+    modules = pd.read_parquet(smoke_run / params.results_dir / "modules.parquet")
     assert len(modules) == len(layout.cells(params)) * 30 * 6
     # Layer means are equal-weight means over the layer's matrices, as in the seed.
     domain, lr, seed = layout.cells(params)[0]
-    delta = pd.read_parquet(smoke / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
+    delta = pd.read_parquet(smoke_run / layout.cell_dir(params, domain, lr, seed) / "delta.parquet")
     row = layers[(layers.domain == domain) & (layers.lr == lr) & (layers.seed == seed) & (layers.layer == 7)]
     assert row.mean_abs.item() == pytest.approx(delta[delta.layer == 7].mean_abs.mean())
 
 
-def test_report_is_self_contained(smoke, params):
-    html = (smoke / params.results_dir / "report.html").read_text()
+def test_report_is_self_contained(smoke_run, params):
+    html = (smoke_run / params.results_dir / "report.html").read_text()
     assert "vegaEmbed" in html and "<script src" not in html and "cdn.jsdelivr" not in html
     for lr in ("0.0002", "0.001"):
         assert f"LR = {lr}" in html
     for domain in params.grid.domains:
         assert domain in html
-    figures = smoke / params.results_dir / "figures"
+    figures = smoke_run / params.results_dir / "figures"
     n_lr = len(params.grid.learning_rates)
     # seed figures (cross-domain per LR, per domain and LR, heatmap) + effective (profile, attention
     # share and similarity per LR, one heatmap) + representation change per LR
@@ -174,15 +169,15 @@ def test_report_is_self_contained(smoke, params):
     assert "Representation change" in html and "Spearman ρ over layers between the layer-alone" in html
 
 
-def test_held_out_evaluation_and_full_ft_arm(smoke, params):
+def test_held_out_evaluation_and_full_ft_arm(smoke_run, params):
     """The optional experiments of the smoke preset: evaluation.parquet and the full-FT tables."""
-    results = smoke / params.results_dir
+    results = smoke_run / params.results_dir
     ev = pd.read_parquet(results / "evaluation.parquet")
     n_eval = len(params.evaluation.domains)
     assert len(ev) == n_eval * len(params.grid.learning_rates) * len(params.grid.seeds) * n_eval
     assert np.isfinite(ev[["loss_before", "loss_after"]]).all().all() and ev.accuracy_after.between(0, 1).all()
     domain, lr, seed = layout.evaluated_cells(params)[0]
-    metrics = json.loads((smoke / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
+    metrics = json.loads((smoke_run / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
     base = ev[(ev.domain == domain) & ev.in_domain].loss_before.iloc[0]
     # the Trainer's eval loss (batch-mean) and ours (token-mean) weigh tokens differently, but agree closely
     assert base == pytest.approx(metrics["eval_loss_before"], rel=0.1)
@@ -196,29 +191,29 @@ def test_held_out_evaluation_and_full_ft_arm(smoke, params):
     assert "Held-out evaluation" in html and "Full fine-tuning vs LoRA" in html and "LoRA&#x27;s map" in html
 
 
-def test_rerun_has_nothing_to_do(smoke):
-    run = snakemake(smoke, "-n", "--", "results/smoke/report.html")
+def test_rerun_has_nothing_to_do(smoke_run):
+    run = snakemake(smoke_run, "-n", "--", "results/smoke/report.html")
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
 
 
-def test_editing_a_module_makes_exactly_the_rules_importing_it_stale(smoke):
+def test_editing_a_module_makes_exactly_the_rules_importing_it_stale(smoke_run):
     """Code dependencies are derived: editing a file a rule's command imports (even transitively)
     reruns that rule's jobs, and no other rule is rerun for the edit itself (only as downstream of
     those); a file no rule imports leaves everything up to date."""
     target = ["--", "results/smoke/report.html"]
-    present = snakemake_reasons(snakemake(smoke, "-n", "--forceall", *target).stdout)["forced"]
+    present = snakemake_reasons(snakemake(smoke_run, "-n", "--forceall", *target).stdout)["forced"]
     for module in probe_modules():
-        with edited(smoke / module):
-            run = snakemake(smoke, "-n", *target)
+        with edited(smoke_run / module):
+            run = snakemake(smoke_run, "-n", *target)
         assert run.returncode == 0, run.stderr[-2000:]
         reasons = snakemake_reasons(run.stdout)
         planned = set().union(*reasons.values())
         importing = stages_importing(module) & present
         assert importing <= planned and reasons.get("updated input files", set()) <= importing, module
-    assert "Nothing to be done" in snakemake(smoke, "-n", *target).stdout
+    assert "Nothing to be done" in snakemake(smoke_run, "-n", *target).stdout
 
 
-def test_snakemake_report(smoke):
-    run = snakemake(smoke, "--report", "results/smoke/snakemake_report.zip", "--", "results/smoke/report.html")
+def test_snakemake_report(smoke_run):
+    run = snakemake(smoke_run, "--report", "results/smoke/snakemake_report.zip", "--", "results/smoke/report.html")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert (smoke / "results/smoke/snakemake_report.zip").stat().st_size > 10_000
+    assert (smoke_run / "results/smoke/snakemake_report.zip").stat().st_size > 10_000

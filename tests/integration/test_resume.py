@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,18 +127,30 @@ def assert_no_outputs(cell: Path) -> None:
     assert not [name for name in OUTPUTS if (cell / name).exists()], "an interrupted run left an output"
 
 
+def start_until_a_checkpoint(cmd: list[str], **popen) -> tuple[subprocess.Popen, int]:
+    """Start `cmd` in its own process group and return (process, step) as soon as its output says
+    a checkpoint is complete (the train stage's announcement, relayed by Snakemake or DVC): the
+    output is read as it comes, so no polling and no timing. The rest of its output is drained."""
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+    for line in proc.stdout:
+        if checkpoints.ANNOUNCE in line:
+            step = int(line.split(checkpoints.ANNOUNCE)[1].split()[0])
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block the writer
+            return proc, step
+    raise AssertionError(f"the run ended (exit {proc.wait()}) before it announced a checkpoint")
+
+
 def kill_after_a_checkpoint(cmd: list[str], cell: Path, **popen) -> int:
-    """Start `cmd` in its own process group, SIGKILL the group as soon as a complete checkpoint
-    exists in `cell`, check nothing was output, and return the newest complete checkpoint's step."""
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
-    deadline = time.monotonic() + 600
-    while not complete_steps(cell) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a workflow tool and its `locus train`
+    """SIGKILL `cmd`'s whole process group (a workflow tool and its `locus train`) right after its
+    first complete checkpoint, check nothing was output, and return the newest complete step."""
+    proc, announced = start_until_a_checkpoint(cmd, **popen)
+    os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     assert_no_outputs(cell)
     steps = complete_steps(cell)
-    assert len(steps) == 1 and 0 < steps[0] < STEPS and steps[0] % EVERY == 0
+    assert len(steps) == 1 and announced <= steps[0] < STEPS and steps[0] % EVERY == 0
     return steps[0]
 
 
@@ -336,23 +348,11 @@ def test_ctrl_c_stops_snakemake_cleanly_and_the_same_command_continues(tmp_path,
     work, cell, env = tiny_workdir(tmp_path, tiny_model, "tiny.yaml", epochs)
     command = ["snakemake", "--cores", "1", "--config", "params=tiny.yaml", "--"]
     command.append(str(cell.relative_to(work) / "metrics.json"))
-    proc = subprocess.Popen(
-        command,
-        cwd=work,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=terminal_sigint,
-    )
-    deadline = time.monotonic() + 600
-    while not complete_steps(cell) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    seen = complete_steps(cell)
+    proc, seen = start_until_a_checkpoint(command, cwd=work, env=env, preexec_fn=terminal_sigint)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=300)  # a hang guard, not a measurement
     assert proc.returncode != 0, (
-        f"not interrupted: exit 0 after SIGINT; checkpoints seen before it: {seen}; "
+        f"not interrupted: exit 0 after SIGINT at checkpoint {seen}; "
         f"this process's SIGINT handler: {signal.getsignal(signal.SIGINT)}"
     )
     assert_no_outputs(cell)

@@ -19,18 +19,22 @@ from locus.params import name_argument
 from locus.report.page import chart_sections, html_page
 
 
-def arm_table(params, domains: list[str], experiment: bool) -> pd.DataFrame:
-    """One row per (domain, arm, seed) from arms.json and each run's metrics.json.
+def read_arms(params, domains: list[str]) -> dict[str, dict]:
+    """{domain: its arms.json} (locus rank-layers: the ranking, the arm layer sets), read once."""
+    return {domain: io.read_json(layout.arms_path(params, domain)) for domain in domains}
+
+
+def arm_table(params, arms: dict[str, dict], experiment: bool) -> pd.DataFrame:
+    """One row per (domain, arm, seed) from read_arms() and each run's metrics.json.
 
     A DVC experiment trains only its grid's cells, so there the all-layer arm has the seeds that
     are also grid seeds; Snakemake trains the all-layer cell for every validation seed.
     """
     v, rows = params.validation, []
     for domain, arm, seed in layout.validation_runs(params):
-        if domain not in domains or (experiment and arm == "all" and seed not in params.grid.seeds):
+        if domain not in arms or (experiment and arm == "all" and seed not in params.grid.seeds):
             continue
-        arms_file = layout.arms_path(params, domain)
-        layers = io.read_json(arms_file)["arms"][arm]
+        layers = arms[domain]["arms"][arm]
         metrics_file = layout.arm_dir(params, domain, arm, seed) / "metrics.json"
         if not metrics_file.exists():
             raise FileNotFoundError(f"{metrics_file}: missing for arm {arm}, seed {seed} of domain {domain}")
@@ -73,9 +77,8 @@ def chart(table: pd.DataFrame, domain: str) -> alt.LayerChart:
     return (bars + means + dots).properties(title=f"{domain}: eval loss by arm", width=420, height=260)
 
 
-def domain_section(params, table: pd.DataFrame, domain: str) -> tuple[str, str]:
-    """(verdict sentence, HTML shown below the chart) for one domain."""
-    doc = io.read_json(layout.arms_path(params, domain))
+def domain_section(doc: dict, table: pd.DataFrame, domain: str) -> tuple[str, str]:
+    """(verdict sentence, HTML shown below the chart) for one domain; doc: its arms.json."""
     rows = table[table["domain"] == domain]
     pairs = paired_differences(rows)
     outcome, sentence = verdict(pairs["diff"], pairs["seed"].nunique())
@@ -131,10 +134,11 @@ def run(args, params) -> None:
     unknown = [d for d in domains if d not in v.domains]
     if unknown:
         raise ValueError(f"--domain {unknown} not in validation.domains {v.domains}")
-    table = arm_table(params, domains, args.experiment)
+    arms = read_arms(params, domains)
+    table = arm_table(params, arms, args.experiment)
     parts, specs = [], {}
     for domain in domains:
-        sentence, details = domain_section(params, table, domain)
+        sentence, details = domain_section(arms[domain], table, domain)
         name = f"validation_{domain}"  # div ids must not start with a digit
         section, chart_specs = chart_sections({name: chart(table, domain)}, {name: sentence}, [(domain, name)])
         specs.update(chart_specs)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -29,6 +30,7 @@ from transformers import TrainerCallback
 from locus import io
 
 MARKER = "locus_checkpoint.json"
+ANNOUNCE = "checkpoint complete at step "
 PREFIX = "checkpoint-"
 
 
@@ -169,3 +171,5 @@ class AtomicCheckpoints(TrainerCallback):
         for old in self.root.glob(f"{PREFIX}*"):
             if _step(old) < state.global_step:
                 _discard(old)
+        # One line per checkpoint in the job's log, once it is complete and in place.
+        print(f"{ANNOUNCE}{state.global_step} -> {final}", file=sys.stderr, flush=True)
