@@ -57,6 +57,9 @@ def test_load_base_places_every_model_on_the_gpu(monkeypatch, tmp_path, tiny_mod
     assert seen[-1]["device_map"] == "cuda:1"
     assert ("quantization_config" in seen[-1]) == (method == "nf4")
     assert seen[-1]["use_safetensors"] is True and seen[-1]["trust_remote_code"] is False
+    # init-adapter draws lora_A from the CPU RNG on any host: its base stays on the CPU
+    modeling.load_base(params, tiny_model, quantize=False, cpu=True)
+    assert "device_map" not in seen[-1]
 
 
 @pytest.mark.parametrize(

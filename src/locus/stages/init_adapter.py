@@ -51,7 +51,7 @@ def selected_layers(args, n_layers: int | None) -> list[int] | None:
 
 
 def run(args, params) -> None:
-    base = load_base(params, args.model, quantize=False)
+    base = load_base(params, args.model, quantize=False, cpu=True)  # lora_A from the CPU RNG, on any host
     layers = selected_layers(args, getattr(base.config, "num_hidden_layers", None))
     seed_everything(args.seed)
     model = get_peft_model(base, lora_config(params, layers))

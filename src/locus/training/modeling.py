@@ -50,15 +50,16 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_base(params: Params, path: str | Path, *, quantize: bool = True):
-    """The base causal LM from a prepared directory; NF4-quantized when params (and `quantize`) say so.
+def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: bool = False):
+    """The base causal LM from a prepared directory, on the job's device (model_device(); `cpu`:
+    on the CPU whatever is there); NF4-quantized when params (and `quantize`) say so.
 
     Only safetensors are accepted and remote code is never run.
     """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     kwargs = dict(dtype=DTYPES[params.model.dtype], use_safetensors=True, trust_remote_code=False)
-    if torch.cuda.is_available():  # straight onto the job's GPU: no CPU copy of the model first
+    if torch.cuda.is_available() and not cpu:  # straight onto the job's GPU: no CPU copy first
         kwargs["device_map"] = model_device()
     q = params.quantization
     if quantize and q.method == "nf4":
@@ -66,7 +67,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True):
         compute = DTYPES[q.compute_dtype]
         kwargs.update(
             dtype=compute,
-            device_map=model_device(),
+            device_map="cpu" if cpu else model_device(),
             quantization_config=BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
