@@ -4,6 +4,7 @@ checked against independent computations on hand-made inputs."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -224,3 +225,25 @@ def test_experiment_domains_must_be_grid_domains(tmp_path, arith_raw):
     path = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", full_ft={"learning_rates": [0]})
     with pytest.raises(ParamsError, match="full_ft.learning_rates"):
         load(path)
+
+
+def test_full_ft_trains_float32_master_weights_of_a_bf16_model(tmp_path, tiny_model, arith_raw):
+    """A bf16-stored model (model.dtype bfloat16) is fully fine-tuned in float32: in bf16 an AdamW
+    step of 1e-5 is below half a unit in the last place of most weights and would round away."""
+    from transformers import AutoModelForCausalLM
+
+    model_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16).save_pretrained(model_dir)
+    shutil.copy(tiny_model / "tokenizer.json", model_dir)
+    shutil.copy(tiny_model / "tokenizer_config.json", model_dir)
+    params_file = write_params(
+        tmp_path / "p.yaml", arith_raw, tmp_path / "res", model={"dtype": "bfloat16"}, quantization={"method": "none"}
+    )
+    params = load(params_file)
+    data = layout.data_dir(params, "arith")
+    assert main(argv("prepare-data", params=params_file, domain="arith", out=data)) == 0
+    cell = tmp_path / "full"
+    assert main(argv("train-full", params=params_file, model=model_dir, data=data, lr="1e-5", seed=0, out=cell)) == 0
+    assert json.loads((cell / "metrics.json").read_text())["dtype"] == "float32"
+    for name, d in load_file(cell / "delta.safetensors").items():
+        assert d.dtype == np.float32 and np.count_nonzero(d) > 0.9 * d.size, name

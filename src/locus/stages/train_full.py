@@ -3,7 +3,8 @@
     locus train-full --model models/base --data results/data/physics --lr 5e-05 --seed 0 \
                      --out results/runs/physics/full_ft/lr=5e-05/seed=0
 
-The base is loaded in `model.dtype` (float32 by default) without quantization — NF4 weights
+The base is loaded in float32 whatever `model.dtype` says (fp32 master weights; bf16 autocast on
+CUDA), without quantization — NF4 weights
 cannot be trained — and every parameter is trainable (embeddings, norms, all linear layers). The
 loop is the LoRA stage's own (locus.training.loop.fit): the same Trainer arguments (epochs, batch,
 accumulation, schedule, warmup, weight decay, clipping, optimizer, seed and data order), the same
@@ -59,7 +60,10 @@ def run(args, params) -> None:
     seed_everything(args.seed, params.training.deterministic)
     tokenizer = load_tokenizer(args.model)
     data = load_data(tokenizer, args.data, params)
-    model = load_base(params, args.model, quantize=False)
+    # fp32 master weights whatever model.dtype says: in bf16, AdamW steps of lr ≈ 1e-5 on weights of
+    # magnitude ≈ 1e-2 fall below half a unit in the last place and round away (bf16 keeps 8 bits).
+    master = params.model_copy(update={"model": params.model.model_copy(update={"dtype": "float32"})})
+    model = load_base(master, args.model, quantize=False)
     model.requires_grad_(True)
     weights = adapted_weights(model, params.lora.target_modules)
     with tempfile.TemporaryDirectory() as scratch:
@@ -69,12 +73,12 @@ def run(args, params) -> None:
     # W₀ is read back from the model files one matrix at a time (exactly the loaded values: the
     # file's weight cast to model.dtype) instead of cloned before training: a 3B model's clone
     # would double its memory. ΔW is taken on the CPU whatever device trained.
-    with plain_weights(args.model, params) as w0:
+    with plain_weights(args.model, master) as w0:
         delta = {n: (p.detach().float().cpu() - torch.from_numpy(w0[n])).contiguous() for n, p in weights.items()}
     with io.atomic_path(out / "delta.safetensors") as tmp:
         save_file(delta, str(tmp), metadata={"what": "W_final - W0, full fine-tuning", "lr": str(args.lr)})
     io.write_text(out / "train_log.csv", log.to_csv())
-    io.write_json(out / "metrics.json", metrics | {"dtype": params.model.dtype, "quantization": "none"})
+    io.write_json(out / "metrics.json", metrics | {"dtype": "float32", "quantization": "none"})
     print(
         f"full FT lr={args.lr} seed={args.seed}: {metrics['optimizer_steps']} steps in {metrics['train_seconds']:.1f}s, "
         f"eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f}; "
