@@ -166,7 +166,7 @@ def checks(cell: dict, steps: int, work: Path) -> list[dict]:
         ("NF4 round trip, training device vs CPU", lambda: g.nf4_round_trip(params, cell["model"], cell["w0"])),
         ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
         ("evaluate loss = Trainer eval loss", lambda: g.eval_loss(c, DOMAIN)),
-        ("kill and resume", lambda: g.resume(Path(cell["params_file"]), c, init, cell, work, steps)),
+        ("kill and resume", lambda: g.resume(Path(cell["params_file"]), init, cell, work, steps)),
     ]
     out = []
     for name, check in todo:

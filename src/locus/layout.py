@@ -4,8 +4,8 @@ models/base/                                               prepared base model
 models/base-w0.safetensors                                 its NF4 weights as training computes with them
 results/
   data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
-  adapter_init/seed={seed}/                                PEFT adapter before training (one per seed:
-                                                           it depends on nothing else)
+  adapter_init/seed={seed}/                                PEFT adapter before training, one per seed
+                                                           (it depends on the seed, LoRA config, model)
   runs/{domain}/lr={lr}/seed={seed}/adapter_final/         PEFT adapter after training
                                    /train_log.csv          one row per optimizer step
                                    /metrics.json           final train/eval loss, timing

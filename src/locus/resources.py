@@ -6,7 +6,9 @@ file's tensors too: it needs at least LOAD_FACTOR × the model's bytes plus the 
 3B model in float32 (12.8 GB). The size is read from the safetensors headers of the prepared
 model directory (or of `model.source` when that is a local directory, for the job that prepares
 it), without reading a tensor; before either exists the configured value stands, and Snakemake
-evaluates resources again when the job is about to be submitted.
+evaluates resources again when the job is about to be submitted. A hub id in `model.source` has no
+size to read before it is downloaded: give the prepare_model job its memory on the command line
+(`--set-resources prepare_model:mem_mb=32000`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from locus.io import reading
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 LOAD_FACTOR, RUNTIME_MB = 2.5, 1500
+# Full fine-tuning holds float32 weights, gradients and AdamW's two moments (16 bytes per parameter)
+# whatever model.dtype says, plus activations: on a CPU node all of it is in the job's memory.
+FULL_FT_BYTES = 18
 
 
 def parameter_count(model_dir: str | Path) -> int | None:
@@ -36,9 +41,11 @@ def parameter_count(model_dir: str | Path) -> int | None:
     return total
 
 
-def model_memory_mb(floor_mb: int, params, model_dir: str | Path) -> int:
-    """max(floor_mb, LOAD_FACTOR × parameters × bytes of model.dtype + RUNTIME_MB), in MB."""
+def model_memory_mb(floor_mb: int, params, model_dir: str | Path, full_ft: bool = False) -> int:
+    """max(floor_mb, LOAD_FACTOR × parameters × bytes of model.dtype + RUNTIME_MB), in MB; for a
+    full fine-tuning job FULL_FT_BYTES per parameter instead."""
     n = parameter_count(model_dir) or parameter_count(params.model.source)
     if n is None:
         return floor_mb
-    return max(floor_mb, math.ceil(LOAD_FACTOR * n * DTYPE_BYTES[params.model.dtype] / 2**20) + RUNTIME_MB)
+    per_parameter = FULL_FT_BYTES if full_ft else LOAD_FACTOR * DTYPE_BYTES[params.model.dtype]
+    return max(floor_mb, math.ceil(per_parameter * n / 2**20) + RUNTIME_MB)

@@ -46,7 +46,7 @@ def test_model_jobs_ask_for_the_memory_the_model_needs(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from locus.resources import LOAD_FACTOR, RUNTIME_MB, model_memory_mb, parameter_count
+    from locus.resources import FULL_FT_BYTES, LOAD_FACTOR, RUNTIME_MB, model_memory_mb, parameter_count
 
     model = tmp_path / "base"
     model.mkdir()
@@ -58,3 +58,8 @@ def test_model_jobs_ask_for_the_memory_the_model_needs(tmp_path):
     assert model_memory_mb(4000, params, model) == 4000  # a small model: the configured floor
     assert model_memory_mb(1, params, model) == int(-(-LOAD_FACTOR * 300_013 * 4 // 2**20)) + RUNTIME_MB
     assert model_memory_mb(4000, params, tmp_path / "not prepared yet") == 4000
+    # full fine-tuning: fp32 weights, gradients and AdamW state, whatever model.dtype says
+    bf16 = params.model_copy(update={"model": params.model.model_copy(update={"dtype": "bfloat16"})})
+    want = int(-(-FULL_FT_BYTES * 300_013 // 2**20)) + RUNTIME_MB
+    assert model_memory_mb(1, params, model, full_ft=True) == model_memory_mb(1, bf16, model, full_ft=True) == want
+    assert model_memory_mb(1, bf16, model) < model_memory_mb(1, params, model)

@@ -7,6 +7,7 @@ checkpoint, and a rerun must resume to exactly the uninterrupted run's adapter, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -25,7 +26,9 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import argv, write_params, write_raw
+from locus import layout
 from locus.cli import main
+from locus.params import load
 from locus.training import checkpoints
 
 EVERY = 4  # checkpoint every 4 optimizer steps
@@ -41,8 +44,10 @@ KILL_DRIVER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from transformers import Trainer
-    from locus.training import checkpoints
-    from locus.cli import main
+    from locus.params import load
+from locus.training import checkpoints
+    from locus import layout
+from locus.cli import main
     where, step = sys.argv[1], int(sys.argv[2])
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if where == "optimizer":
@@ -134,6 +139,10 @@ def start_until_a_checkpoint(cmd: list[str], **popen) -> tuple[subprocess.Popen,
     proc = subprocess.Popen(
         cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
+    # A hang guard, not a measurement: a run that never announces nor ends is killed after 10 minutes.
+    guard = threading.Timer(600, lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+    guard.daemon = True  # never keeps the test process alive
+    guard.start()
     for line in proc.stdout:
         if checkpoints.ANNOUNCE in line:
             step = int(line.split(checkpoints.ANNOUNCE)[1].split()[0])
@@ -315,10 +324,12 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     from conftest import run_tool
 
     work, cell, env = tiny_workdir(tmp_path, tiny_model, "params.yaml")  # dvc.yaml reads params.yaml
+    with contextlib.chdir(work):
+        init_dir = layout.init_dir(load("params.yaml"), 0)  # where dvc.yaml's train stage reads it
     for cmd in (
         ["dvc", "init", "--no-scm", "-q"],
         ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
-        ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", "results/adapter_init/seed=0"],
+        ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(init_dir)],
     ):
         assert run_tool(work, *cmd).returncode == 0, cmd
     [stage] = [

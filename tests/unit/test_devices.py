@@ -95,6 +95,7 @@ def test_training_arguments_on_cpu(tmp_path, arith_raw, deterministic):
 
 def test_deterministic_seeding_switches_torch_to_deterministic_algorithms():
     saved = dict(os.environ)
+    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     try:
         modeling.seed_everything(0, deterministic=True)
         assert torch.are_deterministic_algorithms_enabled()
@@ -102,6 +103,7 @@ def test_deterministic_seeding_switches_torch_to_deterministic_algorithms():
         modeling.seed_everything(0)
     finally:
         torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
         os.environ.clear()
         os.environ.update(saved)
 

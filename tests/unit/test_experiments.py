@@ -247,3 +247,22 @@ def test_full_ft_trains_float32_master_weights_of_a_bf16_model(tmp_path, tiny_mo
     assert json.loads((cell / "metrics.json").read_text())["dtype"] == "float32"
     for name, d in load_file(cell / "delta.safetensors").items():
         assert d.dtype == np.float32 and np.count_nonzero(d) > 0.9 * d.size, name
+
+
+def test_score_takes_the_model_logits_where_the_head_is_more_than_linear(tiny_model, arith_raw, tmp_path, monkeypatch):
+    """A model outside LINEAR_HEAD (e.g. soft-capped or scaled logits) is scored from its own
+    logits: here a tiny Llama whose logits the test doubles, seen only through model(x).logits."""
+    from locus.training.loop import load_split
+    from locus.training.modeling import load_base, load_tokenizer
+
+    params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}))
+    tok = load_tokenizer(tiny_model)
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:5]))
+    data, _ = load_split(tok, tmp_path / "e.jsonl", params)
+    model = load_base(params, tiny_model, quantize=False).eval()
+    plain = evaluation.score(model, tok, data, batch_size=4)
+    model.register_forward_hook(lambda module, args, out: out.__class__(logits=2 * out.logits))
+    assert evaluation.score(model, tok, data, batch_size=4) == plain  # llama: the head path, hook unseen
+    monkeypatch.setattr(evaluation, "LINEAR_HEAD", set())
+    doubled = evaluation.score(model, tok, data, batch_size=4)
+    assert doubled["loss"] != pytest.approx(plain["loss"], rel=1e-3)

@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from locus import code_deps, layout, pipeline
 from locus.params import load
+from locus.cli import host_gpus
 from locus.resources import model_memory_mb
 from locus.training.records import find_raw
 
@@ -18,6 +19,7 @@ STAGE_ARGS = " ".join(
     + ([f"--preset {PRESET}"] if PRESET else [])
 )
 RESULTS = PARAMS.results_dir
+LOCAL_GPUS = host_gpus()  # NVIDIA GPUs on this machine (without importing torch)
 
 
 def pattern(name):
@@ -67,7 +69,9 @@ def model_threads(kind="default"):
     and torch obeys it). Locally, a train-kind job gets an equal share of --cores among the grid's
     cells (at least 1): on 2 cores two one-thread cells side by side train 1.2x faster than one
     two-thread cell after the other, and each job's single-threaded start-up (imports, loading)
-    overlaps another's work (README, Timings). Other model jobs are start-up bound: one thread.
+    overlaps another's work (README, Timings). Other model jobs are start-up bound: one thread. On a
+    machine with a GPU each train-kind job takes every core, so they run one at a time: all of them
+    would use GPU 0 (one GPU per job), and two 3B jobs side by side can exhaust its memory.
     On a cluster a job gets the CPUs its SLURM job asks for."""
     c = PARAMS.cluster
     if not workflow.local_exec:
@@ -78,6 +82,8 @@ def model_threads(kind="default"):
         cores = workflow.cores
     except WorkflowError:  # no --cores given (e.g. a dry run)
         return 1
+    if LOCAL_GPUS:  # every model job would share GPU 0: one at a time, with every core
+        return cores
     return max(1, cores // len(layout.cells(PARAMS)))
 
 
@@ -88,16 +94,18 @@ def cluster_resources(kind="default"):
                quantization): the train_* values and, with cluster.gpus_per_train_job > 0, a GPU
       load     loads the whole base on a CPU (prepare-model, init-adapter): cpus/runtime_min
       default  reads tables or one matrix at a time: cpus/mem_mb/runtime_min
+      full_ft  train_full: a train-kind job asking for 18 bytes per parameter (fp32 AdamW state)
     train and load jobs get at least the memory the model needs (locus.resources: 2.5 × its bytes
     in model.dtype plus the runtime), evaluated when the job is submitted. Empty strings are left
     out, so the cluster's defaults apply; the plugin turns gpu/gpu_model into --gpus.
     """
     c = PARAMS.cluster
-    train = kind == "train"
+    full_ft = kind == "full_ft"  # a train-kind job that holds fp32 weights, gradients and AdamW state
+    train = kind in ("train", "full_ft")
     floor = c.train_mem_mb if train else c.mem_mb
     res = {
         "cpus_per_task": c.train_cpus if train else c.cpus,
-        "mem_mb": floor if kind == "default" else lambda wildcards: model_memory_mb(floor, PARAMS, MODEL),
+        "mem_mb": floor if kind == "default" else lambda wildcards: model_memory_mb(floor, PARAMS, MODEL, full_ft),
         "runtime": c.train_runtime_min if train else c.runtime_min,
         "slurm_partition": c.partition,
         "slurm_account": c.account,

@@ -25,7 +25,7 @@ rule train_full:
         f"{LOGS}/train_full/{{domain}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("train")
     resources:
-        **cluster_resources("train"),
+        **cluster_resources("full_ft"),
     shell:
         "locus train-full {STAGE_ARGS} --model {input.model} --data {params.data} "
         "--lr {wildcards.lr} --seed {wildcards.seed} --out {params.out} 2>&1 | tee {log}"

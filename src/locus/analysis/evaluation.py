@@ -65,8 +65,9 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk:
     the loss matches its eval loss. The vocabulary head runs only on the positions that predict a
     response token, `chunk` positions at a time, and each chunk's log-softmax is taken in float32:
     memory stays at chunk × vocabulary (0.5 GB at a 128k vocabulary) however long the batch, where
-    the full logits of 4 × 2048 tokens would be 4 GB. Models whose head does more than a linear map
-    (logit soft-capping or scaling) are scored from their full logits instead."""
+    the full logits of 4 × 2048 tokens would be 4 GB. Only architectures whose logits are exactly
+    lm_head(last hidden state) take that path (LINEAR_HEAD); any other (logit soft-capping or
+    scaling: Gemma 2/3, Granite, Cohere, …) is scored from its own full logits."""
     import torch
 
     from locus.training.sft_data import IGNORE_INDEX
@@ -94,16 +95,19 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk:
     return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(dataset)}
 
 
+# Causal LMs whose forward computes logits = lm_head(decoder(x).last_hidden_state) and nothing more
+# (transformers 5 modeling code); any other is scored from model(x).logits.
+LINEAR_HEAD = {"llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2"}
+
+
 def _head_inputs(model, batch):
     """(per-position inputs of the head, the head): the decoder's last hidden states and the LM
-    head, or — for a model whose logits are more than lm_head(h) — its logits and the identity."""
-    config = getattr(model, "config", None)
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return logits, lambda x: x
+    head for a LINEAR_HEAD model, else the model's own logits and the identity. No KV cache."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT or plain
-    hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    return hidden.last_hidden_state, base.get_output_embeddings()
+    if getattr(base.config, "model_type", None) not in LINEAR_HEAD:
+        return model(**inputs).logits, lambda x: x
+    return base.get_decoder()(**inputs).last_hidden_state, base.get_output_embeddings()
 
 
 # ---------------------------------------------------------------- the cross-domain table

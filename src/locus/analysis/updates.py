@@ -3,10 +3,11 @@
 One row per (layer, block, module): rank, scaling, numerical_rank, w0_fro and the metrics of
 locus.core.effective (fro, rel_fro, spectral, stable_rank, effective_rank, amplification). No
 dense ΔW is formed. W₀ is the weight the training forward pass used: for `quantization.method: nf4`
-the NF4 round trip of the weight in the compute dtype — bitsandbytes' quantize_4bit(blocksize=64,
-compress_statistics=double_quant) then dequantize_4bit, which is what Linear4bit holds and
-dequantizes in its forward (tests/unit/test_effective.py checks it against a loaded model); otherwise
-the weight in `model.dtype`. Weights are read one at a time from model.safetensors or from the
+the weight Linear4bit holds and dequantizes in its forward — read from the file `locus
+quantize-base` made once on the training device, or (adapters trained elsewhere) computed here as
+bitsandbytes' quantize_4bit(blocksize=64, compress_statistics=double_quant) then dequantize_4bit
+(tests/unit/test_effective.py checks both against a loaded model); otherwise the weight in
+`model.dtype`. Weights are read one at a time from model.safetensors or from the
 shards named by model.safetensors.index.json, so memory stays at one matrix.
 """
 
@@ -105,9 +106,12 @@ class BaseWeights:
         if name not in self.files:
             raise ValueError(f"{self.model_dir}: base model has no weight {name!r} for this adapter")
         if self.stored is not None:
-            if name not in self.stored_names:
-                raise ValueError(f"{self.stored}: no W₀ for {name!r} (not an NF4 layer of this model)")
-            return self._tensor(self.stored, name).float().numpy()
+            if name in self.stored_names:
+                return self._tensor(self.stored, name).float().numpy()
+            # A layer bitsandbytes left unquantized (e.g. lm_head) computes with its weight as
+            # loaded for NF4 training: in the compute dtype.
+            compute = DTYPES[self.params.quantization.compute_dtype]
+            return self._tensor(self.files[name], name).to(compute).float().numpy()
         return as_trained(self._tensor(self.files[name], name), self.params)
 
 

@@ -10,8 +10,9 @@ trajectory stages read W₀ from this file instead of re-quantizing the model on
 cell — which cost minutes per cell for a 3B model, and would give the CPU's round trip where a GPU
 trained. With `method: none` the file holds no tensor: W₀ is the model's own weight in model.dtype.
 
-The file's metadata records the quantization settings and the device; readers check them against
-params (locus.analysis.updates.BaseWeights), so a W₀ file made for other settings is refused.
+The file's metadata records the quantization settings and the device it was made on; readers
+check the settings against params (locus.analysis.updates.BaseWeights), so a W₀ file made for other
+settings is refused. A layer bitsandbytes leaves unquantized (lm_head) is not in the file.
 """
 
 from __future__ import annotations

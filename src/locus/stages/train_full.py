@@ -71,7 +71,7 @@ def run(args, params) -> None:
 
     out = Path(args.out)
     # W₀ is read back from the model files one matrix at a time (exactly the loaded values: the
-    # file's weight cast to model.dtype) instead of cloned before training: a 3B model's clone
+    # file's weight cast to float32) instead of cloned before training: a 3B model's clone
     # would double its memory. ΔW is taken on the CPU whatever device trained.
     with plain_weights(args.model, master) as w0:
         delta = {n: (p.detach().float().cpu() - torch.from_numpy(w0[n])).contiguous() for n, p in weights.items()}
