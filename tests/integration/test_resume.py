@@ -44,10 +44,8 @@ KILL_DRIVER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     from transformers import Trainer
-    from locus.params import load
-from locus.training import checkpoints
-    from locus import layout
-from locus.cli import main
+    from locus.training import checkpoints
+    from locus.cli import main
     where, step = sys.argv[1], int(sys.argv[2])
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if where == "optimizer":
