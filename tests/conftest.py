@@ -163,7 +163,8 @@ def edited(path: Path):
 
 def stages_importing(path: str) -> set[str]:
     """Names of the pipeline stages (DVC stages = Snakemake rules) whose command imports `path`."""
-    from locus.pipeline import STAGES, code_files
+    from locus.code_deps import code_files
+    from locus.pipeline import STAGES
 
     return {s.name for s in STAGES if path in code_files(s.locus_command)}
 
@@ -172,7 +173,8 @@ def probe_modules() -> list[str]:
     """Source files to edit in the staleness tests: for each stage, the file outside src/locus/stages
     that the fewest stages import (the transitive imports, easy to miss by hand; the stage module
     itself when it imports nothing else of its own), plus one file no stage imports."""
-    from locus.pipeline import STAGES, code_files
+    from locus.code_deps import code_files
+    from locus.pipeline import STAGES
 
     every = sorted({f for s in STAGES for f in code_files(s.locus_command)})
 

@@ -7,17 +7,17 @@ import subprocess
 import sys
 
 from conftest import REPO
-from locus import code_deps, layout, pipeline
+from locus import code_deps, dvc_yaml, layout, pipeline
 from locus.cli import STAGES as COMMANDS
 
 
 def test_committed_dvc_yaml_is_what_the_table_generates():
-    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == pipeline.dvc_yaml(), "run `locus wiring`"
+    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == dvc_yaml.dvc_yaml(), "run `locus wiring`"
 
 
 def test_wiring_check_names_the_stale_file(tmp_path):
     stale = tmp_path / "dvc.yaml"
-    stale.write_text(pipeline.dvc_yaml().replace("lora", "LORA"))
+    stale.write_text(dvc_yaml.dvc_yaml().replace("lora", "LORA"))
     run = subprocess.run(
         [sys.executable, "-m", "locus", "wiring", "--check", "--out", str(stale)],
         cwd=REPO,
@@ -31,15 +31,15 @@ def test_wiring_check_names_the_stale_file(tmp_path):
     fresh = subprocess.run(
         [sys.executable, "-m", "locus", "wiring", "--out", str(stale)], cwd=REPO, capture_output=True, text=True
     )
-    assert fresh.returncode == 0 and stale.read_text() == pipeline.dvc_yaml()
+    assert fresh.returncode == 0 and stale.read_text() == dvc_yaml.dvc_yaml()
 
 
 def test_code_files_follow_transitive_imports():
     """The imports the hand-written lists used to miss are found."""
-    effective = pipeline.code_files("effective")
+    effective = code_deps.code_files("effective")
     assert {"src/locus/stages/effective.py", "src/locus/cli.py", "src/locus/params.py"} <= set(effective)
     for command in COMMANDS:
-        files = pipeline.code_files(command)
+        files = code_deps.code_files(command)
         assert files == sorted(set(files)) and all((REPO / f).is_file() for f in files), command
         module = COMMANDS[command].replace(".", "/")
         assert f"src/{module}.py" in files
@@ -66,7 +66,7 @@ def test_lazy_and_relative_imports_count(tmp_path, monkeypatch):
 def test_every_stage_command_exists_and_its_paths_are_layout_patterns():
     for stage in pipeline.STAGES:
         assert stage.locus_command in COMMANDS, stage.name
-        rendered = pipeline.dvc_stage(stage)
+        rendered = dvc_yaml.dvc_stage(stage)
         for path in [*rendered["outs"], *rendered.get("metrics", [])]:
             assert "{" not in path.replace("${", ""), (stage.name, path)  # every {name} was filled
 

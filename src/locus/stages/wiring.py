@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from locus import io
-from locus.pipeline import dvc_yaml
+from locus.dvc_yaml import dvc_yaml
 
 
 def add_arguments(parser) -> None:
