@@ -1,8 +1,9 @@
 """Every (input kind × fault kind): exit status ≠ 0, one line `locus <stage>: error: <path>…` on
 stderr, no traceback, nothing written at the output path.
 
-The inputs are real files made once by the real stages on a tiny random Llama (a model, a trained
-cell, a cell's metrics, an aggregated table); each case copies the one file it breaks.
+The inputs are real files made once by the real stages on a tiny random Llama (a model, its W₀
+quantized once, a trained cell, a cell's metrics, an aggregated table); each case copies the one
+file it breaks.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def made(tmp_path_factory, tiny_model):
     for arm in ("top", "random0"):  # validation-report reads an arm run's metrics.json only: the cell's
         (arms.parent / arm / "seed=0").mkdir(parents=True)
         shutil.copy(cell / "metrics.json", arms.parent / arm / "seed=0" / "metrics.json")
-    return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data}
+    # W₀ quantized once (NF4 params; `effective --w0` reads it)
+    nf4 = write_params(root / "nf4.yaml", raw, root / "res", quantization={"method": "nf4"})
+    w0 = root / "base-w0.safetensors"
+    assert main(argv("quantize-base", params=nf4, model=tiny_model, out=w0)) == 0
+    return {"root": root, "params": params, "model": tiny_model, "cell": cell, "data": data, "nf4": nf4, "w0": w0}
 
 
 def copy_of(made, tmp_path, what: str) -> dict:
@@ -75,6 +80,8 @@ def copy_of(made, tmp_path, what: str) -> dict:
         )
     elif what == "params":
         paths["params"] = Path(shutil.copy(made["params"], tmp_path / "p.yaml"))
+    elif what == "w0":
+        paths["w0"] = Path(shutil.copy(made["w0"], tmp_path / "base-w0.safetensors"))
     elif what == "preset":  # presets/ beside a copy of the params file, the command run from there
         (tmp_path / "presets").mkdir()
         paths["preset"] = tmp_path
@@ -96,6 +103,10 @@ def delta_cmd(p, out):
 
 def effective_cmd(p, out):
     return cell_argv("effective", p["params"], p["cell"], model=p["model"], out=out)
+
+
+def effective_w0_cmd(p, out):
+    return cell_argv("effective", p["nf4"], p["cell"], model=p["model"], w0=p["w0"], out=out)
 
 
 def init_cmd(p, out):
@@ -148,6 +159,7 @@ INPUTS = [
     ("adapter weights (effective)", "cell", "adapter_final/adapter_model.safetensors", effective_cmd),
     ("adapter config (effective)", "cell", "adapter_final/adapter_config.json", effective_cmd),
     ("model weights (effective)", "model", "model.safetensors", effective_cmd),
+    ("W₀ quantized once (effective)", "w0", "", effective_w0_cmd),
     ("model weights (init-adapter)", "model", "model.safetensors", init_cmd),
     ("model config (init-adapter)", "model", "config.json", init_cmd),
     ("tokenizer (train)", "model", "tokenizer.json", train_cmd),
@@ -192,4 +204,4 @@ def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
 
 
 def test_the_matrix_covers_every_input_with_every_fault():
-    assert len(CASES) == len(INPUTS) * len(FAULTS) == 80
+    assert len(CASES) == len(INPUTS) * len(FAULTS) == 84
