@@ -8,29 +8,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
+# Every module of locus/stages is a command, named after it (full_ft_effective -> full-ft-effective):
+# adding a stage is adding its module.
 STAGES = {
-    "prepare-model": "locus.stages.prepare_model",
-    "prepare-data": "locus.stages.prepare_data",
-    "quantize-base": "locus.stages.quantize_base",
-    "init-adapter": "locus.stages.init_adapter",
-    "train": "locus.stages.train",
-    "delta": "locus.stages.delta",
-    "effective": "locus.stages.effective",
-    "represent": "locus.stages.represent",
-    "trajectory": "locus.stages.trajectory",
-    "evaluate": "locus.stages.evaluate",
-    "train-full": "locus.stages.train_full",
-    "full-ft-effective": "locus.stages.full_ft_effective",
-    "aggregate": "locus.stages.aggregate",
-    "report": "locus.stages.report",
-    "external": "locus.stages.external",
-    "rank-layers": "locus.stages.rank_layers",
-    "validation-report": "locus.stages.validation_report",
-    "wiring": "locus.stages.wiring",
-    "adopt": "locus.stages.adopt",
+    m.name.replace("_", "-"): f"locus.stages.{m.name}"
+    for m in pkgutil.iter_modules([str(Path(__file__).parent / "stages")])
+    if not m.name.startswith("_")
 }
 
 
