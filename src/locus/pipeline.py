@@ -82,9 +82,10 @@ STAGES = [
     ),
     Stage(
         "train",
-        "locus train --model {model_dir} --data {data_dir} --init {init_dir} --lr {lr} --seed {seed} --out {cell_dir}",
+        "locus train --model {model_dir} --w0 {w0_file} --data {data_dir} --init {init_dir} "
+        "--lr {lr} --seed {seed} --out {cell_dir}",
         "QLoRA fine-tuning of one cell.",
-        deps=["{model_dir}", "{data_dir}", "{init_dir}"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{init_dir}"],
         outs=[f"{{cell_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix=CELL_MATRIX,
@@ -111,10 +112,10 @@ STAGES = [
     ),
     Stage(
         "represent",
-        "locus represent --model {model_dir} --adapter {cell_dir}/adapter_final --data {data_dir} "
-        "--out {cell_dir}/representation.parquet",
+        "locus represent --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
+        "--data {data_dir} --out {cell_dir}/representation.parquet",
         "Representation change per layer: 1 - linear CKA of hidden states, base vs tuned.",
-        deps=["{model_dir}", "{data_dir}", "{cell_dir}/adapter_final"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/representation.parquet"],
         params=EVAL_PARAMS,
         matrix=CELL_MATRIX,
@@ -140,18 +141,19 @@ STAGES = [
     ),
     Stage(
         "evaluate_base",
-        "locus evaluate --model {model_dir} --domains {domain} --out {eval_base}",
+        "locus evaluate --model {model_dir} --w0 {w0_file} --domains {domain} --out {eval_base}",
         "The base model on one domain's eval split.",
-        deps=["{model_dir}", "{data_dir}"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}"],
         outs=["{eval_base}"],
         params=EVAL_PARAMS,
         matrix={"domain": "evaluation.domains"},
     ),
     Stage(
         "evaluate",
-        "locus evaluate --model {model_dir} --adapter {cell_dir}/adapter_final --out {cell_dir}/eval.json",
+        "locus evaluate --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
+        "--out {cell_dir}/eval.json",
         "One cell scored on every evaluation domain's eval split.",
-        deps=["{model_dir}", "{results_dir}/data", "{cell_dir}/adapter_final"],
+        deps=["{model_dir}", "{w0_file}", "{results_dir}/data", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/eval.json"],
         params=[*EVAL_PARAMS, "evaluation"],
         matrix={"domain": "evaluation.domains", "seed": "grid.seeds"},
@@ -229,10 +231,10 @@ STAGES = [
     ),
     Stage(
         "validation_train",
-        "locus train --model {model_dir} --data {data_dir} --init {arm_dir}/adapter_init "
+        "locus train --model {model_dir} --w0 {w0_file} --data {data_dir} --init {arm_dir}/adapter_init "
         "--lr {lr} --seed {seed} --out {arm_dir}",
         "Training one validation arm.",
-        deps=["{model_dir}", "{data_dir}", "{arm_dir}/adapter_init"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{arm_dir}/adapter_init"],
         outs=[f"{{arm_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},

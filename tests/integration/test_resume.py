@@ -322,12 +322,14 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     from conftest import run_tool
 
     work, cell, env = tiny_workdir(tmp_path, tiny_model, "params.yaml")  # dvc.yaml reads params.yaml
-    with contextlib.chdir(work):
-        init_dir = layout.init_dir(load("params.yaml"), 0)  # where dvc.yaml's train stage reads it
+    with contextlib.chdir(work):  # where dvc.yaml's train stage reads its inputs
+        params = load("params.yaml")
+        init_dir, w0 = layout.init_dir(params, 0), layout.pattern("w0_file", params)
     for cmd in (
         ["dvc", "init", "--no-scm", "-q"],
         ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
         ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(init_dir)],
+        ["locus", "quantize-base", "--model", "tiny_models/base", "--out", w0],
     ):
         assert run_tool(work, *cmd).returncode == 0, cmd
     [stage] = [

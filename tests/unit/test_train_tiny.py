@@ -167,3 +167,38 @@ def test_padding_free_training_matches_padded(tmp_path, tiny_model):
         assert abs(fa[key] - fb[key]).max() < 1e-4, key
     ma, mb = (json.loads((c / "metrics.json").read_text()) for c in (a, b))
     assert ma["train_padding_fraction"] > 0 and mb["train_padding_fraction"] == 0 and mb["padding_free"]
+
+
+def test_training_and_scoring_on_the_once_quantized_w0_are_bit_identical(tmp_path, tiny_model, arith_raw):
+    """With `--w0` (locus quantize-base) the CPU stages load the base in the compute dtype and take
+    the stored NF4 weights instead of quantizing again: the same adapter, bit for bit, and the same
+    evaluation, for the whole pipeline's NF4 path on a CPU."""
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")  # NF4, dequantized once
+    a = train_tiny_cell(tmp_path, tiny_model, params, "a")
+    w0 = tmp_path / "base-w0.safetensors"
+    assert main(argv("quantize-base", params=params, model=tiny_model, out=w0)) == 0
+    data, b = tmp_path / "res" / "data" / "arith", tmp_path / "res" / "b"
+    common = dict(params=params, model=tiny_model, data=data, init=a / "adapter_init", lr="0.001", seed=0)
+    assert main(argv("train", **common, w0=w0, out=b)) == 0
+    got, want = (load_file(c / "adapter_final" / "adapter_model.safetensors") for c in (b, a))
+    assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in want)
+    assert (b / "train_log.csv").read_text() == (a / "train_log.csv").read_text()
+    scores = []
+    for extra in ({}, {"w0": w0}):
+        out = tmp_path / f"eval{len(extra)}.json"
+        assert (
+            main(
+                argv(
+                    "evaluate",
+                    params=params,
+                    model=tiny_model,
+                    adapter=a / "adapter_final",
+                    domains="arith",
+                    out=out,
+                    **extra,
+                )
+            )
+            == 0
+        )
+        scores.append(json.loads(out.read_text())["scores"])
+    assert scores[0] == scores[1]

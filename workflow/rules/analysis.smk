@@ -43,6 +43,7 @@ rule represent:
         "Representation change for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
+        w0=W0,
         eval=f"{DATA}/eval.jsonl",
         adapter=f"{CELL}/adapter_final",
         code=code("represent"),
@@ -57,7 +58,8 @@ rule represent:
     resources:
         **cluster_resources("train"),
     shell:
-        "locus represent {STAGE_ARGS} --model {input.model} --adapter {input.adapter} --data {params.data} "
+        "locus represent {STAGE_ARGS} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
+        "--data {params.data} "
         "--out {output} 2>&1 | tee {log}"
 
 

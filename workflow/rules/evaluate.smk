@@ -12,6 +12,7 @@ rule evaluate_base:
         "Base model on the {wildcards.domain} eval split"
     input:
         model=MODEL,
+        w0=W0,
         eval=f"{DATA}/eval.jsonl",
         code=code("evaluate"),
     output:
@@ -24,7 +25,7 @@ rule evaluate_base:
     resources:
         **cluster_resources("train"),
     shell:
-        "locus evaluate {STAGE_ARGS} --model {input.model} --domains {wildcards.domain} "
+        "locus evaluate {STAGE_ARGS} --model {input.model} --w0 {input.w0} --domains {wildcards.domain} "
         "--out {output} 2>&1 | tee {log}"
 
 
@@ -33,6 +34,7 @@ rule evaluate:
         "Held-out evaluation of {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
+        w0=W0,
         adapter=f"{CELL}/adapter_final",
         evals=eval_splits,
         code=code("evaluate"),
@@ -46,7 +48,7 @@ rule evaluate:
     resources:
         **cluster_resources("train"),
     shell:
-        "locus evaluate {STAGE_ARGS} --model {input.model} --adapter {input.adapter} "
+        "locus evaluate {STAGE_ARGS} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
         "--out {output} 2>&1 | tee {log}"
 
 

@@ -23,6 +23,7 @@ rule train:
         "Training {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
+        w0=W0,
         train=f"{DATA}/train.jsonl",
         eval=f"{DATA}/eval.jsonl",
         init=INIT,
@@ -43,6 +44,6 @@ rule train:
     resources:
         **cluster_resources("train"),
     shell:
-        "locus train {STAGE_ARGS} --model {input.model} --data {params.data} "
+        "locus train {STAGE_ARGS} --model {input.model} --w0 {input.w0} --data {params.data} "
         "--init {input.init} --lr {wildcards.lr} --seed {wildcards.seed} "
         "--out {params.out} 2>&1 | tee {log}"

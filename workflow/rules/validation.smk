@@ -58,6 +58,7 @@ rule validation_train:
         "Training validation arm {wildcards.arm}, seed {wildcards.seed} ({wildcards.domain})"
     input:
         model=MODEL,
+        w0=W0,
         train=f"{DATA}/train.jsonl",
         eval=f"{DATA}/eval.jsonl",
         init=f"{ARM}/adapter_init",
@@ -77,7 +78,7 @@ rule validation_train:
     resources:
         **cluster_resources("train"),
     shell:
-        "locus train {STAGE_ARGS} --model {input.model} --data {params.data} "
+        "locus train {STAGE_ARGS} --model {input.model} --w0 {input.w0} --data {params.data} "
         "--init {input.init} --lr {params.lr} --seed {wildcards.seed} "
         "--out {params.out} 2>&1 | tee {log}"
 

@@ -28,7 +28,7 @@ from locus.params import lr_label
 KEYS = ["domain", "lr", "seed", "eval_domain"]
 
 
-def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = None):
+def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = None, w0_file=None):
     """The model exactly as the train stage evaluates it: the base loaded per params (NF4 when
     quantization says so), prepared like training (prepare_model_for_kbit_training casts the
     non-quantized weights to fp32), plus the adapter when given; in eval mode (no dropout)."""
@@ -36,7 +36,7 @@ def load_for_eval(params, model_dir: str | Path, adapter: str | Path | None = No
 
     from locus.training.modeling import load_base
 
-    model = load_base(params, model_dir)  # on the job's GPU when there is one, NF4 or not
+    model = load_base(params, model_dir, w0_file=w0_file)  # on the job's GPU when there is one, NF4 or not
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if adapter is not None:

@@ -54,12 +54,6 @@ def as_trained(weight: torch.Tensor, params) -> np.ndarray:
     return w.float().numpy()
 
 
-def w0_metadata(params) -> dict[str, str]:
-    """The settings a W₀ file (locus quantize-base) is made for; a reader checks them against params."""
-    q = params.quantization
-    return {"method": q.method, "compute_dtype": q.compute_dtype, "double_quant": str(q.double_quant).lower()}
-
-
 class BaseWeights:
     """Lazy reader of base weights W₀ by name, one matrix at a time, files opened once each.
 
@@ -74,19 +68,7 @@ class BaseWeights:
         self.stored = None
         if w0_file is not None and params.quantization.method == "nf4":
             self.stored = Path(w0_file)
-            self._check_stored()
-
-    def _check_stored(self) -> None:
-        from safetensors import safe_open
-
-        with reading(self.stored), safe_open(self.stored, "pt") as f:
-            made_for = {k: v for k, v in (f.metadata() or {}).items() if k != "device"}
-            self.stored_names = set(f.keys())
-        if made_for != w0_metadata(self.params):
-            raise ValueError(
-                f"{self.stored}: made for quantization {made_for}, params say {w0_metadata(self.params)}; "
-                "rerun locus quantize-base"
-            )
+            self.stored_names = nf4.stored_names(self.stored, params)
 
     def __enter__(self):
         return self

@@ -22,6 +22,7 @@ from locus.params import check_name
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory")
+    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
     parser.add_argument("--adapter", default=None, help="adapter directory to evaluate (default: the base alone)")
     parser.add_argument(
         "--domains", default=None, help="comma-separated eval domains (default: params evaluation.domains)"
@@ -49,7 +50,7 @@ def run(args, params) -> None:
     torch.manual_seed(0)  # nothing is random in eval mode; fixed anyway for reproducibility
     start = time.perf_counter()
     tokenizer = load_tokenizer(args.model)
-    model = load_for_eval(params, args.model, args.adapter)
+    model = load_for_eval(params, args.model, args.adapter, args.w0)
     batch = params.training.per_device_batch_size * 2  # the train stage's eval batch size
     scores = {}
     for d in domains:

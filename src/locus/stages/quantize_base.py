@@ -46,8 +46,8 @@ def quantized_weights(model) -> dict:
 def run(args, params) -> None:
     from safetensors.torch import save_file
 
-    from locus.analysis.updates import w0_metadata
     from locus.training.modeling import load_base, model_device
+    from locus.training.nf4 import w0_metadata
 
     weights = {}
     if params.quantization.method == "nf4":

@@ -19,6 +19,7 @@ from locus import io
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory")
+    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
     parser.add_argument("--adapter", required=True, help="the cell's trained adapter directory")
     parser.add_argument("--data", required=True, help="prepared domain directory (its eval.jsonl is read)")
     parser.add_argument("--out", required=True, help="representation.parquet to write")
@@ -35,7 +36,7 @@ def run(args, params) -> None:
     start = time.perf_counter()
     tokenizer = load_tokenizer(args.model)
     dataset, _ = load_split(tokenizer, Path(args.data) / "eval.jsonl", params, "max_eval_examples")
-    model = load_for_eval(params, args.model, args.adapter)
+    model = load_for_eval(params, args.model, args.adapter, args.w0)
     batch = params.training.per_device_batch_size * 2  # the train stage's eval batch size
     table = representation_change(model, tokenizer, dataset, batch, bf16=use_bf16(params))
     io.write_parquet(args.out, table)

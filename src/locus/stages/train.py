@@ -25,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="prepared base model directory")
     parser.add_argument("--data", required=True, help="prepared domain directory (train.jsonl, eval.jsonl)")
     parser.add_argument("--init", required=True, help="initial adapter directory")
+    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="cell directory: adapter_final/, train_log.csv, metrics.json")
@@ -36,11 +37,11 @@ def run(args, params) -> None:
     seed_everything(args.seed, params.training.deterministic)
     tokenizer = load_tokenizer(args.model)
     data = load_data(tokenizer, args.data, params)
-    model = build_model(params, args.model, args.init)
+    model = build_model(params, args.model, args.init, args.w0)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see
     # locus.training.checkpoints); the Trainer saves into a staging dir that AtomicCheckpoints promotes.
-    fp = checkpoints.fingerprint(params, args.lr, args.seed, args.model, args.data, args.init)
+    fp = checkpoints.fingerprint(params, args.lr, args.seed, args.model, args.data, args.init, args.w0)
     resume = checkpoints.resume_point(out, fp)
     try:
         metrics, log = fit(

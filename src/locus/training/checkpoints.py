@@ -43,10 +43,10 @@ def staging_dir(cell: str | os.PathLike) -> Path:
     return checkpoint_dir(cell) / ".staging"
 
 
-def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) -> str:
+def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str, w0_file=None) -> str:
     """sha256 over what decides the trajectory: params (but not checkpoint_every), lr, seed, the
-    train split and budget, the initial adapter, the base model's config and weight files, the
-    device, library versions.
+    train split and budget, the initial adapter, the base model's config and weight files (and its
+    once-quantized W₀ file), the device, library versions.
 
     Weight files enter by name, size and mtime (hashing 0.5 GB per cell is not worth it): a re-prepared
     model changes them, and a false mismatch only costs a restart from step 0, never a wrong resume.
@@ -80,7 +80,7 @@ def fingerprint(params, lr: float, seed: int, model: str, data: str, init: str) 
     files = [f for f in files if f.is_file()]
     for f in files:
         h.update(f.name.encode() + io.sha256_file(f).encode())
-    for f in sorted(Path(model).glob("*.safetensors")):
+    for f in [*sorted(Path(model).glob("*.safetensors")), *([Path(w0_file)] if w0_file else [])]:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()

@@ -163,9 +163,10 @@ def make_collator(tokenizer, params) -> CountingCollator:
     return CountingCollator(DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX))
 
 
-def build_model(params, model_dir: str, init_dir: str):
-    """The NF4 base prepared for k-bit training, with the initial adapter loaded trainable."""
-    model = load_base(params, model_dir)
+def build_model(params, model_dir: str, init_dir: str, w0_file=None):
+    """The NF4 base prepared for k-bit training, with the initial adapter loaded trainable
+    (w0_file: the once-quantized W₀, see load_base)."""
+    model = load_base(params, model_dir, w0_file=w0_file)
     model.config.use_cache = False  # as fit() sets it: padding-free rows need the packed-sequence mask
     if params.quantization.method == "nf4":
         model = prepare_model_for_kbit_training(

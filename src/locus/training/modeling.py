@@ -50,11 +50,14 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
-def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: bool = False):
+def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: bool = False, w0_file=None):
     """The base causal LM from a prepared directory, on the job's device (model_device(); `cpu`:
     on the CPU whatever is there); NF4-quantized when params (and `quantize`) say so.
 
-    Only safetensors are accepted and remote code is never run.
+    w0_file (`locus quantize-base`): where NF4 runs dequantized once (CPU), the base is loaded in
+    the compute dtype and its linear layers take the stored W₀ — the same model, without importing
+    bitsandbytes' quantization path or quantizing again in this process. Only safetensors are
+    accepted and remote code is never run.
     """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -62,7 +65,10 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: b
     if torch.cuda.is_available() and not cpu:  # straight onto the job's GPU: no CPU copy first
         kwargs["device_map"] = model_device()
     q = params.quantization
-    if quantize and q.method == "nf4":
+    stored = w0_file is not None and nf4_kernel(params, quantize) == "dequantize_once"
+    if stored:
+        kwargs.update(dtype=DTYPES[q.compute_dtype])  # what the NF4 load keeps unquantized is in it too
+    elif quantize and q.method == "nf4":
         require_bitsandbytes()
         compute = DTYPES[q.compute_dtype]
         kwargs.update(
@@ -79,11 +85,17 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: b
     if not list(Path(path).glob("*.safetensors")):
         raise FileNotFoundError(f"{Path(path) / 'model.safetensors'}: no such file (safetensors weights only)")
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    keep_cpu_nf4_differentiable(model)
-    if nf4_kernel(params, quantize) == "dequantize_once":
+    if stored:
+        from locus.training.nf4 import install_stored
+
+        install_stored(model, w0_file, params)
+    elif nf4_kernel(params, quantize) == "dequantize_once":
         from locus.training.nf4 import dequantize_once
 
+        keep_cpu_nf4_differentiable(model)
         dequantize_once(model)
+    else:
+        keep_cpu_nf4_differentiable(model)
     check_target_modules(model, params.lora.target_modules)
     return model
 

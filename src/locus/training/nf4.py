@@ -45,6 +45,47 @@ class DequantizedLinear(torch.nn.Linear):
         return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
 
 
+def w0_metadata(params) -> dict[str, str]:
+    """The settings a W₀ file (`locus quantize-base`) is made for; readers check them against params."""
+    q = params.quantization
+    return {"method": q.method, "compute_dtype": q.compute_dtype, "double_quant": str(q.double_quant).lower()}
+
+
+def stored_names(w0_file, params) -> set[str]:
+    """The weight names a W₀ file holds, after checking it was made for params' quantization
+    settings (a file made for others is refused, naming it)."""
+    from safetensors import safe_open
+
+    from locus.io import reading
+
+    with reading(w0_file), safe_open(w0_file, "pt") as f:
+        made_for = {k: v for k, v in (f.metadata() or {}).items() if k != "device"}
+        names = set(f.keys())
+    if made_for != w0_metadata(params):
+        raise ValueError(
+            f"{w0_file}: made for quantization {made_for}, params say {w0_metadata(params)}; rerun locus quantize-base"
+        )
+    return names
+
+
+def install_stored(model, w0_file, params) -> int:
+    """Replace every linear layer the W₀ file names by a DequantizedLinear of the stored weight: the
+    model dequantize_once gives, without quantizing it again in this process. Returns the count."""
+    from safetensors import safe_open
+
+    from locus.io import reading
+
+    names = stored_names(w0_file, params)
+    with reading(w0_file), safe_open(w0_file, "pt") as f:
+        for name in sorted(names):
+            path = name.removesuffix(".weight")
+            module = model.get_submodule(path)
+            parent_name, _, child = path.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, DequantizedLinear(f.get_tensor(name), module.bias))
+    return len(names)
+
+
 def dequantize_once(model) -> int:
     """Replace every bitsandbytes Linear4bit of a CPU model by its DequantizedLinear; returns the count."""
     import bitsandbytes.functional as bnbf
