@@ -8,6 +8,7 @@ a push/pull round trip (last: it deletes and restores every output).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -26,6 +27,8 @@ from conftest import (
     shell_commands,
     stages_importing,
 )
+from locus import layout
+from locus.params import load
 
 NEW_LR = "0.0005"  # in no grid: `dvc exp run` trains its cells, Snakemake's grid never sees them
 
@@ -122,11 +125,19 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_push_delete_pull_round_trip(repo, params, tmp_path):
-    # DVC's cells are those at params' `lr` (the grid has others)
-    tracked = sorted((repo / "results/smoke/runs").glob(f"*/lr={params['lr']}/seed=*/adapter_*/*.safetensors"))
-    tracked += sorted((repo / "models/base").glob("*.safetensors")) + [repo / "results/smoke/experiment/layers.parquet"]
-    assert len(tracked) >= 2 * len(params["grid"]["domains"]) + 2
+def test_push_delete_pull_round_trip(repo, tmp_path):
+    with contextlib.chdir(repo):
+        p = load("params.yaml")
+    # DVC's cells are those at params' `lr` (the grid has others); their seeds' initial adapters
+    tracked = [
+        repo / layout.cell_dir(p, domain, p.lr, seed) / "adapter_final/adapter_model.safetensors"
+        for domain in p.grid.domains
+        for seed in p.grid.seeds
+    ]
+    tracked += [repo / layout.init_dir(p, seed) / "adapter_model.safetensors" for seed in p.grid.seeds]
+    tracked += sorted((repo / layout.model_dir(p)).glob("*.safetensors"))
+    tracked += [repo / layout.pattern("w0_file", p), repo / layout.pattern("experiment_dir", p) / "layers.parquet"]
+    assert all(path.is_file() for path in tracked), [path for path in tracked if not path.is_file()]
     before = {p: digest(p) for p in tracked}
     ok(run_tool(repo, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")))
     ok(run_tool(repo, "dvc", "push"))
