@@ -40,7 +40,7 @@ def setup(args, params, work: Path) -> dict:
     from argparse import Namespace
 
     from locus import io
-    from locus.stages import init_adapter
+    from locus.stages import init_adapter, quantize_base
     from locus.training.records import read_records
 
     if args.shape != "base":  # random weights of a real shape and an offline tokenizer (no download)
@@ -69,7 +69,9 @@ def setup(args, params, work: Path) -> dict:
     init_adapter.run(
         Namespace(model=str(model_dir), seed=0, out=str(init_dir), layers=None, layers_from=None, arm=None), params
     )
-    return {"model": str(model_dir), "data": str(data_dir), "init": str(init_dir)}
+    w0 = work / "base-w0.safetensors"  # as the pipeline does: NF4 quantized once per model, before any arm
+    quantize_base.run(Namespace(model=str(model_dir), out=str(w0)), params)
+    return {"model": str(model_dir), "data": str(data_dir), "init": str(init_dir), "w0": str(w0)}
 
 
 def naive_arm(params, paths: dict, out: Path) -> dict:
@@ -120,7 +122,15 @@ def locus_arm(params, paths: dict, out: Path) -> dict:
     from locus.stages import train
 
     train.run(
-        Namespace(model=paths["model"], data=paths["data"], init=paths["init"], lr=params.lr, seed=0, out=str(out)),
+        Namespace(
+            model=paths["model"],
+            w0=paths["w0"],
+            data=paths["data"],
+            init=paths["init"],
+            lr=params.lr,
+            seed=0,
+            out=str(out),
+        ),
         params,
     )
     m = json.loads((out / "metrics.json").read_text())
