@@ -53,7 +53,7 @@ def placement(params, model_dir: str, init_dir: str) -> dict:
     from locus.training.modeling import load_base, model_device
 
     want = model_device()
-    plain = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
+    plain = params.with_quantization("none")
     loaders = {
         "NF4 base": lambda: load_base(params, model_dir),
         "plain base (full FT)": lambda: load_base(params, model_dir, quantize=False),
@@ -117,7 +117,7 @@ def nf4_round_trip(params, model_dir: str, w0_file: str, modules: int = 3) -> di
     """W₀ from the training device vs bitsandbytes' CPU round trip of the same weights."""
     from safetensors import safe_open
 
-    from locus.analysis.updates import BaseWeights
+    from locus.analysis.updates import plain_weights
     from locus.training import nf4
     from locus.training.modeling import DTYPES
 
@@ -127,9 +127,7 @@ def nf4_round_trip(params, model_dir: str, w0_file: str, modules: int = 3) -> di
         stored = {n: f.get_tensor(n) for n in names}
     q = params.quantization
     worst, equal = 0.0, True
-    with BaseWeights(
-        model_dir, params.model_copy(update={"quantization": q.model_copy(update={"method": "none"})})
-    ) as raw:
+    with plain_weights(model_dir, params) as raw:
         for name in names:
             weight = torch.from_numpy(raw[name])
             cpu = nf4.roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)

@@ -216,15 +216,9 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 def base_parameters(model_dir: str) -> int:
     """N of the 6·N FLOPs-per-token estimate: every stored base weight (tied embeddings once)."""
-    from math import prod
+    from locus.resources import parameter_count
 
-    from safetensors import safe_open
-
-    n = 0
-    for f in Path(model_dir).glob("*.safetensors"):
-        with safe_open(f, "pt") as st:
-            n += sum(prod(st.get_slice(k).get_shape()) for k in st.keys())
-    return n
+    return parameter_count(model_dir)
 
 
 def measured_bf16_peak_tflops(size: int = 2048, repeats: int = 20) -> float:

@@ -329,6 +329,10 @@ class Params(Section):
             check_name(name, "external name")
         return v
 
+    def with_quantization(self, method: str) -> Params:
+        """These params with quantization.method replaced (W₀ of an unquantized or NF4 base)."""
+        return self.model_copy(update={"quantization": self.quantization.model_copy(update={"method": method})})
+
     def as_experiment(self) -> Params:
         """The params of one DVC experiment: the grid at the single learning rate `lr`."""
         return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})

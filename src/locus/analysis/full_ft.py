@@ -36,8 +36,9 @@ def singular_values(d: np.ndarray) -> np.ndarray:
     196 dense SVDs take most of an hour on one CPU core), else with LAPACK on the job's threads."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.linalg.svdvals(torch.from_numpy(d).to(device)).cpu().numpy()
+    from locus.training.modeling import model_device
+
+    return torch.linalg.svdvals(torch.from_numpy(d).to(model_device())).cpu().numpy()
 
 
 def dense_metrics(delta: np.ndarray, w0: np.ndarray) -> dict:

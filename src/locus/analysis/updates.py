@@ -100,8 +100,7 @@ class BaseWeights:
 def plain_weights(model_dir: str | Path, params) -> BaseWeights:
     """W₀ as an unquantized model holds it (the file's weight in model.dtype), whatever
     quantization.method says: for full fine-tuning, which never quantizes."""
-    plain = params.model_copy(update={"quantization": params.quantization.model_copy(update={"method": "none"})})
-    return BaseWeights(model_dir, plain)
+    return BaseWeights(model_dir, params.with_quantization("none"))
 
 
 def effective_table(

@@ -187,9 +187,7 @@ def run(args, params) -> None:
     if unknown := sorted(set(inits) - set(adapters)):
         raise ValueError(f"--init {unknown[0]}=…: no --adapter {unknown[0]}=… to pair it with")
     quantization = args.base_quantization or params.quantization.method
-    w0_params = params.model_copy(
-        update={"quantization": params.quantization.model_copy(update={"method": quantization})}
-    )
+    w0_params = params.with_quantization(quantization)
     out = Path(args.out)
     rows, skipped, frames, deltas = [], [], [], []
     for name, directory in adapters.items():

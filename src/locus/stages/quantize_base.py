@@ -28,18 +28,14 @@ def add_arguments(parser) -> None:
 def quantized_weights(model) -> dict:
     """{parameter name: W₀ in the compute dtype, on the CPU} for every NF4 layer of a loaded base:
     bitsandbytes' dequantization of a Linear4bit, or the weight a DequantizedLinear already holds."""
-    import bitsandbytes.functional as bnbf
-
-    from locus.training.nf4 import DequantizedLinear
+    from locus.training.nf4 import DequantizedLinear, dequantized
 
     found = {}
     for name, module in model.named_modules():
         if isinstance(module, DequantizedLinear):
             found[f"{name}.weight"] = module.weight.detach().cpu().contiguous()
         elif type(module).__name__ == "Linear4bit":
-            w = module.weight
-            dense = bnbf.dequantize_4bit(w.data, w.quant_state).to(module.compute_dtype)
-            found[f"{name}.weight"] = dense.detach().cpu().contiguous()
+            found[f"{name}.weight"] = dequantized(module).detach().cpu().contiguous()
     return found
 
 

@@ -89,13 +89,12 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: b
         from locus.training.nf4 import install_stored
 
         install_stored(model, w0_file, params)
-    elif nf4_kernel(params, quantize) == "dequantize_once":
-        from locus.training.nf4 import dequantize_once
-
-        keep_cpu_nf4_differentiable(model)
-        dequantize_once(model)
     else:
         keep_cpu_nf4_differentiable(model)
+        if nf4_kernel(params, quantize) == "dequantize_once":
+            from locus.training.nf4 import dequantize_once
+
+            dequantize_once(model)
     check_target_modules(model, params.lora.target_modules)
     return model
 

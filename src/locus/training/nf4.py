@@ -68,6 +68,20 @@ def stored_names(w0_file, params) -> set[str]:
     return names
 
 
+def dequantized(layer) -> torch.Tensor:
+    """The weight a bitsandbytes Linear4bit multiplies by: its NF4 codes dequantized to the compute dtype."""
+    import bitsandbytes.functional as bnbf
+
+    w = layer.weight
+    return bnbf.dequantize_4bit(w.data, w.quant_state).to(layer.compute_dtype or torch.bfloat16)
+
+
+def _replace(model, path: str, weight: torch.Tensor, bias) -> None:
+    """Put a DequantizedLinear of `weight` at `path` (e.g. model.layers.0.mlp.up_proj)."""
+    parent_name, _, child = path.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, DequantizedLinear(weight, bias))
+
+
 def install_stored(model, w0_file, params) -> int:
     """Replace every linear layer the W₀ file names by a DequantizedLinear of the stored weight: the
     model dequantize_once gives, without quantizing it again in this process. Returns the count."""
@@ -79,26 +93,13 @@ def install_stored(model, w0_file, params) -> int:
     with reading(w0_file), safe_open(w0_file, "pt") as f:
         for name in sorted(names):
             path = name.removesuffix(".weight")
-            module = model.get_submodule(path)
-            parent_name, _, child = path.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, DequantizedLinear(f.get_tensor(name), module.bias))
+            _replace(model, path, f.get_tensor(name), model.get_submodule(path).bias)
     return len(names)
 
 
 def dequantize_once(model) -> int:
     """Replace every bitsandbytes Linear4bit of a CPU model by its DequantizedLinear; returns the count."""
-    import bitsandbytes.functional as bnbf
-
-    replaced = 0
-    for name, module in list(model.named_modules()):
-        if type(module).__name__ != "Linear4bit":
-            continue
-        w = module.weight
-        dense = bnbf.dequantize_4bit(w.data, w.quant_state).to(module.compute_dtype or torch.bfloat16)
-        parent_name, _, child = name.rpartition(".")
-        setattr(
-            model.get_submodule(parent_name) if parent_name else model, child, DequantizedLinear(dense, module.bias)
-        )
-        replaced += 1
-    return replaced
+    layers = [(name, module) for name, module in model.named_modules() if type(module).__name__ == "Linear4bit"]
+    for name, module in layers:
+        _replace(model, name, dequantized(module), module.bias)
+    return len(layers)
