@@ -15,6 +15,7 @@ from safetensors.numpy import load_file
 from conftest import RECORDS, argv, write_params, write_raw
 from locus import layout
 from locus.analysis import evaluation, full_ft
+from locus.training import head
 from locus.cli import main
 from locus.params import ParamsError, load
 
@@ -263,6 +264,6 @@ def test_score_takes_the_model_logits_where_the_head_is_more_than_linear(tiny_mo
     plain = evaluation.score(model, tok, data, batch_size=4)
     model.register_forward_hook(lambda module, args, out: out.__class__(logits=2 * out.logits))
     assert evaluation.score(model, tok, data, batch_size=4) == plain  # llama: the head path, hook unseen
-    monkeypatch.setattr(evaluation, "LINEAR_HEAD", set())
+    monkeypatch.setattr(head, "LINEAR_HEAD", set())
     doubled = evaluation.score(model, tok, data, batch_size=4)
     assert doubled["loss"] != pytest.approx(plain["loss"], rel=1e-3)

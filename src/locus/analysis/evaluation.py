@@ -66,22 +66,19 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk:
     response token, `chunk` positions at a time, and each chunk's log-softmax is taken in float32:
     memory stays at chunk × vocabulary (0.5 GB at a 128k vocabulary) however long the batch, where
     the full logits of 4 × 2048 tokens would be 4 GB. Only architectures whose logits are exactly
-    lm_head(last hidden state) take that path (LINEAR_HEAD); any other (logit soft-capping or
+    lm_head(last hidden state) take that path (locus.training.head.LINEAR_HEAD); any other (logit soft-capping or
     scaling: Gemma 2/3, Granite, Cohere, …) is scored from its own full logits."""
     import torch
 
-    from locus.training.sft_data import IGNORE_INDEX
+    from locus.training.head import head_inputs, response_positions
 
     device = next(model.parameters()).device
     nll, correct, tokens = 0.0, 0, 0
     with torch.no_grad():
         for batch in eval_batches(tokenizer, dataset, batch_size, device):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                hidden, head = _head_inputs(model, batch)
-            # position t-1 predicts token t
-            labels = batch["labels"][:, 1:]
-            mask = labels != IGNORE_INDEX
-            hidden, target = hidden[:, :-1][mask], labels[mask]
+                hidden, head = head_inputs(model, batch)
+            hidden, target = response_positions(hidden, batch["labels"])  # position t-1 predicts token t
             for start in range(0, len(target), chunk):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = head(hidden[start : start + chunk])
@@ -93,21 +90,6 @@ def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk:
     if tokens == 0:
         raise ValueError("the eval split has no response token to score")
     return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(dataset)}
-
-
-# Causal LMs whose forward computes logits = lm_head(decoder(x).last_hidden_state) and nothing more
-# (transformers 5 modeling code); any other is scored from model(x).logits.
-LINEAR_HEAD = {"llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2"}
-
-
-def _head_inputs(model, batch):
-    """(per-position inputs of the head, the head): the decoder's last hidden states and the LM
-    head for a LINEAR_HEAD model, else the model's own logits and the identity. No KV cache."""
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT or plain
-    if getattr(base.config, "model_type", None) not in LINEAR_HEAD:
-        return model(**inputs).logits, lambda x: x
-    return base.get_decoder()(**inputs).last_hidden_state, base.get_output_embeddings()
 
 
 # ---------------------------------------------------------------- the cross-domain table

@@ -20,13 +20,13 @@ from transformers import (
     DataCollatorForSeq2Seq,
     DataCollatorWithFlattening,
     PrinterCallback,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
 )
 
 from locus import logs
 from locus.training import checkpoints
+from locus.training.head import ResponseHeadTrainer
 from locus.training.modeling import load_base, use_bf16
 from locus.training.records import DataError, read_records
 from locus.training.sft_data import IGNORE_INDEX, encode_all
@@ -229,7 +229,8 @@ def fit(
     resume: Path | None = None,
 ) -> tuple[dict, StepLog]:
     """The one training loop, for LoRA and full fine-tuning alike: transformers' Trainer with
-    training_arguments(), make_collator() and a StepLog; eval loss before and after training.
+    training_arguments(), make_collator() and a StepLog; eval loss before and after training. The
+    loss runs the vocabulary head on response positions only (locus.training.head).
 
     data: load_data()'s ((train, counts), (eval, counts)). Returns the metrics both arms report
     and the step log. resume: a checkpoint directory to continue from (locus.training.checkpoints).
@@ -240,7 +241,7 @@ def fit(
     model.config.use_cache = False
     collator = make_collator(tokenizer, params)
     log = StepLog(progress=not logs.interactive(), tokens=lambda: collator.tokens)
-    trainer = Trainer(
+    trainer = ResponseHeadTrainer(
         model=model,
         train_dataset=train_set,
         eval_dataset=eval_set,
