@@ -106,7 +106,7 @@ class TrainingParams(Section):
     deterministic: bool = False
     # Resumable checkpoints (adapter + optimizer + scheduler + RNG + data position): every N
     # optimizer steps (an integer >= 1), every fraction of the run (0 < x < 1), or never (0).
-    checkpoint_every: float = Field(0.25, ge=0)
+    checkpoint_every: float = Field(0.5, ge=0)
     # Learning trajectories (locus.training.snapshots): save the LoRA tensors every K optimizer steps and
     # after the last one to CELL/trajectory/step=NNNNNN.safetensors; 0 = off.
     snapshot_every: int = Field(0, ge=0)
