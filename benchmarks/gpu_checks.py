@@ -78,7 +78,8 @@ def dtypes(params, model_dir: str, init_dir: str, data_dir: str) -> dict:
     """One real Trainer step of the train stage's model, with hooks on a decoder layer and the head."""
     from transformers import Trainer
 
-    from locus.training.loop import build_model, load_data, make_collator, training_arguments
+    from locus.training.cell_data import load_data
+    from locus.training.loop import build_model, make_collator, training_arguments
     from locus.training.modeling import load_tokenizer, use_bf16
 
     tokenizer = load_tokenizer(model_dir)

@@ -80,7 +80,8 @@ def naive_arm(params, paths: dict, out: Path) -> dict:
     from peft import PeftModel, prepare_model_for_kbit_training
     from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from locus.training.loop import CountingCollator, StepLog, load_split, training_arguments
+    from locus.training.cell_data import load_split
+    from locus.training.loop import CountingCollator, StepLog, training_arguments
     from locus.training.modeling import load_base, load_tokenizer, seed_everything
     from locus.training.sft_data import IGNORE_INDEX
 

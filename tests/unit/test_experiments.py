@@ -15,9 +15,9 @@ from safetensors.numpy import load_file
 from conftest import RECORDS, argv, write_params, write_raw
 from locus import layout
 from locus.analysis import evaluation, full_ft
-from locus.training import head
 from locus.cli import main
 from locus.params import ParamsError, load
+from locus.training import head
 
 # A second domain for the cross-domain matrix: the same arithmetic, asked differently.
 OTHER = [
@@ -49,7 +49,7 @@ def two_domains(tmp_path, arith_raw):
 
 
 def test_score_equals_an_independent_per_example_computation(tiny_model, arith_raw, tmp_path):
-    from locus.training.loop import load_split
+    from locus.training.cell_data import load_split
     from locus.training.modeling import load_base, load_tokenizer
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}))
@@ -253,7 +253,7 @@ def test_full_ft_trains_float32_master_weights_of_a_bf16_model(tmp_path, tiny_mo
 def test_score_takes_the_model_logits_where_the_head_is_more_than_linear(tiny_model, arith_raw, tmp_path, monkeypatch):
     """A model outside LINEAR_HEAD (e.g. soft-capped or scaled logits) is scored from its own
     logits: here a tiny Llama whose logits the test doubles, seen only through model(x).logits."""
-    from locus.training.loop import load_split
+    from locus.training.cell_data import load_split
     from locus.training.modeling import load_base, load_tokenizer
 
     params = load(write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}))

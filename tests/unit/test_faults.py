@@ -267,7 +267,7 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model, arith_raw, capsys):
 
 def test_overlength_examples_are_counted_per_policy(cell_inputs, tiny_model, capsys):
     from locus.params import load
-    from locus.training.loop import load_split
+    from locus.training.cell_data import load_split
     from locus.training.modeling import load_tokenizer
     from locus.training.records import read_records
     from locus.training.sft_data import encode

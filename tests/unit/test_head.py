@@ -11,7 +11,8 @@ import transformers
 from conftest import RECORDS, train_tiny_cell, write_params
 from locus.params import load
 from locus.training import head, loop
-from locus.training.loop import load_split, make_collator
+from locus.training.cell_data import load_split
+from locus.training.loop import make_collator
 from locus.training.modeling import load_base, load_tokenizer, lora_config
 
 

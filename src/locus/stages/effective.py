@@ -18,13 +18,12 @@ initial ΔW is exactly 0 (PEFT's default init), and otherwise measures s·(B_f A
 
 from __future__ import annotations
 
-from locus import io
+from locus import io, options
 from locus.analysis.updates import effective_table
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
-    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4; default: round trip here)")
+    options.add_model(parser, w0=True)
     parser.add_argument("--final", "--adapter", dest="final", required=True, help="adapter directory after training")
     parser.add_argument(
         "--init", default=None, help="adapter directory before training (checks that the initial ΔW is 0)"

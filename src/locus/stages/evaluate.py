@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import time
 
-from locus import io
+from locus import io, options
 from locus.layout import data_dir
 from locus.params import check_name
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
-    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
+    options.add_model(parser, w0=True)
     parser.add_argument("--adapter", default=None, help="adapter directory to evaluate (default: the base alone)")
     parser.add_argument(
         "--domains", default=None, help="comma-separated eval domains (default: params evaluation.domains)"
@@ -34,7 +33,7 @@ def run(args, params) -> None:
     import torch
 
     from locus.analysis.evaluation import load_for_eval, score
-    from locus.training.loop import load_split
+    from locus.training.cell_data import load_split
     from locus.training.modeling import load_tokenizer, use_bf16
 
     domains = (

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from peft import get_peft_model
 
-from locus import io
+from locus import io, options
 from locus.analysis.validation import read_arm_layers
 from locus.params import name_argument
 from locus.training.modeling import load_base, lora_config, seed_everything
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
+    options.add_model(parser)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="adapter directory to write")
     # Targeted-layer validation: adapt only some layers (PEFT layers_to_transform).

@@ -17,11 +17,11 @@ settings is refused. A layer bitsandbytes leaves unquantized (lm_head) is not in
 
 from __future__ import annotations
 
-from locus import io
+from locus import io, options
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
+    options.add_model(parser)
     parser.add_argument("--out", required=True, help="safetensors file of W₀ as trained")
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from locus import io
+from locus import io, options
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
-    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
+    options.add_model(parser, w0=True)
     parser.add_argument("--adapter", required=True, help="the cell's trained adapter directory")
     parser.add_argument("--data", required=True, help="prepared domain directory (its eval.jsonl is read)")
     parser.add_argument("--out", required=True, help="representation.parquet to write")
@@ -30,7 +29,7 @@ def run(args, params) -> None:
 
     from locus.analysis.evaluation import load_for_eval
     from locus.analysis.representation import representation_change
-    from locus.training.loop import load_split
+    from locus.training.cell_data import load_split
     from locus.training.modeling import load_tokenizer, use_bf16
 
     start = time.perf_counter()

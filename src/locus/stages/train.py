@@ -15,28 +15,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from locus import io
+from locus import io, options
 from locus.training import checkpoints, snapshots
-from locus.training.loop import build_model, fit, load_data
-from locus.training.modeling import load_tokenizer, nf4_kernel, seed_everything
+from locus.training.cell_data import start_run
+from locus.training.loop import build_model, fit
+from locus.training.modeling import nf4_kernel
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
-    parser.add_argument("--data", required=True, help="prepared domain directory (train.jsonl, eval.jsonl)")
+    options.add_training_run(parser, out_help="cell directory: adapter_final/, train_log.csv, metrics.json", w0=True)
     parser.add_argument("--init", required=True, help="initial adapter directory")
-    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4 on CPU: no quantizing here)")
-    parser.add_argument("--lr", type=float, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="cell directory: adapter_final/, train_log.csv, metrics.json")
 
 
 def run(args, params) -> None:
-    if not 0 < args.lr <= 1:
-        raise ValueError(f"--lr {args.lr} is outside (0, 1]")
-    seed_everything(args.seed, params.training.deterministic)
-    tokenizer = load_tokenizer(args.model)
-    data = load_data(tokenizer, args.data, params)
+    tokenizer, data = start_run(params, args.model, args.data, args.lr, args.seed)
     model = build_model(params, args.model, args.init, args.w0)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see

@@ -24,15 +24,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from locus import io
+from locus import io, options
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory")
-    parser.add_argument("--data", required=True, help="prepared domain directory (train.jsonl, eval.jsonl)")
-    parser.add_argument("--lr", type=float, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", required=True, help="cell directory: delta.safetensors, train_log.csv, metrics.json")
+    options.add_training_run(parser, out_help="cell directory: delta.safetensors, train_log.csv, metrics.json")
 
 
 def adapted_weights(model, targets) -> dict:
@@ -52,14 +48,11 @@ def run(args, params) -> None:
     from safetensors.torch import save_file
 
     from locus.analysis.updates import plain_weights
-    from locus.training.loop import fit, load_data
-    from locus.training.modeling import load_base, load_tokenizer, seed_everything
+    from locus.training.cell_data import start_run
+    from locus.training.loop import fit
+    from locus.training.modeling import load_base
 
-    if not 0 < args.lr <= 1:
-        raise ValueError(f"--lr {args.lr} is outside (0, 1]")
-    seed_everything(args.seed, params.training.deterministic)
-    tokenizer = load_tokenizer(args.model)
-    data = load_data(tokenizer, args.data, params)
+    tokenizer, data = start_run(params, args.model, args.data, args.lr, args.seed)
     # fp32 master weights whatever model.dtype says: in bf16, AdamW steps of lr ≈ 1e-5 on weights of
     # magnitude ≈ 1e-2 fall below half a unit in the last place and round away (bf16 keeps 8 bits).
     master = params.model_copy(update={"model": params.model.model_copy(update={"dtype": "float32"})})

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from safetensors.numpy import load_file
 
-from locus import io
+from locus import io, options
 from locus.analysis.grid import by_layer
 from locus.analysis.trajectory import THRESHOLD, formed_step, rank_stability
 from locus.analysis.updates import BaseWeights
@@ -83,8 +83,7 @@ def trajectory_table(
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory (safetensors)")
-    parser.add_argument("--w0", default=None, help="W₀ file of `locus quantize-base` (NF4; default: round trip here)")
+    options.add_model(parser, w0=True)
     parser.add_argument("--init", required=True, help="adapter directory before training")
     parser.add_argument(
         "--final",

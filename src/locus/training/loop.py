@@ -1,7 +1,7 @@
 """The one training loop, shared by LoRA (stages/train.py) and full fine-tuning (stages/train_full.py).
 
 transformers' `Trainer` with the same arguments for both arms (training_arguments), the same
-encoding and prompt masking (load_data; locus.training.sft_data), the same collator (make_collator:
+encoding and prompt masking (locus.training.cell_data, locus.training.sft_data), the same collator (make_collator:
 padding, or padding-free rows) and the same step log (StepLog: one record per optimizer step, a
 NaN/inf stops the run). `fit` runs it and returns the metrics both arms report.
 """
@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import torch
-from datasets import Dataset
 from peft import PeftModel, prepare_model_for_kbit_training
 from transformers import (
     DataCollatorForSeq2Seq,
@@ -28,9 +27,7 @@ from locus import logs
 from locus.training import checkpoints
 from locus.training.head import ResponseHeadTrainer
 from locus.training.modeling import load_base, use_bf16
-from locus.training.records import DataError, read_records
-from locus.training.sft_data import IGNORE_INDEX, encode_all
-from locus.training.splits import shared_instructions
+from locus.training.sft_data import IGNORE_INDEX
 
 
 class StepLog(TrainerCallback):
@@ -85,57 +82,6 @@ class StepLog(TrainerCallback):
         columns = ["step", "epoch", "loss", "learning_rate", "grad_norm"]
         lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in self.rows]
         return "\n".join(lines) + "\n"
-
-
-def load_split(tokenizer, path: Path, params, budget: str | None = None) -> tuple[Dataset, dict]:
-    """Encode a prepared split; `budget` names the data.max_*_examples key that caps it. Examples
-    are taken in the file's (ranked) order until the budget is filled after over-length handling,
-    so a dropped example is replaced; a split that cannot fill it fails (data.short_budget)."""
-    t, limit = params.training, getattr(params.data, budget) if budget else None
-    records = read_records(path)
-    enc = encode_all(tokenizer, records, t.max_seq_length, t.overlength, limit=limit)
-    if not enc.examples:
-        raise DataError(f"{path}: no example left after applying max_seq_length={t.max_seq_length}")
-    short = limit is not None and len(enc.examples) < limit
-    if short and params.data.short_budget == "fail":
-        raise DataError(
-            f"{path}: only {len(enc.examples)} usable examples for data.{budget}={limit} "
-            f"({enc.n_dropped} dropped by training.max_seq_length={t.max_seq_length}, "
-            f"overlength={t.overlength}); lower data.{budget} or set data.short_budget: train_fewer"
-        )
-    if enc.n_truncated or enc.n_dropped:
-        examined = len(enc.examples) + enc.n_dropped
-        print(
-            f"{path}: {enc.n_truncated} truncated, {enc.n_dropped} dropped of {examined} examples "
-            f"(training.max_seq_length={t.max_seq_length}, overlength={t.overlength})"
-            + (f"; {len(enc.examples)} used for data.{budget}={limit}" if limit else "")
-        )
-    counts = {
-        "examples": len(enc.examples),
-        "budget": limit,
-        "budget_short": short,
-        "truncated": enc.n_truncated,
-        "dropped": enc.n_dropped,
-        "tokens": sum(len(e["input_ids"]) for e in enc.examples),
-        "response_tokens": sum(sum(lab != IGNORE_INDEX for lab in e["labels"]) for e in enc.examples),
-    }
-    return Dataset.from_list(enc.examples), counts
-
-
-def load_data(tokenizer, data_dir: str, params) -> tuple[tuple[Dataset, dict], tuple[Dataset, dict]]:
-    """(train, eval) datasets with their counts from a prepared domain directory, checked."""
-    train_path, eval_path = Path(data_dir) / "train.jsonl", Path(data_dir) / "eval.jsonl"
-    # prepare-data never splits an instruction across train and eval; a hand-made --data dir might.
-    shared = shared_instructions(read_records(train_path), read_records(eval_path))
-    if shared:
-        raise DataError(f"{eval_path}: {len(shared)} instructions also in {train_path}, e.g. {shared[0][:80]!r}")
-    train = load_split(tokenizer, train_path, params, "max_train_examples")
-    if len(train[0]) < params.training.per_device_batch_size:
-        raise DataError(
-            f"{train_path}: {len(train[0])} examples, fewer than one batch "
-            f"(training.per_device_batch_size={params.training.per_device_batch_size})"
-        )
-    return train, load_split(tokenizer, eval_path, params, "max_eval_examples")
 
 
 class CountingCollator:
@@ -232,7 +178,7 @@ def fit(
     training_arguments(), make_collator() and a StepLog; eval loss before and after training. The
     loss runs the vocabulary head on response positions only (locus.training.head).
 
-    data: load_data()'s ((train, counts), (eval, counts)). Returns the metrics both arms report
+    data: cell_data.load_data()'s ((train, counts), (eval, counts)). Returns the metrics both arms report
     and the step log. resume: a checkpoint directory to continue from (locus.training.checkpoints).
     """
     (train_set, train_counts), (eval_set, eval_counts) = data
