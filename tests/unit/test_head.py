@@ -77,13 +77,9 @@ def test_a_model_without_a_linear_head_keeps_its_own_logits(tiny_model, arith_ra
 def test_a_training_run_logs_the_stock_trainer_losses(tiny_model, arith_raw, tmp_path, monkeypatch, padding_free):
     """The train stage with the response-position head against the same stage on transformers'
     own Trainer (full logits): every step's loss, grad norm and both eval losses agree."""
+    training = {"padding_free": padding_free}  # LoRA dropout on: both runs draw the same masks
     params = write_params(
-        tmp_path / "p.yaml",
-        arith_raw,
-        tmp_path / "res",
-        quantization={"method": "none"},
-        lora={"dropout": 0.0},
-        training={"padding_free": padding_free},
+        tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}, training=training
     )
     mine = train_tiny_cell(tmp_path, tiny_model, params, "mine")
     monkeypatch.setattr(loop, "ResponseHeadTrainer", transformers.Trainer)
