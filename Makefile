@@ -30,7 +30,7 @@ smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --config preset=smoke -- results/smoke/report.html
 
 test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py schedules them
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) tests/unit

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import argv, write_params, write_raw
+from conftest import argv, start_until, write_params, write_raw
 from locus import layout
 from locus.cli import main
 from locus.params import load
@@ -131,22 +130,10 @@ def assert_no_outputs(cell: Path) -> None:
 
 
 def start_until_a_checkpoint(cmd: list[str], **popen) -> tuple[subprocess.Popen, int]:
-    """Start `cmd` in its own process group and return (process, step) as soon as its output says
-    a checkpoint is complete (the train stage's announcement, relayed by Snakemake or DVC): the
-    output is read as it comes, so no polling and no timing. The rest of its output is drained."""
-    proc = subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
-    )
-    # A hang guard, not a measurement: a run that never announces nor ends is killed after 10 minutes.
-    guard = threading.Timer(600, lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
-    guard.daemon = True  # never keeps the test process alive
-    guard.start()
-    for line in proc.stdout:
-        if checkpoints.ANNOUNCE in line:
-            step = int(line.split(checkpoints.ANNOUNCE)[1].split()[0])
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block the writer
-            return proc, step
-    raise AssertionError(f"the run ended (exit {proc.wait()}) before it announced a checkpoint")
+    """Start `cmd` and return (process, step) as soon as its output says a checkpoint is complete
+    (the train stage's announcement, relayed by Snakemake or DVC)."""
+    proc, found = start_until(cmd, re.escape(checkpoints.ANNOUNCE) + r"(\d+)", **popen)
+    return proc, int(found[1])
 
 
 def kill_after_a_checkpoint(cmd: list[str], cell: Path, **popen) -> int:
@@ -181,7 +168,8 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(setup, w
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(setup, monkeypatch, capsys):
-    """From the 6th training forward on the loss is NaN (a forward hook on the real model)."""
+    """From the 6th training forward on the loss is NaN (a forward hook on the real model's decoder:
+    its hidden states become NaN, and so does every loss computed from them)."""
     from locus.stages import train as train_stage
 
     build = train_stage.build_model
@@ -191,12 +179,12 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(setup, 
         if module.training:
             forwards.append(1)
             if len(forwards) >= 6:
-                output["loss"] = output["loss"] * float("nan")
+                output["last_hidden_state"] = output["last_hidden_state"] * float("nan")
         return output
 
     def build_poisoned(*args, **kwargs):
         model = build(*args, **kwargs)
-        model.register_forward_hook(poison)
+        model.get_base_model().get_decoder().register_forward_hook(poison)
         return model
 
     monkeypatch.setattr(train_stage, "build_model", build_poisoned)
