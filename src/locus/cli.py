@@ -27,7 +27,33 @@ def host_gpus() -> int:
     return len(list(listed.iterdir())) if listed.is_dir() else 0
 
 
+def runs_without_bitsandbytes(argv: list[str]) -> bool:
+    """Whether this stage never calls bitsandbytes: on a host without NVIDIA GPUs, a stage given the
+    once-quantized W₀ (`--w0`) under `quantization.cpu_kernel: dequantize_once` loads the stored
+    weights instead of quantizing (locus.training.modeling.load_base), and nothing else in it
+    quantizes. Importing bitsandbytes costs ≈ 2 s per process (it imports torch's compiler) and
+    PEFT imports it whenever it is installed, so the `locus` command keeps it out of such a job."""
+    if "--w0" not in argv or host_gpus():
+        return False
+    from locus.params import ParamsError, load
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--params", default="params.yaml")
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv[1:])
+    try:
+        q = load(known.params, known.preset).quantization
+    except ParamsError:
+        return False  # reported by main, naming the key
+    return q.method == "nf4" and q.cpu_kernel == "dequantize_once"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage. argv None: this process is the `locus` command itself (console script or
+    `python -m locus`), and a job that needs no bitsandbytes runs without importing it; a caller
+    passing argv shares its process, which is left as it is."""
+    if argv is None and runs_without_bitsandbytes(sys.argv[1:]):
+        sys.modules.setdefault("bitsandbytes", None)  # imports of it fail; PEFT then treats it as absent
     argv = sys.argv[1:] if argv is None else argv
     from locus.logs import quiet_third_party
 

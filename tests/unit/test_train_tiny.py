@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -180,9 +183,23 @@ def test_training_and_scoring_on_the_once_quantized_w0_are_bit_identical(tmp_pat
     data, b = tmp_path / "res" / "data" / "arith", tmp_path / "res" / "b"
     common = dict(params=params, model=tiny_model, data=data, init=a / "adapter_init", lr="0.001", seed=0)
     assert main(argv("train", **common, w0=w0, out=b)) == 0
-    got, want = (load_file(c / "adapter_final" / "adapter_model.safetensors") for c in (b, a))
-    assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in want)
-    assert (b / "train_log.csv").read_text() == (a / "train_log.csv").read_text()
+    # The `locus` command itself, in its own process: given the stored W₀ on a CPU it never
+    # imports bitsandbytes (locus.cli.runs_without_bitsandbytes), and trains the same adapter.
+    c = tmp_path / "res" / "c"
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "locus", *argv("train", **common, w0=w0, out=c)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    # (a blocked `import bitsandbytes` is listed too, failing at once: a real one loads its submodules)
+    assert "peft" in imported and not any(m.startswith("bitsandbytes.") for m in imported)
+    for cell in (b, c):
+        got, want = (load_file(x / "adapter_final" / "adapter_model.safetensors") for x in (cell, a))
+        assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in want)
+        assert (cell / "train_log.csv").read_text() == (a / "train_log.csv").read_text()
     scores = []
     for extra in ({}, {"w0": w0}):
         out = tmp_path / f"eval{len(extra)}.json"
