@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PRESETS_DIR = Path("presets")
 
@@ -33,6 +33,16 @@ def name_argument(text: str) -> str:
         return check_name(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _distinct(v: list) -> list:
+    if len(set(v)) != len(v):
+        raise ValueError(f"{v} lists an item twice (each names its own outputs)")
+    return v
+
+
+# A list of module names, domains, learning rates or seeds: each once.
+Distinct = AfterValidator(_distinct)
 
 
 def _check_lrs(v: list[float]) -> list[float]:
@@ -66,18 +76,11 @@ class LoraParams(Section):
     r: int = Field(16, gt=0, le=4096)
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(
+    target_modules: Annotated[list[str], Distinct] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"],
         min_length=1,
     )
     use_rslora: bool = False  # scaling alpha/sqrt(r) instead of alpha/r (Kalajdzievski 2023)
-
-    @field_validator("target_modules")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate module names in {v}")
-        return v
 
 
 class TrainingParams(Section):
@@ -120,9 +123,9 @@ class TrainingParams(Section):
 
 
 class GridParams(Section):
-    domains: list[str] = Field(min_length=1)
-    learning_rates: list[float] = Field(default_factory=lambda: [0.0002, 0.001], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    domains: Annotated[list[str], Distinct] = Field(min_length=1)
+    learning_rates: Annotated[list[float], Distinct] = Field(default_factory=lambda: [0.0002, 0.001], min_length=1)
+    seeds: Annotated[list[int], Distinct] = Field(default_factory=lambda: [0], min_length=1)
 
     @field_validator("learning_rates")
     @classmethod
@@ -134,8 +137,6 @@ class GridParams(Section):
     def _domain_names(cls, v: list[str]) -> list[str]:
         for d in v:
             check_name(d, "domain")
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate domains in {v}")
         return v
 
 
@@ -171,7 +172,7 @@ class FullFtParams(Section):
 
     domains: list[str] = Field(default_factory=list)  # grid domains to fine-tune fully; [] = off
     # Full FT wants a much smaller LR than LoRA (see params.yaml for the choice).
-    learning_rates: list[float] = Field(default_factory=lambda: [1.0e-5, 5.0e-5], min_length=1)
+    learning_rates: Annotated[list[float], Distinct] = Field(default_factory=lambda: [1.0e-5, 5.0e-5], min_length=1)
 
     @field_validator("learning_rates")
     @classmethod
@@ -197,7 +198,7 @@ class ValidationParams(Section):
     # top: the k highest-ranked layers; random0..random{R-1}: R seeded random k-sets; bottom: the
     # k lowest-ranked. The all-layer arm is always the grid cell at the same seed and LR.
     arms: list[str] = Field(default_factory=lambda: ["top", "random0", "random1", "random2"])
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: Annotated[list[int], Distinct] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     learning_rate: float = Field(0.001, gt=0, le=1)  # must be one of grid.learning_rates
     draw_seed: int = Field(0, ge=0)  # seeds the numpy Generator that draws the random k-sets
 
@@ -210,13 +211,6 @@ class ValidationParams(Section):
         draws = sorted(int(a[6:]) for a in v if a.startswith("random"))
         if "top" not in v or draws != list(range(len(draws))) or not draws or len(set(v)) != len(v):
             raise ValueError(f"{v} must hold 'top' and random0..random{{R-1}} (R >= 1, each once)")
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"duplicate seeds in {v}")
         return v
 
     @property

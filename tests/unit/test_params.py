@@ -41,6 +41,11 @@ def test_smoke_preset_overlays_defaults():
         ("grid: {domains: [a]}\nunknown_section: 1\n", "unknown_section"),
         ("grid: {domains: [a]}\nquantization: {method: int3}\n", "quantization.method"),
         ("grid: {domains: ['../etc']}\n", "grid.domains"),
+        ("grid: {domains: [a, a]}\n", "grid.domains"),
+        ("grid: {domains: [a], seeds: [0, 0]}\n", "grid.seeds"),
+        ("grid: {domains: [a], learning_rates: [0.001, 1.0e-3]}\n", "grid.learning_rates"),
+        ("grid: {domains: [a]}\nlora: {target_modules: [q_proj, q_proj]}\n", "lora.target_modules"),
+        ("grid: {domains: [a]}\nvalidation: {seeds: [1, 1]}\n", "validation.seeds"),
         ("lora: {r: 4}\n", "grid"),
     ],
 )
