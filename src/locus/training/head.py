@@ -3,7 +3,7 @@
 A causal LM computes logits = lm_head(h) at every position, and the training loss then discards
 all but the positions that predict a response token (prompt and padding are IGNORE_INDEX,
 locus.training.sft_data). With SmolLM2's 49k-token vocabulary the head is ≈ 20% of a CPU training
-step; a third of the positions (prompt, padding) never reach the loss. So for architectures whose
+step; ≈ 40% of the positions (prompt, padding) never reach the loss. So for architectures whose
 logits are exactly lm_head(last hidden state) (LINEAR_HEAD), Locus runs the decoder, selects the
 positions t − 1 whose next token t is a response token, and runs the head and the cross-entropy on
 those rows only:
