@@ -18,29 +18,19 @@ CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] "
     "+ '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-# Llama-3.2-3B's config.json values (the hub is unreachable here).
+# Each shape as LlamaConfig values (both tie the input and output embeddings, see build). The
+# first five, in LAYOUT's order: hidden and MLP widths, layers, attention and key-value heads.
+# llama-3.2-3b: Llama-3.2-3B's config.json values (the hub is unreachable here).
+LAYOUT = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
 SHAPES = {
-    "tiny": dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    ),
+    "tiny": dict(zip(LAYOUT, (64, 128, 3, 4, 2)), max_position_embeddings=256),
     "llama-3.2-3b": dict(
-        hidden_size=3072,
-        intermediate_size=8192,
-        num_hidden_layers=28,
-        num_attention_heads=24,
-        num_key_value_heads=8,
+        zip(LAYOUT, (3072, 8192, 28, 24, 8)),
+        head_dim=128,
         vocab_size=128256,
         max_position_embeddings=131072,
         rope_theta=500000.0,
         rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
-        head_dim=128,
     ),
 }
 
@@ -86,7 +76,7 @@ def build(
 
     tokenizer = build_tokenizer(texts, vocab_size)
     config = LlamaConfig(
-        **({"vocab_size": len(tokenizer)} | SHAPES[shape] | config),
+        **({"vocab_size": len(tokenizer), "tie_word_embeddings": True} | SHAPES[shape] | config),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
