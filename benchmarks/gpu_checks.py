@@ -75,10 +75,9 @@ def placement(params, model_dir: str, init_dir: str) -> dict:
 
 
 def dtypes(params, model_dir: str, init_dir: str, data_dir: str) -> dict:
-    """One real Trainer step of the train stage's model, with hooks on a decoder layer and the head."""
-    from transformers import Trainer
-
+    """One real Trainer step of the train stage's model and loss, with hooks on a decoder layer and the head."""
     from locus.training.cell_data import load_data
+    from locus.training.head import ResponseHeadTrainer
     from locus.training.loop import build_model, make_collator, training_arguments
     from locus.training.modeling import load_tokenizer, use_bf16
 
@@ -103,7 +102,9 @@ def dtypes(params, model_dir: str, init_dir: str, data_dir: str) -> dict:
     ]
     args = training_arguments(params, 1e-3, 0, "/tmp/locus-gpu-checks")
     args.max_steps = 1
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=make_collator(tokenizer, params))
+    trainer = ResponseHeadTrainer(
+        model=model, args=args, train_dataset=train_set, data_collator=make_collator(tokenizer, params)
+    )
     trainer.train()
     for h in handles:
         h.remove()

@@ -151,34 +151,24 @@ def run_tool(cwd: Path, *cmd: str, timeout: int = 1500, env: dict | None = None)
     return subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def start_until(cmd: list[str], pattern: str, *, log: Path | None = None, **popen) -> tuple[subprocess.Popen, re.Match]:
+def start_until(cmd: list[str], pattern: str, **popen) -> tuple[subprocess.Popen, re.Match]:
     """Start `cmd` in its own process group and return (process, match) as soon as a line of its
     output (stdout and stderr) matches the regex `pattern`: the output is read as it comes, so no
-    polling and no timing. Every line, and the rest of the output, is copied to `log` when given
-    (else drained). A hang guard, not a measurement: a run that neither matches nor ends within
-    10 minutes is killed."""
+    polling and no timing; the rest of it is drained. A hang guard, not a measurement: a run that
+    neither matches nor ends within 10 minutes is killed."""
     proc = subprocess.Popen(
         cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
     guard = threading.Timer(600, lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
     guard.daemon = True  # never keeps the test process alive
     guard.start()
-    sink = open(log, "w") if log else open(os.devnull, "w")  # noqa: SIM115 (closed by the drain thread)
     seen = []
     for line in proc.stdout:
-        sink.write(line)
         seen.append(line)
         found = re.search(pattern, line)
         if found:
-
-            def drain():  # never block the writer
-                with sink:
-                    for rest in proc.stdout:
-                        sink.write(rest)
-
-            threading.Thread(target=drain, daemon=True).start()
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block the writer
             return proc, found
-    sink.close()
     raise AssertionError(f"{cmd[0]} ended (exit {proc.wait()}) before printing /{pattern}/:\n" + "".join(seen)[-4000:])
 
 

@@ -28,12 +28,12 @@ def host_gpus() -> int:
 
 
 def runs_without_bitsandbytes(argv: list[str]) -> bool:
-    """Whether this stage never calls bitsandbytes: on a host without NVIDIA GPUs, a stage given the
-    once-quantized W₀ (`--w0`) under `quantization.cpu_kernel: dequantize_once` loads the stored
-    weights instead of quantizing (locus.training.modeling.load_base), and nothing else in it
-    quantizes. Importing bitsandbytes costs ≈ 2 s per process (it imports torch's compiler) and
+    """Whether this stage never calls bitsandbytes: with no NVIDIA GPU here (or none made visible:
+    CUDA_VISIBLE_DEVICES=""), a stage given the once-quantized W₀ (`--w0`) under
+    `quantization.cpu_kernel: dequantize_once` loads the stored weights instead of quantizing
+    (locus.training.modeling.load_base), and nothing else in it quantizes. Importing bitsandbytes costs ≈ 2 s per process (it imports torch's compiler) and
     PEFT imports it whenever it is installed, so the `locus` command keeps it out of such a job."""
-    if "--w0" not in argv or host_gpus():
+    if "--w0" not in argv or (host_gpus() and os.environ.get("CUDA_VISIBLE_DEVICES") != ""):
         return False
     from locus.params import ParamsError, load
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from locus import io
+from locus import io, options
 
 COLUMNS = [
     "layer",
@@ -47,7 +47,7 @@ def full_ft_table(delta_file, model_dir, params) -> pd.DataFrame:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="prepared base model directory (W₀)")
+    options.add_model(parser, help="prepared base model directory (W₀)")
     parser.add_argument("--delta", required=True, help="delta.safetensors written by locus train-full")
     parser.add_argument("--out", required=True, help="effective.parquet to write")
 

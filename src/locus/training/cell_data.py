@@ -52,8 +52,8 @@ def load_split(tokenizer, path: Path, params, budget: str | None = None) -> tupl
 
 
 def start_run(params, model_dir: str, data_dir: str, lr: float, seed: int):
-    """What both arms do before building a model: check the LR, seed every RNG (locus.training.
-    modeling.seed_everything), load the tokenizer and the cell's data. Returns (tokenizer, data)."""
+    """What both arms do before building a model: check the LR, seed every RNG (seed_everything),
+    load the tokenizer and the cell's data. Returns (tokenizer, data)."""
     if not 0 < lr <= 1:
         raise ValueError(f"--lr {lr} is outside (0, 1]")
     seed_everything(seed, params.training.deterministic)
