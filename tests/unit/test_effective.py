@@ -346,7 +346,11 @@ def test_effective_charts_and_summaries():
     for chart in charts.values():
         chart.to_dict()
     assert "Late layers (8–11) vs early layers (0–3): a 3.00× more, b 3.00× more" in notes["effective_profile_lr=0.001"]
-    assert "a–b (φ = 0.40)" in notes["effective_similarity_lr=0.001"]
+    one_pair = notes["effective_similarity_lr=0.001"]  # two domains: one pair, no most/least
+    assert "a and b share ΔW's top directions with φ = 0.40" in one_pair and "most" not in one_pair
+    third = sim.assign(domain_b="c", phi=[0.1, 0.1])
+    three = ce.summaries(mods, pd.concat([sim, third]))["effective_similarity_lr=0.001"]
+    assert "most for a–b (φ = 0.40) and least for a–c (φ = 0.10)" in three
     assert "20% of ‖ΔW‖²_F" in notes["effective_attention_lr=0.001"]
     noisy = ce.summaries(synthetic_modules(seeds=(0, 1, 2), noise=0.05))["effective_profile_lr=0.001"]
     assert "exceeds 2× its across-seed s.d. for a, b" in noisy

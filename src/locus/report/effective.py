@@ -210,10 +210,14 @@ def describe_similarity(matrix: pd.DataFrame, lr: float, baseline: float | None 
         return f"LR {lr_label(lr)}: one domain only, no domain similarity."
     cross = cross[cross.domain_a < cross.domain_b].sort_values("phi")
     hi, lo = cross.iloc[-1], cross.iloc[0]
-    text = (
-        f"LR {lr_label(lr)}: domains share ΔW's top directions most for {hi.domain_a}–{hi.domain_b} "
-        f"(φ = {hi.phi:.2f}) and least for {lo.domain_a}–{lo.domain_b} (φ = {lo.phi:.2f}); mean φ {cross.phi.mean():.2f}"
-    )
+    if len(cross) == 1:  # one pair: no "most" and "least"
+        text = f"LR {lr_label(lr)}: {hi.domain_a} and {hi.domain_b} share ΔW's top directions with φ = {hi.phi:.2f}"
+    else:
+        text = (
+            f"LR {lr_label(lr)}: domains share ΔW's top directions most for {hi.domain_a}–{hi.domain_b} "
+            f"(φ = {hi.phi:.2f}) and least for {lo.domain_a}–{lo.domain_b} (φ = {lo.phi:.2f}); "
+            f"mean φ {cross.phi.mean():.2f}"
+        )
     text += f" vs {baseline:.3f} for random subspaces" if baseline is not None else ""
     seeds = df[df.diag == "seed vs seed"]
     if not seeds.empty:
