@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from cluster import slurm_cluster  # tests/cluster is a package: its conftest is cluster.conftest
-from conftest import copy_repo
+from conftest import copy_repo, start_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 
@@ -95,25 +96,49 @@ def slurm_jobs() -> list[dict]:
     return [dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.strip()]
 
 
-def kill_job_processes(job_id: str) -> None:
-    """SIGKILL every process of one SLURM job (PIDs from `scontrol listpids`), so that nothing in
-    it can clean up; `scancel --signal=KILL` reaches the steps one by one and the job's own
-    snakemake would remove its outputs and incomplete markers in between."""
+def job_processes(job_id: str) -> list[int]:
+    """The PIDs of one running SLURM job (`scontrol listpids`)."""
     out = subprocess.run(
         ["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=20, check=False
     ).stdout
     pids = [int(line.split()[0]) for line in out.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
     assert pids, f"scontrol listpids {job_id} found no processes: {out}"
+    return pids
+
+
+def kill_processes(pids: list[int]) -> None:
+    """SIGKILL every process of a job, so that nothing in it can clean up: `scancel --signal=KILL`
+    reaches the steps one by one and the job's own snakemake would remove its outputs and
+    incomplete markers in between."""
+    for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze all first: none sees another one die
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def wait_gone(pids: list[int], timeout: float) -> bool:
+    """Wait until every process has exited: a pidfd becomes readable when its process ends (an
+    event, no polling). False if one is still there after `timeout` s."""
+    fds = []
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGSTOP)  # freeze all first: none sees another one die
+            fds.append(os.pidfd_open(pid))
         except ProcessLookupError:
-            pass
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            pass  # already gone
+    try:
+        deadline = time.monotonic() + timeout
+        waiting = list(fds)
+        while waiting:
+            ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return False
+            waiting = [fd for fd in waiting if fd not in ready]
+        return True
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def train_comment(domain: str) -> str:
@@ -209,30 +234,28 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     work, _ = pipeline
     (work / "data/raw/python.jsonl").touch()  # python's data, training and analysis are now stale
     before = {j["id"] for j in slurm_jobs()}
-    proc = start(work, snakemake_cmd("--", TARGET), work / "snakemake-killed.log")
-    killed = None
+    # Event-driven, no polling: the submission line names the train job's SLURM log; SLURM creates
+    # that file when the job starts, and its first line says the job is running.
+    proc, submitted = start_until(
+        snakemake_cmd("--", TARGET),
+        rf"SLURM jobid (\d+) \(log: (\S*rule_train/python_{LR}_{SEED}/\d+\.log)\)",
+        cwd=work,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+    )
+    killed, job_log = submitted.group(1), work / submitted.group(2)
+    tail = None
     try:
-        deadline = time.monotonic() + 600
-        while killed is None:
-            running = [
-                j["id"]
-                for j in slurm_jobs()
-                if j["comment"] == train_comment("python") and j["state"] == "RUNNING" and j["id"] not in before
-            ]
-            killed = running[0] if running else None
-            if killed is None:
-                assert proc.poll() is None, (work / "snakemake-killed.log").read_text()[-4000:]
-                assert time.monotonic() < deadline, "train python never started running in SLURM"
-                time.sleep(2)
+        tail, _ = start_until(["sh", "-c", 'exec tail -F -n +1 "$0" 2>/dev/null', str(job_log)], r"\S")
+        pids = job_processes(killed)
     finally:
         kill_group(proc)  # snakemake itself: no cleanup, its lock stays
-        if killed:  # the job: every process of it SIGKILLed at once, as if its node died
-            kill_job_processes(killed)
-            deadline = time.monotonic() + 60
-            while any(j["id"] == killed and j["state"] in ("RUNNING", "COMPLETING") for j in slurm_jobs()):
-                assert time.monotonic() < deadline, f"SLURM job {killed} survived SIGKILL"
-                time.sleep(1)
-        slurm_cluster.cancel_all_jobs()
+        if tail:
+            kill_group(tail)
+    # The job: every process of it SIGKILLed at once, as if its node died; then wait for them to go.
+    kill_processes(pids)
+    assert wait_gone(pids, timeout=60), f"SLURM job {killed} survived SIGKILL"
+    slurm_cluster.cancel_all_jobs()
     incomplete = work / ".snakemake/incomplete"
     assert incomplete.is_dir() and any(incomplete.iterdir()), "no incomplete marker left behind"
     rc, out = run(work, "--", TARGET, timeout=300, name="locked")  # the killed run's lock
