@@ -113,6 +113,18 @@ def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids[:third], ids[-third:]
 
 
+def ratio_words(ratio: float) -> str:
+    """A late/early ratio in words: '1.03× more', '1.25× less', or 'about the same' when it rounds to 1.00."""
+    if round(ratio, 2) == 1.0 or round(1 / ratio, 2) == 1.0:
+        return "about the same (1.00×)"
+    return f"{ratio:.2f}× more" if ratio > 1 else f"{1 / ratio:.2f}× less"
+
+
+def _layers(layers: list[int]) -> str:
+    """[23] -> 'layer 23'; [3, 4, 5, 9] -> 'layers 3–5, 9'."""
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {_ranges(layers)}"
+
+
 def _ranges(layers: list[int]) -> str:
     """[3, 4, 5, 9] -> '3–5, 9'."""
     spans, start = [], None
@@ -131,9 +143,9 @@ def _shape(domain: str, shape: dict) -> str:
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus
         where = (
-            f"layers {_ranges(shape['peak_layers'])} higher"
+            f"{_layers(shape['peak_layers'])} higher"
             if shape["peak_layers"]
-            else f"layers {_ranges(shape['dip_layers'])} lower"
+            else f"{_layers(shape['dip_layers'])} lower"
         )
         return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
     if shape["flat"]:
@@ -143,8 +155,8 @@ def _shape(domain: str, shape: dict) -> str:
         a, b = _peak(shape["mean"])
         return f"{domain} highest at layers {a}–{b} ({spread}; one seed: not tested against seed noise)"
     if shape["peak_layers"]:
-        return f"{domain} highest at layers {_ranges(shape['peak_layers'])} (beyond the seed band; {spread})"
-    return f"{domain} lower at layers {_ranges(shape['dip_layers'])} (beyond the seed band; {spread})"
+        return f"{domain} highest at {_layers(shape['peak_layers'])} (beyond the seed band; {spread})"
+    return f"{domain} lower at {_layers(shape['dip_layers'])} (beyond the seed band; {spread})"
 
 
 def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
@@ -162,7 +174,7 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
         if per_seed.shape[1] > 1:
             diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
             (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
-    parts = [f"{d} {r:.2f}× more" if r >= 1 else f"{d} {1 / r:.2f}× less" for d, r in ratios.items()]
+    parts = [f"{d} {ratio_words(r)}" for d, r in ratios.items()]
     text = (
         f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
         f"Late layers ({_span(late)}) vs early layers ({_span(early)}): {', '.join(parts)}."
@@ -171,8 +183,10 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
     if seeds > 1:
         text += (
             f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
-            f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}." if within else ".")
+            f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}" if within else "")
         )
+        # With two seeds the s.d. rests on one difference: passing the test is weak evidence.
+        text += " (two seeds: a coarse test, the s.d. rests on one difference)." if seeds == 2 else "."
         text += (
             " How stable is this map? Spearman ρ of the layer ranking between seeds: "
             + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())

@@ -14,7 +14,7 @@ import pandas as pd
 
 from locus.core.effective import layer_effective
 from locus.core.stats import LABELS, STATISTICS
-from locus.report.effective import H, W, _groups, _peak, _profile, _span
+from locus.report.effective import H, W, _groups, _peak, _profile, _span, ratio_words
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -91,11 +91,11 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
         profile = df.set_index("layer")[metric].sort_index()
         (a, b), (early, late) = _peak(profile), _groups(profile.index)
         ratio = profile.loc[late].mean() / profile.loc[early].mean()
-        trend = f"{ratio:.2f}× more" if ratio >= 1 else f"{1 / ratio:.2f}× less"
+        trend = ratio_words(ratio)
+        than = "as" if trend.startswith("about") else "than"
         where = f"layer {a}" if a == b else f"layers {a}–{b}"
         parts.append(
-            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} than early "
-            f"ones ({_span(early)})"
+            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} {than} early ones ({_span(early)})"
         )
     return f"{LABELS[metric]} — " + "; ".join(parts) + "."
 
