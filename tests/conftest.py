@@ -114,7 +114,7 @@ def pytest_configure(config):
     threads their rules declare; an OMP_NUM_THREADS set by the user wins."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
 def pytest_xdist_make_scheduler(config, log):

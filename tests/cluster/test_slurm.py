@@ -106,39 +106,41 @@ def job_processes(job_id: str) -> list[int]:
     return pids
 
 
-def kill_processes(pids: list[int]) -> None:
-    """SIGKILL every process of a job, so that nothing in it can clean up: `scancel --signal=KILL`
-    reaches the steps one by one and the job's own snakemake would remove its outputs and
-    incomplete markers in between."""
-    for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze all first: none sees another one die
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-
-
-def wait_gone(pids: list[int], timeout: float) -> bool:
-    """Wait until every process has exited: a pidfd becomes readable when its process ends (an
-    event, no polling). False if one is still there after `timeout` s."""
+def open_processes(pids: list[int]) -> list[int]:
+    """pidfds of the processes still there: later signals and waits reach exactly these processes,
+    never another one that reuses a PID."""
     fds = []
     for pid in pids:
         try:
             fds.append(os.pidfd_open(pid))
         except ProcessLookupError:
             pass  # already gone
-    try:
-        deadline = time.monotonic() + timeout
-        waiting = list(fds)
-        while waiting:
-            ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                return False
-            waiting = [fd for fd in waiting if fd not in ready]
-        return True
-    finally:
+    return fds
+
+
+def kill_processes(fds: list[int]) -> None:
+    """SIGKILL every process of a job, so that nothing in it can clean up: `scancel --signal=KILL`
+    reaches the steps one by one and the job's own snakemake would remove its outputs and
+    incomplete markers in between."""
+    for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze all first: none sees another one die
         for fd in fds:
-            os.close(fd)
+            try:
+                signal.pidfd_send_signal(fd, sig)
+            except ProcessLookupError:
+                pass
+
+
+def wait_gone(fds: list[int], timeout: float) -> bool:
+    """Wait until every process has exited: a pidfd becomes readable when its process ends (an
+    event, no polling). False if one is still there after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    waiting = list(fds)
+    while waiting:
+        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return False
+        waiting = [fd for fd in waiting if fd not in ready]
+    return True
 
 
 def train_comment(domain: str) -> str:
@@ -244,18 +246,22 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
         stdin=subprocess.DEVNULL,
     )
     killed, job_log = submitted.group(1), work / submitted.group(2)
-    tail = None
+    tail, fds = None, []
     try:
-        tail, _ = start_until(["sh", "-c", 'exec tail -F -n +1 "$0" 2>/dev/null', str(job_log)], r"\S")
-        pids = job_processes(killed)
+        try:
+            tail, _ = start_until(["sh", "-c", 'exec tail -F -n +1 "$0" 2>/dev/null', str(job_log)], r"\S")
+            fds = open_processes(job_processes(killed))
+        finally:
+            if tail:
+                kill_group(tail)
+            kill_group(proc)  # snakemake itself: no cleanup, its lock stays
+        # The job: every process of it SIGKILLed at once, as if its node died; then wait for them to go.
+        kill_processes(fds)
+        assert wait_gone(fds, timeout=60), f"SLURM job {killed} survived SIGKILL"
     finally:
-        kill_group(proc)  # snakemake itself: no cleanup, its lock stays
-        if tail:
-            kill_group(tail)
-    # The job: every process of it SIGKILLed at once, as if its node died; then wait for them to go.
-    kill_processes(pids)
-    assert wait_gone(pids, timeout=60), f"SLURM job {killed} survived SIGKILL"
-    slurm_cluster.cancel_all_jobs()
+        for fd in fds:
+            os.close(fd)
+        slurm_cluster.cancel_all_jobs()
     incomplete = work / ".snakemake/incomplete"
     assert incomplete.is_dir() and any(incomplete.iterdir()), "no incomplete marker left behind"
     rc, out = run(work, "--", TARGET, timeout=300, name="locked")  # the killed run's lock

@@ -64,11 +64,11 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
     assert "noise flat (no layer beyond the seed band" in text
     assert "peaked highest at layers 8–9 (beyond the seed band" in text
     assert "How stable is this map? Spearman ρ of the layer ranking between seeds:" in text
-    assert "(two seeds" not in text
+    assert "coarse test" not in text
     one_seed = describe_profile(pd.DataFrame(rows).query("seed == 0"), 0.001)
     assert "one seed: not tested against seed noise" in one_seed and "noise flat" in one_seed
     two_seeds = describe_profile(pd.DataFrame(rows).query("seed < 2"), 0.001)
-    assert "(two seeds: a coarse test, the s.d. rests on one difference)." in two_seeds
+    assert "Over 2 seeds (a coarse test: the s.d. of two values has one degree of freedom) the late−early" in two_seeds
 
 
 def test_ratios_and_layer_lists_in_words():
@@ -76,6 +76,7 @@ def test_ratios_and_layer_lists_in_words():
 
     assert ratio_words(1.034) == "1.03× more" and ratio_words(1 / 1.25) == "1.25× less"
     assert ratio_words(1.004) == ratio_words(0.996) == "about the same (1.00×)"
+    assert ratio_words(1.00502) == "1.01× more" and ratio_words(1 / 1.00502) == "1.01× less"  # as printed
     assert _layers([23]) == "layer 23" and _layers([3, 4, 5, 9]) == "layers 3–5, 9"
 
 

@@ -113,9 +113,13 @@ def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids[:third], ids[-third:]
 
 
+# With two seeds the test passes on weak evidence: say so where the verdict is given.
+COARSE = " (a coarse test: the s.d. of two values has one degree of freedom)"
+
+
 def ratio_words(ratio: float) -> str:
     """A late/early ratio in words: '1.03× more', '1.25× less', or 'about the same' when it rounds to 1.00."""
-    if round(ratio, 2) == 1.0 or round(1 / ratio, 2) == 1.0:
+    if f"{max(ratio, 1 / ratio):.2f}" == "1.00":
         return "about the same (1.00×)"
     return f"{ratio:.2f}× more" if ratio > 1 else f"{1 / ratio:.2f}× less"
 
@@ -153,7 +157,9 @@ def _shape(domain: str, shape: dict) -> str:
         return f"{domain} flat ({why})"
     if shape["seeds"] == 1:
         a, b = _peak(shape["mean"])
-        return f"{domain} highest at layers {a}–{b} ({spread}; one seed: not tested against seed noise)"
+        return (
+            f"{domain} highest at {_layers(list(range(a, b + 1)))} ({spread}; one seed: not tested against seed noise)"
+        )
     if shape["peak_layers"]:
         return f"{domain} highest at {_layers(shape['peak_layers'])} (beyond the seed band; {spread})"
     return f"{domain} lower at {_layers(shape['dip_layers'])} (beyond the seed band; {spread})"
@@ -182,11 +188,10 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
     seeds = cell.seed.nunique()
     if seeds > 1:
         text += (
-            f" Over {seeds} seeds the late−early difference exceeds 2× its across-seed s.d. for "
-            f"{', '.join(beyond) or 'no domain'}" + (f"; within seed noise for {', '.join(within)}" if within else "")
+            f" Over {seeds} seeds{COARSE if seeds == 2 else ''} the late−early difference exceeds 2× its "
+            f"across-seed s.d. for {', '.join(beyond) or 'no domain'}"
+            + (f"; within seed noise for {', '.join(within)}." if within else ".")
         )
-        # With two seeds the s.d. rests on one difference: passing the test is weak evidence.
-        text += " (two seeds: a coarse test, the s.d. rests on one difference)." if seeds == 2 else "."
         text += (
             " How stable is this map? Spearman ρ of the layer ranking between seeds: "
             + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())

