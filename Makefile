@@ -29,7 +29,7 @@ report: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --config preset=smoke -- results/smoke/report.html
 
-test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py schedules them
+test: $(STAMP)  # two workers: pipeline runs wait on imports, SLURM and disk; tests/conftest.py schedules them and gives each its share of the cores
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15
 
 test-unit: $(STAMP)
