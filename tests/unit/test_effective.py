@@ -354,6 +354,33 @@ def test_effective_charts_and_summaries():
     assert "20% of ‖ΔW‖²_F" in notes["effective_attention_lr=0.001"]
     noisy = ce.summaries(synthetic_modules(seeds=(0, 1, 2), noise=0.05))["effective_profile_lr=0.001"]
     assert "exceeds 2× its across-seed s.d. for a, b" in noisy
+    assert "one seed: not tested against seed noise" in notes["effective_heatmap"]
+    assert "20% share of ‖W₀‖²_F (one seed: not tested against seed noise)" in notes["effective_attention_lr=0.001"]
+
+
+def test_module_and_attention_sentences_say_whether_every_seed_agrees():
+    from locus.report import effective as ce
+
+    mods = synthetic_modules(seeds=(0, 1))
+    mods.loc[mods.module == "up_proj", "rel_fro"] *= 2  # up_proj changes twice as much in every seed
+    mods["fro"] = mods.rel_fro * np.where(mods.module == "up_proj", 4.0, 2.0)
+    agree = ce.describe_modules(mods, 0.001)
+    assert (
+        "largest in up_proj" in agree
+        and "smallest in q_proj" in agree
+        and agree.endswith("the same two in every seed.")
+    )
+    flipped = mods.copy()
+    seed1 = flipped.seed == 1
+    flipped.loc[seed1, "rel_fro"] = np.where(flipped[seed1].module == "up_proj", 1e-4, 1e-2)
+    assert "not the same two in every seed: seed noise" in ce.describe_modules(flipped, 0.001)
+    layers = ce.layer_effective(mods)
+    attention = ce.describe_attention(layers, 0.001)
+    assert "across seeds (so in every seed)" in attention, attention
+    mixed = ce.layer_effective(
+        pd.concat([mods[mods.seed == 0], flipped[flipped.seed == 1].assign(fro=lambda d: d.rel_fro)])
+    )
+    assert "not in every seed" in ce.describe_attention(mixed, 0.001)
 
 
 def test_w0_quantized_once_is_what_training_computes_with(tmp_path, tiny_model, arith_raw, capsys):

@@ -113,6 +113,7 @@ def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids[:third], ids[-third:]
 
 
+ONE_SEED = "one seed: not tested against seed noise"
 # With two seeds the test passes on weak evidence: say so where the verdict is given.
 COARSE = " (a coarse test: the s.d. of two values has one degree of freedom)"
 
@@ -157,9 +158,7 @@ def _shape(domain: str, shape: dict) -> str:
         return f"{domain} flat ({why})"
     if shape["seeds"] == 1:
         a, b = _peak(shape["mean"])
-        return (
-            f"{domain} highest at {_layers(list(range(a, b + 1)))} ({spread}; one seed: not tested against seed noise)"
-        )
+        return f"{domain} highest at {_layers(list(range(a, b + 1)))} ({spread}; {ONE_SEED})"
     if shape["peak_layers"]:
         return f"{domain} highest at {_layers(shape['peak_layers'])} (beyond the seed band; {spread})"
     return f"{domain} lower at {_layers(shape['dip_layers'])} (beyond the seed band; {spread})"
@@ -203,21 +202,40 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
 
 
 def describe_modules(modules: pd.DataFrame, lr: float) -> str:
-    m = modules[modules.lr == lr].groupby("module")["rel_fro"].mean().sort_values()
-    return (
-        f"LR {lr_label(lr)}: relative change is largest in {m.index[-1]} ({m.iloc[-1]:.2e}) and smallest in "
-        f"{m.index[0]} ({m.iloc[0]:.2e}), {m.iloc[-1] / m.iloc[0]:.2g}× apart (mean over layers, domains, seeds)."
+    """Which module type changed most and least (relative), and whether every seed says so."""
+    cell = modules[modules.lr == lr]
+    m = cell.groupby("module")["rel_fro"].mean().sort_values()
+    top, bottom = m.index[-1], m.index[0]
+    text = (
+        f"LR {lr_label(lr)}: relative change is largest in {top} ({m.iloc[-1]:.2e}) and smallest in "
+        f"{bottom} ({m.iloc[0]:.2e}), {m.iloc[-1] / m.iloc[0]:.2g}× apart (mean over layers, domains, seeds)"
     )
+    by_seed = cell.groupby(["seed", "module"])["rel_fro"].mean().unstack()
+    if len(by_seed) < 2:
+        return f"{text}; {ONE_SEED}."
+    same = (by_seed.idxmax(axis=1) == top).all() and (by_seed.idxmin(axis=1) == bottom).all()
+    return f"{text}; {'the same two in every seed' if same else 'not the same two in every seed: seed noise'}."
 
 
 def describe_attention(layers: pd.DataFrame, lr: float) -> str:
+    """Attention's share of ‖ΔW‖²_F against its share of ‖W₀‖²_F, with the spread over seeds."""
     cell = layers[layers.lr == lr]
     share, ref = cell.attention_share.mean(), cell.attention_w0_share.mean()
     by_layer = cell.groupby("layer").attention_share.mean()
     verdict = "about" if abs(share - ref) < 0.02 else "more than" if share > ref else "less than"
+    per_seed = cell.groupby("seed").attention_share.mean()
+    if len(per_seed) < 2:
+        noise = f" ({ONE_SEED})"
+    else:
+        side = {"about": (per_seed - ref).abs() < 0.02, "more than": per_seed - ref >= 0.02}.get(
+            verdict, ref - per_seed >= 0.02
+        )
+        lo, hi = f"{per_seed.min():.0%}", f"{per_seed.max():.0%}"
+        span = lo if lo == hi else f"{lo}–{hi}"
+        noise = f", {span} across seeds ({'so in every seed' if side.all() else 'not in every seed'})"
     return (
         f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
-        f"of ‖W₀‖²_F; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
+        f"of ‖W₀‖²_F{noise}; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
         f"layer {int(by_layer.idxmin())} ({by_layer.min():.0%})."
     )
 
