@@ -348,6 +348,7 @@ def test_effective_charts_and_summaries():
     assert "Late layers (8–11) vs early layers (0–3): a 3.00× more, b 3.00× more" in notes["effective_profile_lr=0.001"]
     one_pair = notes["effective_similarity_lr=0.001"]  # two domains: one pair, no most/least
     assert "a and b share ΔW's top directions with φ = 0.40" in one_pair and "most" not in one_pair
+    assert one_pair.endswith("; one seed: not tested against seed noise.")
     third = sim.assign(domain_b="c", phi=[0.1, 0.1])
     three = ce.summaries(mods, pd.concat([sim, third]))["effective_similarity_lr=0.001"]
     assert "most for a–b (φ = 0.40) and least for a–c (φ = 0.10)" in three

@@ -129,6 +129,12 @@ def test_gain_and_forgetting_on_a_hand_made_table():
     assert "most a→c +0.300" in evaluation.describe(t, 0.1) and "2/4 train→eval pairs get worse" in evaluation.describe(
         t, 0.1
     )
+    assert "across seeds" not in evaluation.describe(t, 0.1)
+    # A second seed with every change 0.1 larger: each average's s.d. over the two seeds' means is 0.1/√2.
+    two = pd.concat([t, t.assign(seed=1, delta_loss=t.delta_loss + 0.1)])
+    text = evaluation.describe(two, 0.1)
+    assert "in-domain eval loss changes by -0.250 nats on average (s.d. 0.071 across seeds)" in text, text
+    assert "off-domain by +0.125 (s.d. 0.071 across seeds)" in text and text.endswith("(mean over 2 seeds).")
 
 
 # ---------------------------------------------------------------- full fine-tuning

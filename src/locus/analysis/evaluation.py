@@ -152,8 +152,14 @@ def describe(table: pd.DataFrame, lr: float) -> str:
     g = gain_and_forgetting(t)
     seeds = t.seed.nunique()
     improved = int((g.in_domain < 0).sum())
+    # Seed noise of each average: the s.d. over seeds of that seed's mean change.
+    by_seed = t.groupby(["seed", "in_domain"]).delta_loss.mean().unstack()
+
+    def sd(in_domain: bool) -> str:
+        return f" (s.d. {by_seed[in_domain].std(ddof=1):.3f} across seeds)" if seeds > 1 else ""
+
     text = (
-        f"LR {lr_label(lr)}: in-domain eval loss changes by {g.in_domain.mean():+.3f} nats on average "
+        f"LR {lr_label(lr)}: in-domain eval loss changes by {g.in_domain.mean():+.3f} nats on average{sd(True)} "
         f"({improved}/{len(g)} training domains improve on their own eval split; token accuracy "
         f"{t[t.in_domain].delta_accuracy.mean():+.1%})"
     )
@@ -163,7 +169,7 @@ def describe(table: pd.DataFrame, lr: float) -> str:
     pair = off.groupby(["domain", "eval_domain"]).delta_loss.mean()
     (wi, wj), worst = pair.idxmax(), pair.max()
     text += (
-        f"; off-domain by {g.off_domain.mean():+.3f} ({int((pair > 0).sum())}/{len(pair)} train→eval pairs "
+        f"; off-domain by {g.off_domain.mean():+.3f}{sd(False)} ({int((pair > 0).sum())}/{len(pair)} train→eval pairs "
         f"get worse, most {wi}→{wj} {worst:+.3f})"
     )
     ratio = -g.in_domain.mean() / abs(g.off_domain.mean()) if g.off_domain.mean() else np.inf

@@ -259,6 +259,8 @@ def describe_similarity(matrix: pd.DataFrame, lr: float, baseline: float | None 
     seeds = df[df.diag == "seed vs seed"]
     if not seeds.empty:
         text += f"; same domain, other seed: mean φ {seeds.phi.mean():.2f} (the noise floor)"
+    else:
+        text += f"; {ONE_SEED}"
     return text + "."
 
 
