@@ -118,9 +118,14 @@ ONE_SEED = "one seed: not tested against seed noise"
 COARSE = " (a coarse test: the s.d. of two values has one degree of freedom)"
 
 
+def rounds_to_one(ratio: float) -> bool:
+    """Whether a ratio prints as 1.00× either way round."""
+    return f"{max(ratio, 1 / ratio):.2f}" == "1.00"
+
+
 def ratio_words(ratio: float) -> str:
     """A late/early ratio in words: '1.03× more', '1.25× less', or 'about the same' when it rounds to 1.00."""
-    if f"{max(ratio, 1 / ratio):.2f}" == "1.00":
+    if rounds_to_one(ratio):
         return "about the same (1.00×)"
     return f"{ratio:.2f}× more" if ratio > 1 else f"{1 / ratio:.2f}× less"
 
@@ -222,17 +227,19 @@ def describe_attention(layers: pd.DataFrame, lr: float) -> str:
     cell = layers[layers.lr == lr]
     share, ref = cell.attention_share.mean(), cell.attention_w0_share.mean()
     by_layer = cell.groupby("layer").attention_share.mean()
-    verdict = "about" if abs(share - ref) < 0.02 else "more than" if share > ref else "less than"
+
+    def side(x: float) -> str:
+        return "about" if abs(x - ref) < 0.02 else "more than" if x > ref else "less than"
+
+    verdict = side(share)
     per_seed = cell.groupby("seed").attention_share.mean()
     if len(per_seed) < 2:
         noise = f" ({ONE_SEED})"
     else:
-        side = {"about": (per_seed - ref).abs() < 0.02, "more than": per_seed - ref >= 0.02}.get(
-            verdict, ref - per_seed >= 0.02
-        )
+        every = all(side(x) == verdict for x in per_seed)
         lo, hi = f"{per_seed.min():.0%}", f"{per_seed.max():.0%}"
         span = lo if lo == hi else f"{lo}–{hi}"
-        noise = f", {span} across seeds ({'so in every seed' if side.all() else 'not in every seed'})"
+        noise = f", {span} across seeds ({'so in every seed' if every else 'not in every seed'})"
     return (
         f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
         f"of ‖W₀‖²_F{noise}; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "

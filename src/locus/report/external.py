@@ -14,7 +14,7 @@ import pandas as pd
 
 from locus.core.effective import layer_effective
 from locus.core.stats import LABELS, STATISTICS
-from locus.report.effective import H, W, _groups, _peak, _profile, _span, ratio_words
+from locus.report.effective import H, W, _groups, _layers, _peak, _profile, _span, ratio_words, rounds_to_one
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -91,11 +91,10 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
         profile = df.set_index("layer")[metric].sort_index()
         (a, b), (early, late) = _peak(profile), _groups(profile.index)
         ratio = profile.loc[late].mean() / profile.loc[early].mean()
-        trend = ratio_words(ratio)
-        than = "as" if trend.startswith("about") else "than"
-        where = f"layer {a}" if a == b else f"layers {a}–{b}"
+        than = "as" if rounds_to_one(ratio) else "than"
+        where = _layers(list(range(a, b + 1)))
         parts.append(
-            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {trend} {than} early ones ({_span(early)})"
+            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {ratio_words(ratio)} {than} early ones ({_span(early)})"
         )
     return f"{LABELS[metric]} — " + "; ".join(parts) + "."
 
