@@ -8,14 +8,17 @@
 are missing, writes /etc/slurm/slurm.conf for one node (this machine's CPUs and memory, as
 `slurmd -C` reports them; no accounting, no cgroups), starts munged (as the munge user), slurmctld
 and slurmd in the foreground as background processes, records their PIDs under STATE, and waits
-(bounded) until `sinfo` shows the node idle. Nothing is started through systemd and nothing is
-stopped by name. The SLURM executor plugin drops SLURM_CONF inside jobs, so the config has to be
+(bounded) until the cluster has run one job. Every wait is an event, never a poll: a daemon's log
+line read as `tail -F` delivers it (inotify), a process's end through its pidfd, a job's end through
+`srun` returning. Nothing is started through systemd and nothing is stopped by name. The SLURM executor plugin drops SLURM_CONF inside jobs, so the config has to be
 at /etc/slurm/slurm.conf; an existing one that this script did not write is never touched.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import select
 import shutil
 import signal
 import socket
@@ -145,16 +148,60 @@ def _start(name: str, cmd: list[str]) -> int:
     return proc.pid
 
 
-def _wait(what: str, ok, timeout: float, pids: list[int] = ()) -> None:
+def open_processes(pids: list[int]) -> list[int]:
+    """pidfds of the processes still there: later signals and waits reach exactly these processes,
+    never another one that reuses a PID."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            pass  # already gone
+    return fds
+
+
+def wait_gone(fds: list[int], timeout: float) -> bool:
+    """Wait until every process has exited: a pidfd becomes readable when its process ends (an
+    event, no polling). False if one is still there after `timeout` s."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ok():
-            return
-        dead = [p for p in pids if not _alive(p)]
-        if dead:
-            raise RuntimeError(f"a daemon exited while waiting for {what}; see {STATE}/*.out, *.log")
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; see {STATE}/*.log")
+    waiting = list(fds)
+    while waiting:
+        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return False
+        waiting = [fd for fd in waiting if fd not in ready]
+    return True
+
+
+def wait_for_line(what: str, log: Path, pattern: str, timeout: float, pids: list[int] = ()) -> None:
+    """Return once a line of `log` (from its start) matches `pattern`, reading the lines as
+    `tail -F` delivers them; fail at once if a daemon in `pids` exits first (its pidfd turns
+    readable), or after `timeout` s."""
+    tail = subprocess.Popen(["tail", "-F", "-n", "+1", str(log)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    daemons = open_processes(pids)
+    deadline, pending = time.monotonic() + timeout, b""
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([tail.stdout, *daemons], [], [], left)
+            if set(ready) & set(daemons):
+                raise RuntimeError(f"a daemon exited while waiting for {what}; see {STATE}/*.out, *.log")
+            if ready:
+                *lines, pending = (pending + os.read(tail.stdout.fileno(), 1 << 16)).split(b"\n")
+                if any(re.search(pattern, line.decode(errors="replace")) for line in lines):
+                    return
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; see {log}")
+    finally:
+        tail.kill()
+        tail.wait()
+        for fd in daemons:
+            os.close(fd)
+
+
+def job_pids(job_id: str = "") -> list[int]:
+    """The PIDs of one running SLURM job, or of every job on this node (`scontrol listpids`)."""
+    run = _run(["scontrol", "listpids", *([job_id] if job_id else [])], timeout=20, check=False)
+    rows = [line.split() for line in run.stdout.splitlines()[1:]]
+    return [int(row[0]) for row in rows if row and row[0].isdigit()]
 
 
 def node_state() -> str:
@@ -188,38 +235,40 @@ def up(timeout: float = 90) -> None:
         if not Path("/etc/munge/munge.key").exists():
             _run(["mungekey", "--create"], timeout=30)
             shutil.chown("/etc/munge/munge.key", "munge", "munge")
-        socket_path = MUNGE_RUN / "munge.socket.2"
         munged = _start(
             "munged",
             ["setpriv", "--reuid=munge", "--regid=munge", "--init-groups", "munged", "--foreground", "--force"],
         )
-        _wait("the munge socket", socket_path.exists, 20, [munged])
-        _wait("munge to answer", lambda: _run(["munge", "-n"], timeout=10, check=False).returncode == 0, 20, [munged])
+        # munged logs this once its socket exists and its threads accept requests.
+        wait_for_line("munged", STATE / "munged.out", r"Created \d+ work thread", 20, [munged])
+        _run(["munge", "-n"], timeout=10)  # credentials work
 
         ctld = _start("slurmctld", ["slurmctld", "-D", "-i"])
         slurmd = _start("slurmd", ["slurmd", "-D"])
-        _wait("the node to be idle in sinfo", lambda: node_state() == "idle", timeout, [ctld, slurmd])
-        _log(f"cluster up: node {socket.gethostname()} idle, partition {PARTITION}")
+        daemons = [munged, ctld, slurmd]
+        wait_for_line("slurmctld", STATE / "slurmctld.log", r"Running as primary controller", timeout, daemons)
+        # Ready means a job runs: srun returns once slurmd has registered the node and ran `true`
+        # (slurm clients themselves retry the controller's port for its first seconds).
+        _run(["srun", "--job-name=locus-ready", "--time=1", "true"], timeout=timeout)
+        _log(f"cluster up: node {socket.gethostname()} {node_state()}, partition {PARTITION}")
     except BaseException:
         down()
         raise
 
 
 def cancel_all_jobs(timeout: float = 30) -> None:
-    """Cancel every job of this private cluster and wait (bounded) for them to leave the node."""
+    """Cancel every job of this private cluster and wait (bounded) until their processes are gone."""
     if not shutil.which("scancel") or not _pidfile("slurmctld").exists():
         return
     try:
-        _run(["scancel", "--full", "--state=PENDING,RUNNING,SUSPENDED"], timeout=15, check=False)
-        _run(["scancel", "--full", "--state=RUNNING"], timeout=15, check=False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = _run(
-                ["squeue", "-h", "-t", "PENDING,RUNNING,COMPLETING,SUSPENDED", "-o", "%i"], timeout=10, check=False
-            )
-            if run.returncode != 0 or not run.stdout.strip():
-                return
-            time.sleep(1)
+        running = open_processes(job_pids())  # before scancel, so none can end unseen
+        try:
+            _run(["scancel", "--full", f"--user={os.geteuid()}"], timeout=15, check=False)  # every job, any state
+            if not wait_gone(running, timeout):
+                _log(f"jobs still running {timeout:.0f} s after scancel")
+        finally:
+            for fd in running:
+                os.close(fd)
     except subprocess.TimeoutExpired:
         pass
 
@@ -234,14 +283,12 @@ def down(timeout: float = 15) -> None:
         if not pidfile.exists():
             continue
         pid = int(pidfile.read_text())
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
+        for fd in open_processes([pid] if _alive(pid) else []):
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+            if not wait_gone([fd], timeout):
                 _log(f"{name} (pid {pid}) ignored SIGTERM; killing it")
-                os.kill(pid, signal.SIGKILL)
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            os.close(fd)
             _log(f"stopped {name} (pid {pid})")
         pidfile.unlink()
     if CONF.exists() and MARKER in CONF.read_text(errors="replace"):

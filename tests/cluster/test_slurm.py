@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -97,25 +96,10 @@ def slurm_jobs() -> list[dict]:
 
 
 def job_processes(job_id: str) -> list[int]:
-    """The PIDs of one running SLURM job (`scontrol listpids`)."""
-    out = subprocess.run(
-        ["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=20, check=False
-    ).stdout
-    pids = [int(line.split()[0]) for line in out.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
-    assert pids, f"scontrol listpids {job_id} found no processes: {out}"
+    """The PIDs of one running SLURM job."""
+    pids = slurm_cluster.job_pids(job_id)
+    assert pids, f"scontrol listpids {job_id} found no processes"
     return pids
-
-
-def open_processes(pids: list[int]) -> list[int]:
-    """pidfds of the processes still there: later signals and waits reach exactly these processes,
-    never another one that reuses a PID."""
-    fds = []
-    for pid in pids:
-        try:
-            fds.append(os.pidfd_open(pid))
-        except ProcessLookupError:
-            pass  # already gone
-    return fds
 
 
 def kill_processes(fds: list[int]) -> None:
@@ -128,19 +112,6 @@ def kill_processes(fds: list[int]) -> None:
                 signal.pidfd_send_signal(fd, sig)
             except ProcessLookupError:
                 pass
-
-
-def wait_gone(fds: list[int], timeout: float) -> bool:
-    """Wait until every process has exited: a pidfd becomes readable when its process ends (an
-    event, no polling). False if one is still there after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    waiting = list(fds)
-    while waiting:
-        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            return False
-        waiting = [fd for fd in waiting if fd not in ready]
-    return True
 
 
 def train_comment(domain: str) -> str:
@@ -250,14 +221,14 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     try:
         try:
             tail, _ = start_until(["sh", "-c", 'exec tail -F -n +1 "$0" 2>/dev/null', str(job_log)], r"\S")
-            fds = open_processes(job_processes(killed))
+            fds = slurm_cluster.open_processes(job_processes(killed))
         finally:
             if tail:
                 kill_group(tail)
             kill_group(proc)  # snakemake itself: no cleanup, its lock stays
         # The job: every process of it SIGKILLed at once, as if its node died; then wait for them to go.
         kill_processes(fds)
-        assert wait_gone(fds, timeout=60), f"SLURM job {killed} survived SIGKILL"
+        assert slurm_cluster.wait_gone(fds, timeout=60), f"SLURM job {killed} survived SIGKILL"
     finally:
         for fd in fds:
             os.close(fd)
