@@ -11,8 +11,8 @@ and outputs) and the loaders the stages use, so a lent GPU answers, in one run:
   nf4          W₀ quantized on the training device (locus quantize-base) equals the CPU round trip
                (bitsandbytes on CPU) on 3 modules, bit for bit (max |Δ| reported)
   full FT      the full-FT arm wrote a finite, non-zero ΔW for every adapted module
-  eval loss    `locus evaluate`'s loss vs the Trainer's eval loss of the same cell (one eval batch:
-               the two definitions coincide)
+  eval loss    `locus evaluate`'s loss of the saved adapter (a fresh process) vs the train stage's
+               eval loss after training (the model in memory); the same scoring function
   resume       with training.deterministic, a train job killed after a checkpoint and rerun ends
                with an uninterrupted run's adapter, bit for bit (else the max |Δ| is reported)
 """
@@ -153,9 +153,11 @@ def full_ft(cell: Path) -> dict:
 
 def eval_loss(cell: Path, domain: str) -> dict:
     ours = json.loads((cell / "eval.json").read_text())["scores"][domain]["loss"]
-    trainer = json.loads((cell / "metrics.json").read_text())["eval_loss_after"]
-    gap = abs(ours - trainer) / trainer
-    return result("evaluate loss = Trainer eval loss", gap < 2e-3, f"{ours:.5f} vs {trainer:.5f} (rel. {gap:.1e})")
+    trained = json.loads((cell / "metrics.json").read_text())["eval_loss_after"]
+    gap = abs(ours - trained) / trained
+    return result(
+        "evaluate loss = train stage's eval loss after", gap < 2e-3, f"{ours:.5f} vs {trained:.5f} (rel. {gap:.1e})"
+    )
 
 
 def resume(params_file: Path, init: str, paths: dict, work: Path, steps: int) -> dict:

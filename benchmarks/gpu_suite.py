@@ -10,7 +10,7 @@
    ~20 optimizer steps; its metrics.json says where and how it ran (device, nf4_kernel, bf16
    autocast, threads, tokens/s);
 3. the correctness checks of benchmarks/gpu_checks.py on that cell: placement of every stage's
-   model, dtypes under autocast, NF4 on the device vs the CPU, full-FT ΔW, evaluate vs Trainer
+   model, dtypes under autocast, NF4 on the device vs the CPU, full-FT ΔW, evaluate vs the train stage's eval loss
    eval loss, kill and resume;
 4. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
 5. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
@@ -165,7 +165,7 @@ def checks(cell: dict, steps: int, work: Path) -> list[dict]:
         ("dtypes under the Trainer's autocast", lambda: g.dtypes(params, cell["model"], init, cell["data"])),
         ("NF4 round trip, training device vs CPU", lambda: g.nf4_round_trip(params, cell["model"], cell["w0"])),
         ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
-        ("evaluate loss = Trainer eval loss", lambda: g.eval_loss(c, DOMAIN)),
+        ("evaluate loss = train stage's eval loss after", lambda: g.eval_loss(c, DOMAIN)),
         ("kill and resume", lambda: g.resume(Path(cell["params_file"]), init, cell, work, steps)),
     ]
     out = []

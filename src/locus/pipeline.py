@@ -83,9 +83,9 @@ STAGES = [
     Stage(
         "train",
         "locus train --model {model_dir} --w0 {w0_file} --data {data_dir} --init {init_dir} "
-        "--lr {lr} --seed {seed} --out {cell_dir}",
+        "--before {eval_base} --lr {lr} --seed {seed} --out {cell_dir}",
         "QLoRA fine-tuning of one cell.",
-        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{init_dir}"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{init_dir}", "{eval_base}"],
         outs=[f"{{cell_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix=CELL_MATRIX,
@@ -142,11 +142,11 @@ STAGES = [
     Stage(
         "evaluate_base",
         "locus evaluate --model {model_dir} --w0 {w0_file} --domains {domain} --out {eval_base}",
-        "The base model on one domain's eval split.",
+        "The base model on one domain's eval split: every cell's eval loss before training.",
         deps=["{model_dir}", "{w0_file}", "{data_dir}"],
         outs=["{eval_base}"],
         params=EVAL_PARAMS,
-        matrix={"domain": "evaluation.domains"},
+        matrix={"domain": "grid.domains"},
     ),
     Stage(
         "evaluate",
@@ -232,9 +232,9 @@ STAGES = [
     Stage(
         "validation_train",
         "locus train --model {model_dir} --w0 {w0_file} --data {data_dir} --init {arm_dir}/adapter_init "
-        "--lr {lr} --seed {seed} --out {arm_dir}",
+        "--before {eval_base} --lr {lr} --seed {seed} --out {arm_dir}",
         "Training one validation arm.",
-        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{arm_dir}/adapter_init"],
+        deps=["{model_dir}", "{w0_file}", "{data_dir}", "{arm_dir}/adapter_init", "{eval_base}"],
         outs=[f"{{arm_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
         matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},

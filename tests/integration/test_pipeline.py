@@ -179,8 +179,8 @@ def test_held_out_evaluation_and_full_ft_arm(smoke_run, params):
     domain, lr, seed = layout.evaluated_cells(params)[0]
     metrics = json.loads((smoke_run / layout.cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
     base = ev[(ev.domain == domain) & ev.in_domain].loss_before.iloc[0]
-    # the Trainer's eval loss (batch-mean) and ours (token-mean) weigh tokens differently, but agree closely
-    assert base == pytest.approx(metrics["eval_loss_before"], rel=0.1)
+    # the base model's score, made once per domain, is every cell's eval loss before training
+    assert base == metrics["eval_loss_before"]
     ft = pd.read_parquet(results / "full_ft_modules.parquet")
     assert len(ft) == len(layout.full_ft_cells(params)) * 30 * 6 and (ft.fro > 0).all()
     assert (ft.effective_rank > 16).all()  # full-FT ΔW is not rank-16

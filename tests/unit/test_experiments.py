@@ -17,7 +17,7 @@ from locus import layout
 from locus.analysis import evaluation, full_ft
 from locus.cli import main
 from locus.params import ParamsError, load
-from locus.training import head
+from locus.training import head, scoring
 
 # A second domain for the cross-domain matrix: the same arithmetic, asked differently.
 OTHER = [
@@ -57,8 +57,8 @@ def test_score_equals_an_independent_per_example_computation(tiny_model, arith_r
     (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:11]))
     data, _ = load_split(tok, tmp_path / "e.jsonl", params)
     model = load_base(params, tiny_model, quantize=False).eval()
-    got = evaluation.score(model, tok, data, batch_size=4)  # padded batches of unequal lengths
-    chunked = evaluation.score(model, tok, data, batch_size=4, chunk=3)  # the head 3 positions at a time
+    got = scoring.score(model, tok, data, batch_size=4)  # padded batches of unequal lengths
+    chunked = scoring.score(model, tok, data, batch_size=4, chunk=3)  # the head 3 positions at a time
 
     nll, hits, n = 0.0, 0, 0
     with torch.no_grad():
@@ -267,9 +267,9 @@ def test_score_takes_the_model_logits_where_the_head_is_more_than_linear(tiny_mo
     (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:5]))
     data, _ = load_split(tok, tmp_path / "e.jsonl", params)
     model = load_base(params, tiny_model, quantize=False).eval()
-    plain = evaluation.score(model, tok, data, batch_size=4)
+    plain = scoring.score(model, tok, data, batch_size=4)
     model.register_forward_hook(lambda module, args, out: out.__class__(logits=2 * out.logits))
-    assert evaluation.score(model, tok, data, batch_size=4) == plain  # llama: the head path, hook unseen
+    assert scoring.score(model, tok, data, batch_size=4) == plain  # llama: the head path, hook unseen
     monkeypatch.setattr(head, "LINEAR_HEAD", set())
-    doubled = evaluation.score(model, tok, data, batch_size=4)
+    doubled = scoring.score(model, tok, data, batch_size=4)
     assert doubled["loss"] != pytest.approx(plain["loss"], rel=1e-3)

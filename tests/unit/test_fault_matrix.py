@@ -19,6 +19,7 @@ from locus.cli import main
 
 CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
 ARMS = "validation/arith/arms.json"  # its targeted-layer validation: arms top and random0
+EVAL_BASE = "runs/arith/eval_base.json"  # the base model's score: every cell's eval loss before training
 FAULTS = {
     "missing": lambda p: p.unlink(),
     "empty": lambda p: p.write_bytes(b""),
@@ -53,6 +54,7 @@ def made(tmp_path_factory, tiny_model):
     adapter, out = cell / "adapter_final", cell / "representation.parquet"
     assert main(argv("represent", params=params, model=tiny_model, adapter=adapter, data=data, out=out)) == 0
     assert main(argv("aggregate", params=params, out_dir=root / "res")) == 0
+    assert main(argv("evaluate", params=params, model=tiny_model, domains="arith", out=root / "res" / EVAL_BASE)) == 0
     arms = root / "res" / ARMS
     assert main(argv("rank-layers", params=params, layers=root / "res/layers.parquet", domain="arith", out=arms)) == 0
     for arm in ("top", "random0"):  # validation-report reads an arm run's metrics.json only: the cell's
@@ -152,30 +154,47 @@ def validation_report_cmd(p, out):
     return argv("validation-report", params=p["params"], out=out, table=out.parent / "validation.parquet")
 
 
-INPUTS = [
-    ("adapter weights (delta)", "cell", "adapter_final/adapter_model.safetensors", delta_cmd),
-    ("initial adapter weights (delta)", "cell", "adapter_init/adapter_model.safetensors", delta_cmd),
-    ("cell metrics (delta)", "cell", "metrics.json", delta_cmd),
-    ("adapter weights (effective)", "cell", "adapter_final/adapter_model.safetensors", effective_cmd),
-    ("adapter config (effective)", "cell", "adapter_final/adapter_config.json", effective_cmd),
-    ("model weights (effective)", "model", "model.safetensors", effective_cmd),
-    ("W₀ quantized once (effective)", "w0", "", effective_w0_cmd),
-    ("model weights (init-adapter)", "model", "model.safetensors", init_cmd),
-    ("model config (init-adapter)", "model", "config.json", init_cmd),
-    ("tokenizer (train)", "model", "tokenizer.json", train_cmd),
-    ("prepared split (train)", "data", "train.jsonl", train_cmd),
-    ("layer table (report)", "tables", "layers.parquet", report_cmd),
-    ("cell delta table (aggregate)", "grid", f"{CELL}/delta.parquet", aggregate_cmd),
-    ("cell representation table (aggregate)", "grid", f"{CELL}/representation.parquet", aggregate_cmd),
-    ("cell metrics (aggregate)", "grid", f"{CELL}/metrics.json", aggregate_cmd),
-    ("layer table (rank-layers)", "tables", "layers.parquet", rank_cmd),
-    ("arm layer sets (validation-report)", "grid", ARMS, validation_report_cmd),
-    ("arm run metrics (validation-report)", "grid", "validation/arith/top/seed=0/metrics.json", validation_report_cmd),
-    ("params file", "params", "", delta_cmd),
-    ("preset file", "preset", "presets/mine.yaml", preset_cmd),
-    ("adapter snapshot (trajectory)", "cell", "trajectory/step=*.safetensors", trajectory_cmd),
+def train_before_cmd(p, out):
+    return train_cmd(p, out) + ["--before", str(p["grid"] / EVAL_BASE)]
+
+
+# Per command, the inputs it reads: (what, the tree it lives in, the file broken relative to it).
+INPUTS = {
+    delta_cmd: [
+        ("adapter weights", "cell", "adapter_final/adapter_model.safetensors"),
+        ("initial adapter weights", "cell", "adapter_init/adapter_model.safetensors"),
+        ("cell metrics", "cell", "metrics.json"),
+        ("params file", "params", ""),
+    ],
+    preset_cmd: [("preset file", "preset", "presets/mine.yaml")],
+    effective_cmd: [
+        ("adapter weights", "cell", "adapter_final/adapter_model.safetensors"),
+        ("adapter config", "cell", "adapter_final/adapter_config.json"),
+        ("model weights", "model", "model.safetensors"),
+    ],
+    effective_w0_cmd: [("W₀ quantized once", "w0", "")],
+    init_cmd: [("model weights", "model", "model.safetensors"), ("model config", "model", "config.json")],
+    train_cmd: [("tokenizer", "model", "tokenizer.json"), ("prepared split", "data", "train.jsonl")],
+    train_before_cmd: [("base model's eval score", "grid", EVAL_BASE)],
+    report_cmd: [("layer table", "tables", "layers.parquet")],
+    aggregate_cmd: [
+        ("cell delta table", "grid", f"{CELL}/delta.parquet"),
+        ("cell representation table", "grid", f"{CELL}/representation.parquet"),
+        ("cell metrics", "grid", f"{CELL}/metrics.json"),
+    ],
+    rank_cmd: [("layer table", "tables", "layers.parquet")],
+    validation_report_cmd: [
+        ("arm layer sets", "grid", ARMS),
+        ("arm run metrics", "grid", "validation/arith/top/seed=0/metrics.json"),
+    ],
+    trajectory_cmd: [("adapter snapshot", "cell", "trajectory/step=*.safetensors")],
+}
+CASES = [
+    (f"{what} ({command.__name__.removesuffix('_cmd')})", fault, tree, relative, command)
+    for command, inputs in INPUTS.items()
+    for what, tree, relative in inputs
+    for fault in FAULTS
 ]
-CASES = [(i[0], f, *i[1:]) for i in INPUTS for f in FAULTS]
 
 
 @pytest.mark.parametrize("kind, fault, tree, relative, command", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
@@ -204,4 +223,4 @@ def test_a_bad_input_gives_one_line_naming_it_and_writes_nothing(
 
 
 def test_the_matrix_covers_every_input_with_every_fault():
-    assert len(CASES) == len(INPUTS) * len(FAULTS) == 84
+    assert len(CASES) == sum(map(len, INPUTS.values())) * len(FAULTS) == 88

@@ -219,3 +219,32 @@ def test_training_and_scoring_on_the_once_quantized_w0_are_bit_identical(tmp_pat
         )
         scores.append(json.loads(out.read_text())["scores"])
     assert scores[0] == scores[1]
+
+
+@pytest.mark.parametrize("quant", ["none", "nf4"])
+def test_the_loss_before_training_is_the_base_models_scored_once_per_domain(
+    tmp_path, tiny_model, arith_raw, quant, capsys
+):
+    """The initial adapter (lora_B = 0) leaves the base unchanged, so the base model's score
+    (`locus evaluate` without an adapter, once per domain) is every cell's eval loss before
+    training: the pipeline passes it in as --before instead of each cell scoring it again."""
+    params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": quant})
+    own = train_tiny_cell(tmp_path, tiny_model, params, "own")  # no --before: scored in the loop
+    base = tmp_path / "res" / "eval_base.json"
+    assert main(argv("evaluate", params=params, model=tiny_model, domains="arith", out=base)) == 0
+    computed = json.loads((own / "metrics.json").read_text())
+    assert json.loads(base.read_text())["scores"]["arith"]["loss"] == computed["eval_loss_before"]
+
+    data, init, given = tmp_path / "res" / "data" / "arith", own / "adapter_init", tmp_path / "res" / "given"
+    common = dict(params=params, model=tiny_model, data=data, init=init, lr=0.001, seed=0)
+    assert main(argv("train", **common, before=base, out=given)) == 0
+    passed = json.loads((given / "metrics.json").read_text())
+    for key in ("eval_loss_before", "eval_loss_after", "train_loss"):
+        assert passed[key] == computed[key], key
+    # A score of another eval split (here: claiming 999 examples) is refused, naming the file.
+    other = json.loads(base.read_text())
+    other["scores"]["arith"]["examples"] = 999
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    assert main(argv("train", **common, before=tmp_path / "other.json", out=tmp_path / "res" / "bad")) != 0
+    assert "other.json: arith scored on 999 eval examples" in capsys.readouterr().err

@@ -1,6 +1,7 @@
-# Held-out cross-domain evaluation (params evaluation.domains; [] = off, then no rule here is needed).
-# Every cell trained on an evaluation domain is scored on each evaluation domain's eval split, and
-# the base model once per domain (the model before training: the initial adapter has lora_B = 0).
+# The base model once per grid domain: the model before training (the initial adapter has lora_B = 0),
+# so its score is every cell's eval loss before training. Held-out cross-domain evaluation (params
+# evaluation.domains; [] = off): every cell trained on an evaluation domain is scored on each
+# evaluation domain's eval split.
 
 
 def eval_splits(wildcards=None):

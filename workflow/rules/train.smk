@@ -27,6 +27,7 @@ rule train:
         train=f"{DATA}/train.jsonl",
         eval=f"{DATA}/eval.jsonl",
         init=INIT,
+        before=pattern("eval_base"),  # the base model's eval loss on this domain (rule evaluate_base)
         code=code("train"),
     output:
         adapter=directory(f"{CELL}/adapter_final"),
@@ -45,5 +46,5 @@ rule train:
         **cluster_resources("train"),
     shell:
         "locus train {STAGE_ARGS} --model {input.model} --w0 {input.w0} --data {params.data} "
-        "--init {input.init} --lr {wildcards.lr} --seed {wildcards.seed} "
+        "--init {input.init} --before {input.before} --lr {wildcards.lr} --seed {wildcards.seed} "
         "--out {params.out} 2>&1 | tee {log}"

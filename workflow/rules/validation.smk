@@ -62,6 +62,7 @@ rule validation_train:
         train=f"{DATA}/train.jsonl",
         eval=f"{DATA}/eval.jsonl",
         init=f"{ARM}/adapter_init",
+        before=pattern("eval_base"),  # the base model's eval loss on this domain (rule evaluate_base)
         code=code("train"),
     output:
         adapter=directory(f"{ARM}/adapter_final"),
@@ -79,7 +80,7 @@ rule validation_train:
         **cluster_resources("train"),
     shell:
         "locus train {STAGE_ARGS} --model {input.model} --w0 {input.w0} --data {params.data} "
-        "--init {input.init} --lr {params.lr} --seed {wildcards.seed} "
+        "--init {input.init} --before {input.before} --lr {params.lr} --seed {wildcards.seed} "
         "--out {params.out} 2>&1 | tee {log}"
 
 

@@ -104,7 +104,7 @@ def compared_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
 def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool = False) -> pd.DataFrame:
     """One row per decoder layer: rep_change, rep_change_local (see the module doc) and the number
     of tokens compared. `model` is a PeftModel with its trained adapter; `dataset` an encoded split."""
-    from locus.analysis.evaluation import eval_batches
+    from locus.training.scoring import eval_batches
 
     decoder = model.get_base_model().get_decoder()  # the LoRA layers live inside it
     layers = decoder_layers(decoder)

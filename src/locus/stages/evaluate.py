@@ -1,4 +1,4 @@
-"""Stage: score a model on held-out eval splits -> eval.json (locus.analysis.evaluation for the formulas).
+"""Stage: score a model on held-out eval splits -> eval.json (locus.training.scoring for the formulas).
 
     locus evaluate --model models/base --adapter CELL/adapter_final --out CELL/eval.json
     locus evaluate --model models/base --domains physics --out results/runs/physics/eval_base.json
@@ -32,9 +32,10 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     import torch
 
-    from locus.analysis.evaluation import load_for_eval, score
+    from locus.analysis.evaluation import load_for_eval
     from locus.training.cell_data import load_split
     from locus.training.modeling import load_tokenizer, use_bf16
+    from locus.training.scoring import score
 
     domains = (
         [check_name(d, "--domains") for d in args.domains.split(",")]

@@ -4,6 +4,8 @@ QLoRA as in the seed experiment: the base is loaded in NF4 with double quantizat
 compute (bitsandbytes; works on CPU and CUDA), prepared with `prepare_model_for_kbit_training`,
 and the adapter from the init stage is loaded trainable. The loop is the one both arms share
 (locus.training.loop: transformers' Trainer; prompt tokens masked, see locus.training.sft_data).
+The eval loss before training is the base model's (the initial adapter has lora_B = 0), scored once
+per domain by `locus evaluate` and read from --before; the loss after is scored here, the same way.
 Outputs in --out: adapter_final/, train_log.csv (one row per optimizer step), metrics.json.
 With training.snapshot_every: K > 0 also trajectory/: the LoRA tensors every K steps (locus.training.snapshots).
 While training, --out/checkpoints/ holds the newest complete checkpoint (training.checkpoint_every);
@@ -25,10 +27,36 @@ from locus.training.modeling import nf4_kernel
 def add_arguments(parser) -> None:
     options.add_training_run(parser, out_help="cell directory: adapter_final/, train_log.csv, metrics.json", w0=True)
     parser.add_argument("--init", required=True, help="initial adapter directory")
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="the domain's eval_base.json (`locus evaluate` of the base alone): the cell's eval loss before "
+        "training, since the initial adapter (lora_B = 0) leaves the base unchanged; default: computed here",
+    )
+
+
+def loss_before(path: str | None, eval_counts: dict) -> float | None:
+    """The eval loss before training from the base model's score of the same eval split, or None."""
+    if path is None:
+        return None
+    content = io.read_json(path)
+    scores = content.get("scores") if isinstance(content, dict) else None
+    if not isinstance(scores, dict) or len(scores) != 1:
+        raise ValueError(f"{path}: not the score of one eval split (`locus evaluate --domains DOMAIN`)")
+    (domain, base), *_ = scores.items()
+    if not isinstance(base, dict) or not isinstance(base.get("loss"), float):
+        raise ValueError(f"{path}: {domain} has no eval loss")
+    if base.get("examples") != eval_counts["examples"]:
+        raise ValueError(
+            f"{path}: {domain} scored on {base.get('examples')} eval examples, this cell has "
+            f"{eval_counts['examples']} (rerun locus evaluate with the same params)"
+        )
+    return base["loss"]
 
 
 def run(args, params) -> None:
     tokenizer, data = start_run(params, args.model, args.data, args.lr, args.seed)
+    before = loss_before(args.before, data[1][1])  # checked before the model is loaded
     model = build_model(params, args.model, args.init, args.w0)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see
@@ -46,6 +74,7 @@ def run(args, params) -> None:
             str(checkpoints.staging_dir(out)),
             save_steps=params.training.checkpoint_every,
             resume=resume,
+            eval_before=before,
             callbacks=[checkpoints.AtomicCheckpoints(out, fp), *snapshots.callbacks(params, model, out)],
         )
     except FloatingPointError as e:

@@ -27,6 +27,7 @@ from locus import logs
 from locus.training import checkpoints
 from locus.training.head import ResponseHeadTrainer
 from locus.training.modeling import load_base, use_bf16
+from locus.training.scoring import score
 from locus.training.sft_data import IGNORE_INDEX
 
 
@@ -161,6 +162,18 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
     )
 
 
+def eval_loss(model, tokenizer, eval_set, params) -> float:
+    """The response-token mean loss of `model` on an encoded eval split, in eval mode (no dropout),
+    in batches of twice the training micro-batch; the mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        batch = params.training.per_device_batch_size * 2
+        return score(model, tokenizer, eval_set, batch, bf16=use_bf16(params))["loss"]
+    finally:
+        model.train(was_training)
+
+
 def fit(
     model,
     tokenizer,
@@ -173,6 +186,7 @@ def fit(
     save_steps: float = 0,
     callbacks=(),
     resume: Path | None = None,
+    eval_before: float | None = None,
 ) -> tuple[dict, StepLog]:
     """The one training loop, for LoRA and full fine-tuning alike: transformers' Trainer with
     training_arguments(), make_collator() and a StepLog; eval loss before and after training. The
@@ -180,6 +194,9 @@ def fit(
 
     data: cell_data.load_data()'s ((train, counts), (eval, counts)). Returns the metrics both arms report
     and the step log. resume: a checkpoint directory to continue from (locus.training.checkpoints).
+    eval_before: the eval loss of this very model before training when already known — a LoRA
+    cell starts as its base (lora_B = 0), so `locus evaluate` scores it once per domain — else
+    computed here. Both eval losses are locus.training.scoring.score's response-token mean.
     """
     (train_set, train_counts), (eval_set, eval_counts) = data
     # Training never reads a KV cache, and an (empty) cache makes transformers skip the
@@ -197,14 +214,14 @@ def fit(
     )
     if not logs.interactive():  # its per-step dict lines would repeat StepLog's
         trainer.remove_callback(PrinterCallback)
-    # Before any training step: the same number whether or not the run resumes.
-    eval_before = trainer.evaluate()["eval_loss"]
+    if eval_before is None:  # before any training step: the same number whether or not the run resumes
+        eval_before = eval_loss(model, tokenizer, eval_set, params)
     collator.positions = collator.tokens = 0  # count the training batches only
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
     padding = 1 - collator.tokens / max(collator.positions, 1)
-    eval_after = trainer.evaluate()["eval_loss"]
+    eval_after = eval_loss(model, tokenizer, eval_set, params)
     resumed_step = int(resume.name.removeprefix(checkpoints.PREFIX)) if resume else 0
     epochs = params.training.epochs if params.training.max_steps < 0 else None
     # The mean of every step's loss: Trainer's training_loss covers only the steps since a resume.

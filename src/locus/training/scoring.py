@@ -1,0 +1,60 @@
+"""Scoring a model on an encoded eval split: response-token loss and next-token accuracy.
+
+For an example with tokens x₁…x_T whose response occupies positions R (prompt masked, exactly as
+in training: locus.training.sft_data), the model predicts x_t from x_<t. Over a whole eval split:
+  loss      Σ_{t∈R} −log p(x_t | x_<t) / |R|   mean token-level cross-entropy (nats), every
+                                               response token weighing the same
+  accuracy  #{t∈R : argmax p(· | x_<t) = x_t} / |R|   greedy next-token accuracy
+The training loop's eval loss before and after (locus.training.loop), held-out evaluation
+(`locus evaluate`) and the base model's score per domain are all this one number.
+"""
+
+from __future__ import annotations
+
+
+def eval_batches(tokenizer, dataset, batch_size: int, device, keys=("input_ids", "attention_mask", "labels")):
+    """An encoded split in order, in padded batches of `batch_size` on `device` (labels padded with
+    IGNORE_INDEX, as in training)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    from locus.training.sft_data import IGNORE_INDEX
+
+    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
+    rows = list(dataset)
+    for start in range(0, len(rows), batch_size):
+        batch = collate([{k: r[k] for k in keys} for r in rows[start : start + batch_size]])
+        yield {k: v.to(device) for k, v in batch.items() if v is not None}
+
+
+def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk: int = 1024) -> dict:
+    """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
+
+    bf16: under bf16 autocast, as the Trainer trains and evaluates with training.mixed_precision, so
+    the loss matches its eval loss. The vocabulary head runs only on the positions that predict a
+    response token, `chunk` positions at a time, and each chunk's log-softmax is taken in float32:
+    memory stays at chunk × vocabulary (0.5 GB at a 128k vocabulary) however long the batch, where
+    the full logits of 4 × 2048 tokens would be 4 GB. Only architectures whose logits are exactly
+    lm_head(last hidden state) take that path (locus.training.head.LINEAR_HEAD); any other (logit soft-capping or
+    scaling: Gemma 2/3, Granite, Cohere, …) is scored from its own full logits."""
+    import torch
+
+    from locus.training.head import head_inputs, response_positions
+
+    device = next(model.parameters()).device
+    nll, correct, tokens = 0.0, 0, 0
+    with torch.no_grad():
+        for batch in eval_batches(tokenizer, dataset, batch_size, device):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                hidden, head = head_inputs(model, batch)
+            hidden, target = response_positions(hidden, batch["labels"])  # position t-1 predicts token t
+            for start in range(0, len(target), chunk):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = head(hidden[start : start + chunk])
+                logits, want = logits.float(), target[start : start + chunk]
+                token_nll = -torch.log_softmax(logits, dim=-1).gather(-1, want.unsqueeze(-1)).squeeze(-1)
+                nll += float(token_nll.double().sum())  # float64 sums: the total does not depend on batching
+                correct += int((logits.argmax(-1) == want).sum())
+            tokens += len(target)
+    if tokens == 0:
+        raise ValueError("the eval split has no response token to score")
+    return {"loss": nll / tokens, "accuracy": correct / tokens, "tokens": tokens, "examples": len(dataset)}
