@@ -128,6 +128,7 @@ def locus_arm(params, paths: dict, out: Path) -> dict:
             w0=paths["w0"],
             data=paths["data"],
             init=paths["init"],
+            before=None,  # the eval loss before training is scored here (not timed: train_seconds)
             lr=params.lr,
             seed=0,
             out=str(out),

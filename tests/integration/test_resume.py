@@ -313,11 +313,13 @@ def test_dvc_repro_resumes_a_killed_train_stage(tmp_path, tiny_model):
     with contextlib.chdir(work):  # where dvc.yaml's train stage reads its inputs
         params = load("params.yaml")
         init_dir, w0 = layout.init_dir(params, 0), layout.pattern("w0_file", params)
+        before = str(layout.eval_base_path(params, "arith"))  # the base model's eval loss, read by train
     for cmd in (
         ["dvc", "init", "--no-scm", "-q"],
         ["locus", "prepare-data", "--domain", "arith", "--out", "results/data/arith"],
         ["locus", "init-adapter", "--model", "tiny_models/base", "--seed", "0", "--out", str(init_dir)],
         ["locus", "quantize-base", "--model", "tiny_models/base", "--out", w0],
+        ["locus", "evaluate", "--model", "tiny_models/base", "--w0", w0, "--domains", "arith", "--out", before],
     ):
         assert run_tool(work, *cmd).returncode == 0, cmd
     [stage] = [
