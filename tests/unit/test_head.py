@@ -92,3 +92,41 @@ def test_a_training_run_logs_the_stock_trainer_losses(tiny_model, arith_raw, tmp
     m = [json.loads((cell / "metrics.json").read_text()) for cell in (mine, stock)]
     for key in ("eval_loss_before", "eval_loss_after"):
         assert m[0][key] == pytest.approx(m[1][key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("mixed_precision", ["bf16", "no"])
+def test_a_training_step_runs_under_the_trainers_autocast(tiny_model, arith_raw, tmp_path, mixed_precision):
+    """training.mixed_precision reaches the loss on response positions: accelerate autocasts the
+    model's own forward, which this loss bypasses (it calls the decoder and the head itself), so
+    the Trainer's autocast must wrap it. A LoRA matmul and the head compute in bf16 under bf16
+    (on CPU too, when asked for), in float32 otherwise."""
+    from peft import get_peft_model
+
+    training = {"mixed_precision": mixed_precision, "max_steps": 1, "grad_accum_steps": 1}
+    params = load(
+        write_params(
+            tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"}, training=training
+        )
+    )
+    tok = load_tokenizer(tiny_model)
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
+    data, _ = load_split(tok, tmp_path / "t.jsonl", params)
+    model = get_peft_model(load_base(params, tiny_model, quantize=False), lora_config(params))
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    lora_a = next(m for n, m in model.named_modules() if n.endswith("lora_A.default"))
+    lora_a.register_forward_hook(record("lora"))
+    model.get_base_model().get_output_embeddings().register_forward_hook(record("head"))
+    args = loop.training_arguments(params, 1e-3, 0, str(tmp_path / "out"))
+    trainer = head.ResponseHeadTrainer(
+        model=model, args=args, train_dataset=data, data_collator=make_collator(tok, params)
+    )
+    trainer.train()
+    want = torch.bfloat16 if mixed_precision == "bf16" else torch.float32
+    assert seen == {"lora": want, "head": want}

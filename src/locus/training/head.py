@@ -77,7 +77,10 @@ class ResponseHeadTrainer(Trainer):
         # As the stock loss: the model sees num_items_in_batch only if its forward takes loss kwargs
         # (else the Trainer averages micro-batch means itself).
         count = num_items_in_batch if self.model_accepts_loss_kwargs else None
-        loss = response_loss(model, inputs, count)
+        # accelerate autocasts the model's own forward (training.mixed_precision), which this loss
+        # bypasses by calling the decoder and the head itself: the same autocast wraps it here.
+        with self.accelerator.autocast():
+            loss = response_loss(model, inputs, count)
         if self.args.average_tokens_across_devices and count is not None:
             # As Trainer.compute_loss: num_items_in_batch counts every process's tokens.
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
