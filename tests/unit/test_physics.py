@@ -1,4 +1,4 @@
-"""Tests for the seeded physics problem generator (locus.ingest.physics)."""
+"""Tests for the seeded physics problem generator (locus.ingest.physics, physics_dsl)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,8 @@ from pathlib import Path
 import pytest
 
 from locus.ingest import physics
-from locus.ingest.physics import (
-    DimensionError,
-    Draft,
-    build,
-    build_worked,
-    fmt,
-    in_unit,
-    q,
-    sig,
-    sin,
-    sqrt,
-    templates,
-)
+from locus.ingest.physics import build, build_worked, templates
+from locus.ingest.physics_dsl import DimensionError, Draft, fmt, in_unit, q, sig, sin, sqrt
 
 KEYS = {"instruction", "response", "source", "licence"}
 NUM = r"(-?\d+(?:\.\d+)?)"

@@ -1,4 +1,4 @@
-"""Problem templates for the physics generator (`physics.py`).
+"""Problem templates for the physics generator (`physics.py`), in the language of `physics_dsl.py`.
 
 Each template takes a `Draft` (a seeded rng plus bookkeeping), draws its given values with
 `d.draw`/`d.give` (rounded to what is displayed), computes with dimensioned `Quantity` objects and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from locus.ingest.physics import Draft, Worked, art, asin, best_unit, cos, exp, log, q as qty, sin, sqrt
+from locus.ingest.physics_dsl import Draft, Worked, art, asin, best_unit, cos, exp, log, q as qty, sin, sqrt
 
 TEMPLATES: dict = {}
 
