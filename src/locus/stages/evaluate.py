@@ -34,8 +34,8 @@ def run(args, params) -> None:
 
     from locus.analysis.evaluation import load_for_eval
     from locus.training.cell_data import load_split
-    from locus.training.modeling import load_tokenizer, use_bf16
-    from locus.training.scoring import score
+    from locus.training.modeling import load_tokenizer
+    from locus.training.scoring import score_as_trained
 
     domains = (
         [check_name(d, "--domains") for d in args.domains.split(",")]
@@ -51,11 +51,10 @@ def run(args, params) -> None:
     start = time.perf_counter()
     tokenizer = load_tokenizer(args.model)
     model = load_for_eval(params, args.model, args.adapter, args.w0)
-    batch = params.training.per_device_batch_size * 2  # the train stage's eval batch size
     scores = {}
     for d in domains:
         dataset, _ = load_split(tokenizer, data_dir(params, d) / "eval.jsonl", params, "max_eval_examples")
-        scores[d] = score(model, tokenizer, dataset, batch, bf16=use_bf16(params))
+        scores[d] = score_as_trained(model, tokenizer, dataset, params)
     seconds = round(time.perf_counter() - start, 2)
     io.write_json(
         args.out,

@@ -31,13 +31,13 @@ def run(args, params) -> None:
     from locus.analysis.representation import representation_change
     from locus.training.cell_data import load_split
     from locus.training.modeling import load_tokenizer, use_bf16
+    from locus.training.scoring import eval_batch_size
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(args.model)
     dataset, _ = load_split(tokenizer, Path(args.data) / "eval.jsonl", params, "max_eval_examples")
     model = load_for_eval(params, args.model, args.adapter, args.w0)
-    batch = params.training.per_device_batch_size * 2  # the train stage's eval batch size
-    table = representation_change(model, tokenizer, dataset, batch, bf16=use_bf16(params))
+    table = representation_change(model, tokenizer, dataset, eval_batch_size(params), bf16=use_bf16(params))
     io.write_parquet(args.out, table)
     top = table.loc[table.rep_change_local.idxmax()]
     print(

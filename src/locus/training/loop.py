@@ -27,7 +27,7 @@ from locus import logs
 from locus.training import checkpoints
 from locus.training.head import ResponseHeadTrainer
 from locus.training.modeling import load_base, use_bf16
-from locus.training.scoring import score
+from locus.training.scoring import eval_batch_size, score_as_trained
 from locus.training.sft_data import IGNORE_INDEX
 
 
@@ -133,7 +133,7 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         per_device_train_batch_size=t.per_device_batch_size,
-        per_device_eval_batch_size=t.per_device_batch_size * 2,
+        per_device_eval_batch_size=eval_batch_size(params),
         gradient_accumulation_steps=t.grad_accum_steps,
         learning_rate=lr,
         lr_scheduler_type=t.lr_scheduler,
@@ -160,18 +160,6 @@ def training_arguments(params, lr: float, seed: int, output_dir: str, save_steps
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-
-
-def eval_loss(model, tokenizer, eval_set, params) -> float:
-    """The response-token mean loss of `model` on an encoded eval split, in eval mode (no dropout),
-    in batches of twice the training micro-batch; the mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        batch = params.training.per_device_batch_size * 2
-        return score(model, tokenizer, eval_set, batch, bf16=use_bf16(params))["loss"]
-    finally:
-        model.train(was_training)
 
 
 def fit(
@@ -207,7 +195,6 @@ def fit(
     trainer = ResponseHeadTrainer(
         model=model,
         train_dataset=train_set,
-        eval_dataset=eval_set,
         data_collator=collator,
         args=training_arguments(params, lr, seed, output_dir, save_steps=save_steps),
         callbacks=[log, *callbacks],
@@ -215,13 +202,13 @@ def fit(
     if not logs.interactive():  # its per-step dict lines would repeat StepLog's
         trainer.remove_callback(PrinterCallback)
     if eval_before is None:  # before any training step: the same number whether or not the run resumes
-        eval_before = eval_loss(model, tokenizer, eval_set, params)
+        eval_before = score_as_trained(model, tokenizer, eval_set, params)["loss"]
     collator.positions = collator.tokens = 0  # count the training batches only
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
     padding = 1 - collator.tokens / max(collator.positions, 1)
-    eval_after = eval_loss(model, tokenizer, eval_set, params)
+    eval_after = score_as_trained(model, tokenizer, eval_set, params)["loss"]
     resumed_step = int(resume.name.removeprefix(checkpoints.PREFIX)) if resume else 0
     epochs = params.training.epochs if params.training.max_steps < 0 else None
     # The mean of every step's loss: Trainer's training_loss covers only the steps since a resume.

@@ -11,6 +11,25 @@ The training loop's eval loss before and after (locus.training.loop), held-out e
 
 from __future__ import annotations
 
+from locus.training.modeling import use_bf16
+
+
+def eval_batch_size(params) -> int:
+    """The batch of every eval pass (the training loop's eval loss, `locus evaluate`, `locus
+    represent`): twice the training micro-batch, since no gradients are held."""
+    return params.training.per_device_batch_size * 2
+
+
+def score_as_trained(model, tokenizer, dataset, params) -> dict:
+    """score() as every stage scores a model: in eval mode (no dropout), in eval_batch_size
+    batches, under training.mixed_precision's autocast; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        return score(model, tokenizer, dataset, eval_batch_size(params), bf16=use_bf16(params))
+    finally:
+        model.train(was_training)
+
 
 def eval_batches(tokenizer, dataset, batch_size: int, device, keys=("input_ids", "attention_mask", "labels")):
     """An encoded split in order, in padded batches of `batch_size` on `device` (labels padded with
@@ -29,8 +48,8 @@ def eval_batches(tokenizer, dataset, batch_size: int, device, keys=("input_ids",
 def score(model, tokenizer, dataset, batch_size: int, bf16: bool = False, chunk: int = 1024) -> dict:
     """{loss, accuracy, tokens, examples} over the response tokens of an encoded split (see module doc).
 
-    bf16: under bf16 autocast, as the Trainer trains and evaluates with training.mixed_precision, so
-    the loss matches its eval loss. The vocabulary head runs only on the positions that predict a
+    bf16: under bf16 autocast, as the Trainer trains with training.mixed_precision (score_as_trained
+    passes it from params). The vocabulary head runs only on the positions that predict a
     response token, `chunk` positions at a time, and each chunk's log-softmax is taken in float32:
     memory stays at chunk × vocabulary (0.5 GB at a 128k vocabulary) however long the batch, where
     the full logits of 4 × 2048 tokens would be 4 GB. Only architectures whose logits are exactly
