@@ -8,26 +8,57 @@ import pytest
 import torch
 
 from conftest import RECORDS, write_params
-from locus.core.representation import linear_cka
+from locus.core.representation import cka_distance
 from locus.params import load
 from locus.training.modeling import load_base, load_tokenizer, lora_config, seed_everything
 from locus.training.sft_data import encode
 
 
-def test_linear_cka_invariances_and_limits():
+def textbook_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Kornblith et al.'s eq. 5 as written, in float64: the reference cka_distance must agree with."""
+    x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
+    return float(
+        torch.linalg.matrix_norm(y.T @ x) ** 2 / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y))
+    )
+
+
+def test_cka_distance_invariances_and_limits():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 16, generator=g, dtype=torch.float64)
     rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
-    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert cka_distance(x, x) == 0.0
     # invariant to an orthogonal transform, isotropic scaling and a shift (columns are centred)
-    assert linear_cka(x, 3.0 * x @ rotation + 5.0) == pytest.approx(1.0, abs=1e-12)
-    # not invariant to an anisotropic scaling of the features
-    assert linear_cka(x, x * torch.linspace(0.1, 3.0, 16, dtype=torch.float64)) < 0.95
-    # independent activations: near 0 (≈ d/n for n ≫ d)
-    assert linear_cka(x, torch.randn(400, 16, generator=g, dtype=torch.float64)) < 0.1
-    assert math.isnan(linear_cka(x, torch.ones(400, 4)))
-    with pytest.raises(ValueError, match="same n"):
-        linear_cka(x, x[:10])
+    assert cka_distance(x, 3.0 * x @ rotation + 5.0) == pytest.approx(0.0, abs=1e-12)
+    # not invariant to an anisotropic scaling of the features; the difference form is exact for any Y
+    stretched = x * torch.linspace(0.1, 3.0, 16, dtype=torch.float64)
+    assert cka_distance(x, stretched) > 0.05
+    assert cka_distance(x, stretched) == pytest.approx(1 - textbook_cka(x, stretched), rel=1e-12)
+    # independent activations: near 1 (CKA ≈ d/n for n ≫ d)
+    assert cka_distance(x, torch.randn(400, 16, generator=g, dtype=torch.float64)) > 0.9
+    assert math.isnan(cka_distance(x, torch.ones(400, 16)))
+    with pytest.raises(ValueError, match="same n × d"):
+        cka_distance(x, x[:10])
+
+
+@pytest.mark.parametrize("size", [1e-2, 1e-3, 3e-4])
+def test_cka_distance_keeps_small_changes_in_float32(size):
+    """Hidden states that barely change (1 − CKA ≈ 5e-5, 5e-7, 5e-8): from float32 inputs,
+    cka_distance matches the textbook formula in float64 to 1e-4 of the value (measured ≤ 1e-6),
+    where the same formula in float32 is 9% and 100% off at the two smaller ones."""
+    g = torch.Generator().manual_seed(1)
+    # correlated features with unequal scales, like hidden states
+    x = torch.randn(3000, 64, generator=g) @ torch.randn(64, 64, generator=g) + 3.0
+    y = x + size * x.std() * (torch.randn(3000, 64, generator=g) + 0.5 * torch.tanh(x))
+    reference = 1 - textbook_cka(x, y)
+    assert reference > 0
+    assert cka_distance(x, y) == pytest.approx(reference, rel=1e-4)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    float32_textbook = 1 - float(
+        torch.linalg.matrix_norm(yc.T @ xc) ** 2
+        / (torch.linalg.matrix_norm(xc.T @ xc) * torch.linalg.matrix_norm(yc.T @ yc))
+    )
+    if size <= 1e-3:
+        assert float32_textbook != pytest.approx(reference, rel=1e-2)
 
 
 def test_a_change_in_one_layer_shows_locally_there_and_cumulatively_after(tiny_model, tmp_path):

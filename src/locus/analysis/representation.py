@@ -28,7 +28,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from locus.core.representation import linear_cka
+from locus.core.representation import cka_distance
 
 COLUMNS = ["layer", "rep_change", "rep_change_local", "tokens"]
 
@@ -134,8 +134,8 @@ def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool
         table.append(
             {
                 "layer": i,
-                "rep_change": 1.0 - linear_cka(got["base"], got["tuned"]),
-                "rep_change_local": 1.0 - linear_cka(got["base_update"], got["local_update"]),
+                "rep_change": cka_distance(got["base"], got["tuned"]),
+                "rep_change_local": cka_distance(got["base_update"], got["local_update"]),
                 "tokens": got["base"].shape[0],
             }
         )
