@@ -72,12 +72,12 @@ def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_ba
 
 
 def test_ratios_and_layer_lists_in_words():
-    from locus.report.effective import _layers, ratio_words
+    from locus.report.words import layers_phrase, ratio_words
 
     assert ratio_words(1.034) == "1.03× more" and ratio_words(1 / 1.25) == "1.25× less"
     assert ratio_words(1.004) == ratio_words(0.996) == "about the same (1.00×)"
     assert ratio_words(1.00502) == "1.01× more" and ratio_words(1 / 1.00502) == "1.01× less"  # as printed
-    assert _layers([23]) == "layer 23" and _layers([3, 4, 5, 9]) == "layers 3–5, 9"
+    assert layers_phrase([23]) == "layer 23" and layers_phrase([3, 4, 5, 9]) == "layers 3–5, 9"
 
 
 def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():

@@ -10,7 +10,6 @@ Every function returns {figure name: chart}; all names start with "effective_".
 from __future__ import annotations
 
 import altair as alt
-import numpy as np
 import pandas as pd
 
 from locus.core.effective import layer_effective
@@ -18,6 +17,15 @@ from locus.core.ranking import profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.charts import module_heatmap
+from locus.report.words import (
+    COARSE,
+    ONE_SEED,
+    early_and_late,
+    layer_span,
+    layers_phrase,
+    peak_window,
+    ratio_words,
+)
 
 W, H = 400, 240
 
@@ -29,7 +37,7 @@ def _bands(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
     return g.assign(low=g.value - g.sd, high=g.value + g.sd)
 
 
-def _profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
+def banded_profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
     base = alt.Chart(df).encode(x=alt.X("layer:Q", title="layer"), color=alt.Color("domain:N"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
@@ -47,8 +55,8 @@ def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
         seeds = int(layers[layers.lr == lr].seed.nunique())
         note = f" (mean ± s.d. over {seeds} seeds)" if seeds > 1 else ""
         charts[f"effective_profile_lr={lr_label(lr)}"] = alt.hconcat(
-            _profile(rel[rel.lr == lr], "rel_fro", f"size-normalised ‖ΔW‖_F/‖W₀‖_F, LR {lr_label(lr)}{note}"),
-            _profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"),
+            banded_profile(rel[rel.lr == lr], "rel_fro", f"size-normalised ‖ΔW‖_F/‖W₀‖_F, LR {lr_label(lr)}{note}"),
+            banded_profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"),
         )
     return charts
 
@@ -64,7 +72,7 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
     for lr in sorted(layers.lr.unique()):
         df = _bands(layers[layers.lr == lr], "attention_share")
         ref = layers[layers.lr == lr].groupby("layer", as_index=False)["attention_w0_share"].mean()
-        line = _profile(df, "attention_share", f"attention vs MLP, LR {lr_label(lr)}")
+        line = banded_profile(df, "attention_share", f"attention vs MLP, LR {lr_label(lr)}")
         rule = (
             alt.Chart(ref)
             .mark_line(strokeDash=[4, 4], color="gray")
@@ -97,76 +105,26 @@ def similarity_matrix(matrix: pd.DataFrame) -> dict[str, alt.Chart]:
 # ---------------------------------------------------------------- plain-language findings
 
 
-def _span(layers: np.ndarray) -> str:
-    return f"{layers[0]}–{layers[-1]}" if len(layers) > 1 else f"{layers[0]}"
-
-
-def _peak(profile: pd.Series) -> tuple[int, int]:
-    width = max(1, min(5, len(profile) // 6 or 1))
-    end = int(profile.sort_index().rolling(width).mean().idxmax())
-    return end - width + 1, end
-
-
-def _groups(layer_ids) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.sort(np.unique(layer_ids))
-    third = max(1, len(ids) // 3)
-    return ids[:third], ids[-third:]
-
-
-ONE_SEED = "one seed: not tested against seed noise"
-# With two seeds the test passes on weak evidence: say so where the verdict is given.
-COARSE = " (a coarse test: the s.d. of two values has one degree of freedom)"
-
-
-def rounds_to_one(ratio: float) -> bool:
-    """Whether a ratio prints as 1.00× either way round."""
-    return f"{max(ratio, 1 / ratio):.2f}" == "1.00"
-
-
-def ratio_words(ratio: float) -> str:
-    """A late/early ratio in words: '1.03× more', '1.25× less', or 'about the same' when it rounds to 1.00."""
-    if rounds_to_one(ratio):
-        return "about the same (1.00×)"
-    return f"{ratio:.2f}× more" if ratio > 1 else f"{1 / ratio:.2f}× less"
-
-
-def _layers(layers: list[int]) -> str:
-    """[23] -> 'layer 23'; [3, 4, 5, 9] -> 'layers 3–5, 9'."""
-    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {_ranges(layers)}"
-
-
-def _ranges(layers: list[int]) -> str:
-    """[3, 4, 5, 9] -> '3–5, 9'."""
-    spans, start = [], None
-    for i, x in enumerate(layers):
-        if start is None:
-            start = x
-        if i + 1 == len(layers) or layers[i + 1] != x + 1:
-            spans.append(f"{start}–{x}" if x != start else f"{x}")
-            start = None
-    return ", ".join(spans)
-
-
 def _shape(domain: str, shape: dict) -> str:
     """One domain's profile in words: flat, peaked beyond the seed band, or (one seed) unverified."""
     spread = f"layer-to-layer spread {shape['spread']:.1%}"
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus
         where = (
-            f"{_layers(shape['peak_layers'])} higher"
+            f"{layers_phrase(shape['peak_layers'])} higher"
             if shape["peak_layers"]
-            else f"{_layers(shape['dip_layers'])} lower"
+            else f"{layers_phrase(shape['dip_layers'])} lower"
         )
         return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
     if shape["flat"]:
         why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
         return f"{domain} flat ({why})"
     if shape["seeds"] == 1:
-        a, b = _peak(shape["mean"])
-        return f"{domain} highest at {_layers(list(range(a, b + 1)))} ({spread}; {ONE_SEED})"
+        a, b = peak_window(shape["mean"])
+        return f"{domain} highest at {layers_phrase(list(range(a, b + 1)))} ({spread}; {ONE_SEED})"
     if shape["peak_layers"]:
-        return f"{domain} highest at {_layers(shape['peak_layers'])} (beyond the seed band; {spread})"
-    return f"{domain} lower at {_layers(shape['dip_layers'])} (beyond the seed band; {spread})"
+        return f"{domain} highest at {layers_phrase(shape['peak_layers'])} (beyond the seed band; {spread})"
+    return f"{domain} lower at {layers_phrase(shape['dip_layers'])} (beyond the seed band; {spread})"
 
 
 def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
@@ -174,7 +132,7 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
     the seed band is called one), late vs early layers with a seed-noise verdict, and how stable the
     layer ranking is between seeds (locus.core.ranking)."""
     cell = layers[layers.lr == lr]
-    early, late = _groups(cell.layer)
+    early, late = early_and_late(cell.layer)
     shapes, ratios, beyond, within = {}, {}, [], []
     for domain, df in cell.groupby("domain"):
         per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
@@ -187,7 +145,7 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
     parts = [f"{d} {ratio_words(r)}" for d, r in ratios.items()]
     text = (
         f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
-        f"Late layers ({_span(late)}) vs early layers ({_span(early)}): {', '.join(parts)}."
+        f"Late layers ({layer_span(late)}) vs early layers ({layer_span(early)}): {', '.join(parts)}."
     )
     seeds = cell.seed.nunique()
     if seeds > 1:

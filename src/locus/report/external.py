@@ -14,7 +14,8 @@ import pandas as pd
 
 from locus.core.effective import layer_effective
 from locus.core.stats import LABELS, STATISTICS
-from locus.report.effective import H, W, _groups, _layers, _peak, _profile, _span, ratio_words, rounds_to_one
+from locus.report.effective import H, W, banded_profile
+from locus.report.words import early_and_late, layer_span, layers_phrase, peak_window, ratio_words, rounds_to_one
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -41,7 +42,7 @@ def layer_table(modules: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
 def _lines(layers: pd.DataFrame, column: str, metric: str, title: str) -> alt.Chart:
     """charts_effective's layer profile of `column` (axis: LABELS[metric]), one line per adapter, no band."""
     df = pd.DataFrame({"domain": layers.adapter, "layer": layers.layer, "value": layers[column], "sd": 0.0, "seeds": 1})
-    return _profile(df, metric, title).encode(color=alt.Color("domain:N", title="adapter"))
+    return banded_profile(df, metric, title).encode(color=alt.Color("domain:N", title="adapter"))
 
 
 def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
@@ -89,12 +90,12 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
     parts = []
     for adapter, df in layers.groupby("adapter", sort=False):
         profile = df.set_index("layer")[metric].sort_index()
-        (a, b), (early, late) = _peak(profile), _groups(profile.index)
+        (a, b), (early, late) = peak_window(profile), early_and_late(profile.index)
         ratio = profile.loc[late].mean() / profile.loc[early].mean()
         than = "as" if rounds_to_one(ratio) else "than"
-        where = _layers(list(range(a, b + 1)))
+        where = layers_phrase(list(range(a, b + 1)))
         parts.append(
-            f"{adapter}: largest at {where}; late layers ({_span(late)}) change {ratio_words(ratio)} {than} early ones ({_span(early)})"
+            f"{adapter}: largest at {where}; late layers ({layer_span(late)}) change {ratio_words(ratio)} {than} early ones ({layer_span(early)})"
         )
     return f"{LABELS[metric]} — " + "; ".join(parts) + "."
 
