@@ -14,9 +14,10 @@ from locus.training.modeling import load_base, load_tokenizer, lora_config, seed
 from locus.training.sft_data import encode
 
 
-def textbook_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Kornblith et al.'s eq. 5 as written, in float64: the reference cka_distance must agree with."""
-    x, y = x.double() - x.double().mean(0), y.double() - y.double().mean(0)
+def textbook_cka(x: torch.Tensor, y: torch.Tensor, dtype=torch.float64) -> float:
+    """Kornblith et al.'s eq. 5 as written; in float64, the reference cka_distance must agree with."""
+    x, y = x.to(dtype), y.to(dtype)
+    x, y = x - x.mean(0), y - y.mean(0)
     return float(
         torch.linalg.matrix_norm(y.T @ x) ** 2 / (torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y))
     )
@@ -52,11 +53,7 @@ def test_cka_distance_keeps_small_changes_in_float32(size):
     reference = 1 - textbook_cka(x, y)
     assert reference > 0
     assert cka_distance(x, y) == pytest.approx(reference, rel=1e-4)
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    float32_textbook = 1 - float(
-        torch.linalg.matrix_norm(yc.T @ xc) ** 2
-        / (torch.linalg.matrix_norm(xc.T @ xc) * torch.linalg.matrix_norm(yc.T @ yc))
-    )
+    float32_textbook = 1 - textbook_cka(x, y, dtype=torch.float32)
     if size <= 1e-3:
         assert float32_textbook != pytest.approx(reference, rel=1e-2)
 

@@ -38,8 +38,9 @@ def cka_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"activations of shape {tuple(x.shape)} and {tuple(y.shape)}: need the same n × d")
     dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
-    x = x.to(dtype) - x.to(dtype).mean(0, keepdim=True)  # centred columns
-    d = y.to(dtype) - y.to(dtype).mean(0, keepdim=True) - x
+    x, y = x.to(dtype), y.to(dtype)
+    x = x - x.mean(0, keepdim=True)  # centred columns
+    d = y - y.mean(0, keepdim=True) - x
     a, b, c = (x.T @ x).double(), (x.T @ d).double(), (d.T @ d).double()
     a2, p, q, g = (a * a).sum(), (a * b).sum(), (b * b).sum(), (a * c).sum()
     s = ((b + b.T + c) ** 2).sum()
