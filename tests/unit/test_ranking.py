@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from locus.core.ranking import FLAT_SPREAD, profile_shape, seed_stability, spearman
+from locus.core.ranking import BAND_Z, FLAT_SPREAD, banded_profiles, profile_shape, seed_stability, spearman
 
 
 def table(rows: np.ndarray) -> pd.DataFrame:
@@ -109,13 +109,45 @@ def test_the_explorer_offers_metric_and_lr_dropdowns_legend_toggles_and_bands():
     ]
     assert params["lr"]["bind"]["options"] == ["0.0002", "0.001"]
     assert any(p.get("bind") == "legend" for p in spec["params"])
+    band, line = spec["layer"]  # a hidden domain fades; a shown band stays translucent over the lines
+    assert band["encoding"]["opacity"]["condition"]["value"] == 0.2 and "opacity" not in band["mark"]
+    assert line["encoding"]["opacity"]["condition"]["value"] == 1.0
     data = next(iter(spec["datasets"].values()))
     first = next(
         r
         for r in data
         if r["domain"] == "cpp" and r["lr"] == "0.001" and r["layer"] == 2 and r["metric"] == LABELS["mean_abs"]
     )
-    assert first["low"] == pytest.approx(3e-4) and first["high"] == pytest.approx(4e-4) and first["steps"] == 4
+    # seeds 3e-4 and 4e-4 at every layer: pooled s.e. of the mean √(5e-9 / 2) = 5e-5, band 3 × 5e-5
+    assert first["value"] == pytest.approx(3.5e-4) and first["steps"] == 4
+    assert first["low"] == pytest.approx(2e-4) and first["high"] == pytest.approx(5e-4)
+
+
+def test_every_chart_shades_the_band_the_sentences_test_against():
+    """One seed band: what the charts shade (banded_profiles) is profile_shape's band, pooled over
+    layers (not each layer's min–max or s.d.), and a layer is called a peak exactly when its shaded
+    band clears the profile's median layer."""
+    rng = np.random.default_rng(3)
+    rows = [
+        {"domain": "d", "lr": 1e-3, "seed": s, "layer": layer, "m": (1.4 if layer == 5 else 1.0) + noise}
+        for layer in range(10)
+        for s, noise in enumerate(rng.normal(0, 0.05 if layer < 5 else 0.01, 3))
+    ]
+    long = pd.DataFrame(rows)
+    shaded = banded_profiles(long, "m").set_index("layer")
+    per_seed = long.pivot_table(index="layer", columns="seed", values="m")
+    shape = profile_shape(per_seed)
+    pooled_se = np.sqrt(per_seed.var(axis=1, ddof=1).mean() / 3)
+    assert np.allclose(shaded.band, BAND_Z * pooled_se) and np.allclose(shape["band"], shaded.band)
+    assert np.allclose(shaded.high - shaded.value, shaded.band) and (shaded.seeds == 3).all()
+    clears = shaded.index[(shaded.low > shaded.value.median()) | (shaded.high < shaded.value.median())]
+    assert shape["peak_layers"] == [5] and list(clears) == [5]
+    one_seed = banded_profiles(long[long.seed == 0], "m")
+    assert (
+        one_seed.band.isna().all()
+        and (one_seed.low == one_seed.value).all()
+        and (one_seed.high == one_seed.value).all()
+    )
 
 
 def test_a_reproducible_but_tiny_difference_is_nearly_flat():

@@ -1,5 +1,7 @@
 """Layer rankings and how far to trust them: one Spearman, the seed band, flat vs peaked profiles.
 
+The seed band defined here is the one every chart shades and every sentence tests against.
+
 A layer profile is one number per layer (a metric averaged over a layer's matrices). Read from one
 run it always has a highest layer; whether that peak means anything depends on how much the
 profile moves when only the seed changes (LoRA's random A, dropout masks and data order). With
@@ -47,6 +49,39 @@ def seed_stability(per_seed: pd.DataFrame) -> float:
     return float(np.nanmean(rhos)) if rhos and not np.all(np.isnan(rhos)) else float("nan")
 
 
+def seed_band(per_seed: pd.DataFrame) -> float:
+    """The seed band of one profile (a layer × seed table): BAND_Z × the standard error of a layer's
+    seed mean, its across-seed variance pooled over layers; NaN with one seed."""
+    seeds = per_seed.shape[1]
+    if seeds < 2:
+        return float("nan")
+    return float(BAND_Z * np.sqrt(per_seed.var(axis=1, ddof=1).mean() / seeds))
+
+
+def banded_profiles(layers: pd.DataFrame, metric: str, by: tuple[str, ...] = ("domain", "lr")) -> pd.DataFrame:
+    """Every profile of a long table (rows *by, seed, layer, metric; one profile per `by` group) as
+    its seed mean per layer with the seed band that profile_shape's verdicts use. Columns: *by,
+    layer, value, band, low, high (value ∓ band; value itself with one seed, where band is NaN), seeds."""
+    frames = []
+    for key, df in layers.groupby(list(by)):
+        per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
+        band, mean = seed_band(per_seed), per_seed.mean(axis=1)
+        half = 0.0 if np.isnan(band) else band
+        frame = pd.DataFrame(
+            {
+                "layer": mean.index,
+                "value": mean.values,
+                "band": band,
+                "low": mean.values - half,
+                "high": mean.values + half,
+                "seeds": per_seed.notna().sum(axis=1).values,
+            }
+        )
+        frames.append(frame.assign(**dict(zip(by, key)))[[*by, *frame.columns]])
+    columns = [*by, "layer", "value", "band", "low", "high", "seeds"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def profile_shape(per_seed: pd.DataFrame) -> dict:
     """What a layer × seed table supports saying: {mean, band, spread, flat, peak_layers, dip_layers,
     stability, seeds}.
@@ -57,7 +92,7 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
     seeds = per_seed.shape[1]
     spread = float(mean.std(ddof=0) / mean.mean()) if mean.mean() else float("nan")
     if seeds > 1:
-        band = pd.Series(BAND_Z * np.sqrt(per_seed.var(axis=1, ddof=1).mean() / seeds), index=mean.index)
+        band = pd.Series(seed_band(per_seed), index=mean.index)
         excess = mean - mean.median()
         peak = [int(layer) for layer in mean.index[excess > band]]
         dip = [int(layer) for layer in mean.index[excess < -band]]

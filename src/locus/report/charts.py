@@ -5,21 +5,18 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from locus.core.ranking import BAND_Z, banded_profiles
 from locus.core.stats import LABELS, PER_LR, STATISTICS
 from locus.params import lr_label
 
 WIDTH, HEIGHT = 520, 260
+# What every shaded band is (locus.core.ranking.seed_band): the margin the findings test peaks against.
+BAND_NOTE = f"band: seed mean ± {BAND_Z:g} s.e."
 
 
 def band_tooltip(*ids: str, extra=()) -> list:
-    """A banded profile point's tooltip: what identifies it, the seed mean with its band, the seeds."""
+    """A banded profile point's tooltip: what identifies it, the seed mean with its seed band, the seeds."""
     return [*ids, *(alt.Tooltip(f"{c}:Q", format=".3e") for c in ("value", "low", "high")), "seeds", *extra]
-
-
-def _seed_summary(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean over seeds per (domain, lr, layer), with the min–max band across seeds."""
-    g = layers.groupby(["domain", "lr", "layer"])[metric]
-    return g.agg(value="mean", low="min", high="max", seeds="count").reset_index()
 
 
 def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
@@ -33,13 +30,13 @@ def cross_domain(layers: pd.DataFrame, metric: str) -> dict[str, alt.Chart]:
 
 
 def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", width: int = WIDTH) -> dict[str, alt.Chart]:
-    """Per LR ("{name}_lr=…"): the metric by layer, one line per domain, min–max band over seeds."""
+    """Per LR ("{name}_lr=…"): the metric by layer, one line per domain, with the seed band."""
     charts = {}
-    summary = _seed_summary(layers, metric)
+    summary = banded_profiles(layers, metric)
     for lr, df in summary.groupby("lr"):
         base = alt.Chart(df).encode(
             x=alt.X("layer:Q", title="layer", scale=alt.Scale(domain=[0, int(layers.layer.max())])),
-            color=alt.Color("domain:N", title="domain"),
+            color=alt.Color("domain:N", title="domain", legend=alt.Legend(symbolOpacity=1)),
         )
         line = base.mark_line(point=True).encode(
             y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
@@ -51,7 +48,8 @@ def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", widt
         charts[f"{name}_lr={lr_label(lr)}"] = layer.properties(
             width=width if metric != PER_LR else width // 2 + 60,
             height=HEIGHT,
-            title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}",
+            title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
+            + (f" ({BAND_NOTE})" if df["seeds"].max() > 1 else ""),
         )
     return charts
 
@@ -116,16 +114,16 @@ EXPLORER_METRICS = [
 
 def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
     """One interactive layer-profile explorer (works offline, no server): choose the metric and the
-    LR from dropdowns, click legend entries to show or hide domains; the seed band (min–max over
-    seeds) is shaded and every point has a tooltip (layer, value, band, seeds, steps).
+    LR from dropdowns, click legend entries to show or hide domains; the seed band
+    (locus.core.ranking.seed_band) is shaded and every point has a tooltip (layer, value, band, seeds, steps).
     `metrics` maps (domain, lr, seed) to that cell's metrics.json, for the steps in the tooltip."""
     names = [m for m in EXPLORER_METRICS if m in layers]
     long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=names, var_name="metric")
     long["steps"] = [
         metrics.get((d, lr, s), {}).get("optimizer_steps") for d, lr, s in zip(long.domain, long.lr, long.seed)
     ]
-    g = long.groupby(["metric", "domain", "lr", "layer"])
-    df = g["value"].agg(value="mean", low="min", high="max", seeds="count").join(g["steps"].max()).reset_index()
+    steps = long.groupby(["metric", "domain", "lr", "layer"])["steps"].max().reset_index()
+    df = banded_profiles(long, "value", by=("metric", "domain", "lr")).merge(steps, how="left")
     df["metric"] = df["metric"].map(LABELS)
     df["lr"] = df["lr"].map(lr_label)
     metric = alt.param(
@@ -141,20 +139,21 @@ def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
         .transform_filter((alt.datum.metric == metric) & (alt.datum.lr == lr))
         .encode(
             x=alt.X("layer:Q", title="layer"),
-            color=alt.Color("domain:N", title="domain (click to toggle)"),
-            opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)),
+            color=alt.Color("domain:N", title="domain (click to toggle)", legend=alt.Legend(symbolOpacity=1)),
         )
     )
-    band = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q")
+    # An opacity encoding overrides the mark's, so the band's faintness is in its own condition.
+    band = base.mark_area().encode(
+        y="low:Q", y2="high:Q", opacity=alt.condition(shown, alt.value(0.2), alt.value(0.02))
+    )
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title="value (the chosen metric)", scale=alt.Scale(zero=False)),
+        opacity=alt.condition(shown, alt.value(1.0), alt.value(0.08)),
         tooltip=band_tooltip("domain", "lr", "layer", extra=["steps"]),
     )
     chart = (
         (band + line)
         .add_params(metric, lr, shown)
-        .properties(
-            width=WIDTH + 120, height=HEIGHT + 60, title="Layer-profile explorer (seed band: min–max over seeds)"
-        )
+        .properties(width=WIDTH + 120, height=HEIGHT + 60, title=f"Layer-profile explorer ({BAND_NOTE})")
     )
     return {"explorer": chart}

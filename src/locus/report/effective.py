@@ -13,10 +13,10 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
-from locus.core.ranking import profile_shape
+from locus.core.ranking import banded_profiles, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
-from locus.report.charts import module_heatmap
+from locus.report.charts import BAND_NOTE, band_tooltip, module_heatmap
 from locus.report.words import (
     COARSE,
     ONE_SEED,
@@ -30,30 +30,24 @@ from locus.report.words import (
 W, H = 400, 240
 
 
-def _bands(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean over seeds per (domain, lr, layer) with mean ± 1 s.d. across seeds (0 with one seed)."""
-    g = layers.groupby(["domain", "lr", "layer"])[metric].agg(value="mean", sd="std", seeds="count").reset_index()
-    g["sd"] = g["sd"].fillna(0.0)
-    return g.assign(low=g.value - g.sd, high=g.value + g.sd)
-
-
 def banded_profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
+    """One line per domain of a banded_profiles table (locus.core.ranking), the seed band shaded."""
     base = alt.Chart(df).encode(x=alt.X("layer:Q", title="layer"), color=alt.Color("domain:N"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-        tooltip=["domain", "layer", alt.Tooltip("value:Q", format=".3e"), alt.Tooltip("sd:Q", format=".2e"), "seeds"],
+        tooltip=band_tooltip("domain", "layer"),
     )
     chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if df.seeds.max() > 1 else line
     return chart.properties(width=W, height=H, title=title)
 
 
 def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:
-    """Per LR: ‖ΔW‖_F/‖W₀‖_F by layer (one line per domain) beside raw ‖ΔW‖_F; seed mean ± s.d. bands."""
-    rel, raw = _bands(layers, "rel_fro"), _bands(layers, "fro")
+    """Per LR: ‖ΔW‖_F/‖W₀‖_F by layer (one line per domain) beside raw ‖ΔW‖_F, with seed bands."""
+    rel, raw = banded_profiles(layers, "rel_fro"), banded_profiles(layers, "fro")
     charts = {}
     for lr in sorted(layers.lr.unique()):
         seeds = int(layers[layers.lr == lr].seed.nunique())
-        note = f" (mean ± s.d. over {seeds} seeds)" if seeds > 1 else ""
+        note = f" ({BAND_NOTE}, {seeds} seeds)" if seeds > 1 else ""
         charts[f"effective_profile_lr={lr_label(lr)}"] = alt.hconcat(
             banded_profile(rel[rel.lr == lr], "rel_fro", f"size-normalised ‖ΔW‖_F/‖W₀‖_F, LR {lr_label(lr)}{note}"),
             banded_profile(raw[raw.lr == lr], "fro", f"raw ‖ΔW‖_F, LR {lr_label(lr)}"),
@@ -70,7 +64,7 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
     """Per LR: attention's share of the layer's ‖ΔW‖²_F by layer; dashed: its share of ‖W₀‖²_F (size alone)."""
     charts = {}
     for lr in sorted(layers.lr.unique()):
-        df = _bands(layers[layers.lr == lr], "attention_share")
+        df = banded_profiles(layers[layers.lr == lr], "attention_share")
         ref = layers[layers.lr == lr].groupby("layer", as_index=False)["attention_w0_share"].mean()
         line = banded_profile(df, "attention_share", f"attention vs MLP, LR {lr_label(lr)}")
         rule = (

@@ -41,7 +41,9 @@ def layer_table(modules: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
 
 def _lines(layers: pd.DataFrame, column: str, metric: str, title: str) -> alt.Chart:
     """charts_effective's layer profile of `column` (axis: LABELS[metric]), one line per adapter, no band."""
-    df = pd.DataFrame({"domain": layers.adapter, "layer": layers.layer, "value": layers[column], "sd": 0.0, "seeds": 1})
+    value = layers[column]
+    df = pd.DataFrame({"domain": layers.adapter, "layer": layers.layer, "value": value, "low": value, "high": value})
+    df["seeds"] = 1
     return banded_profile(df, metric, title).encode(color=alt.Color("domain:N", title="adapter"))
 
 

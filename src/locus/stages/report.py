@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from locus import io
+from locus.core.ranking import BAND_Z, FLAT_SPREAD
 from locus.layout import cell_dir, cells, data_dir
 from locus.params import lr_label
 from locus.report import charts
@@ -21,6 +22,7 @@ from locus.report import experiments as charts_experiments
 from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
+from locus.report.words import ONE_SEED
 
 
 def read_metrics(params) -> dict[tuple, dict]:
@@ -92,6 +94,7 @@ def header(params) -> str:
 
 PAGE = """<p>How much each LoRA matrix changed during fine-tuning (Δ = final − initial adapter weights),
 averaged per transformer layer — the seed experiment's "locus of learning".</p>
+<p>{bands}</p>
 {header}
 <h2>Data</h2>{data}
 <h2>Runs</h2>{runs}
@@ -109,6 +112,13 @@ SECTIONS = [
     charts_representation.SECTION,
 ]
 
+
+SEED_BANDS = (
+    f"Every shaded band is the seed band: the seed mean ± {BAND_Z:g} standard errors, the across-seed "
+    "variance pooled over a profile's layers (two seeds give one degree of freedom per layer). A sentence "
+    "calls a layer higher or lower only where its band clears the profile's median layer; a profile "
+    f"with no such layer, or a layer-to-layer spread under {FLAT_SPREAD:.0%}, is called flat."
+)
 
 ADAM_NOTE = (
     " Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
@@ -155,6 +165,7 @@ def run(args, params) -> None:
     sections, specs = chart_sections(figures, notes, SECTIONS + more_sections)
     body = PAGE.format(
         header=header(params),
+        bands=SEED_BANDS if len(params.grid.seeds) > 1 else f"One seed: no seed band; {ONE_SEED}.",
         data=data_table(params).to_html(index=False),
         runs=run_table(cell_metrics).to_html(index=False),
         sections=sections,
