@@ -55,26 +55,31 @@ def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", widt
 
 
 def per_domain(layers: pd.DataFrame) -> dict[str, alt.Chart]:
-    """Seed figure 2: for each domain and LR, the four statistics by layer (independent scales)."""
+    """Seed figure 2: for each domain and LR, the four statistics by layer (independent scales), with seed bands."""
     charts = {}
     long = layers.melt(
         id_vars=["domain", "lr", "seed", "layer"], value_vars=list(STATISTICS), var_name="statistic", value_name="value"
     )
     long["statistic"] = long["statistic"].map(LABELS)
-    long = long.groupby(["domain", "lr", "layer", "statistic"], as_index=False)["value"].mean()
-    for (domain, lr), df in long.groupby(["domain", "lr"]):
+    banded = banded_profiles(long, "value", by=("domain", "lr", "statistic"))
+    for (domain, lr), df in banded.groupby(["domain", "lr"]):
+        base = alt.Chart().encode(x=alt.X("layer:Q"))
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+            tooltip=band_tooltip("statistic", "layer"),
+        )
+        layered = (
+            alt.layer(base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q"), line) if df.seeds.max() > 1 else line
+        )
         chart = (
-            alt.Chart(df)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("layer:Q"),
-                y=alt.Y("value:Q", title=None),
-                tooltip=["statistic", "layer", alt.Tooltip("value:Q", format=".3e")],
-            )
+            alt.layer(layered, data=df)
             .properties(width=250, height=150)
             .facet(facet=alt.Facet("statistic:N", title=None, sort=[LABELS[s] for s in STATISTICS]), columns=2)
             .resolve_scale(y="independent")
-            .properties(title=f"{domain}, LR = {lr_label(lr)}: weight change across layers")
+            .properties(
+                title=f"{domain}, LR = {lr_label(lr)}: weight change across layers"
+                + (f" ({BAND_NOTE})" if df.seeds.max() > 1 else "")
+            )
         )
         charts[f"domain_{domain}_lr={lr_label(lr)}"] = chart
     return charts
