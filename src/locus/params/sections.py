@@ -1,21 +1,15 @@
-"""The one schema for params.yaml.
+"""The sections of params.yaml, one model each, and the name and list rules they share.
 
-Every stage calls `load()` first, so a bad value fails before any work with a message naming the
-key (e.g. ``params.yaml: lora.r: Input should be greater than 0``). Presets in ``presets/`` are
-overlays: they are deep-merged over params.yaml and validated together.
+locus.params puts them together (Params: the whole file, with the rules that span sections) and
+loads them; this module says what each section may hold.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-PRESETS_DIR = Path("presets")
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -293,136 +287,6 @@ class ClusterParams(Section):
         if v and not re.fullmatch(r"[A-Za-z0-9_.]+", v):
             raise ValueError(f"{v!r} must be letters, digits, '_' or '.' (e.g. a100)")
         return v
-
-
-class Params(Section):
-    results_dir: str = "results"
-    models_dir: str = "models"
-    # The learning rate of a single DVC experiment (`dvc exp run -S lr=...`); the grid's list is in grid.
-    lr: float = Field(0.001, gt=0, le=1)
-    model: ModelParams = ModelParams()
-    quantization: QuantizationParams = QuantizationParams()
-    lora: LoraParams = LoraParams()
-    training: TrainingParams = TrainingParams()
-    grid: GridParams
-    data: DataParams = DataParams()
-    analysis: AnalysisParams = AnalysisParams()
-    evaluation: EvaluationParams = EvaluationParams()
-    full_ft: FullFtParams = FullFtParams()
-    validation: ValidationParams = ValidationParams()
-    trajectory: TrajectoryParams = TrajectoryParams()
-    report: ReportParams = ReportParams()
-    cluster: ClusterParams = ClusterParams()
-    # Adapters trained elsewhere: {name: {model, adapters: {label: dir}}} -> results/external/{name}/.
-    external: dict[str, ExternalAnalysis] = Field(default_factory=dict)
-
-    @field_validator("external")
-    @classmethod
-    def _external_names(cls, v: dict) -> dict:
-        for name in v:
-            check_name(name, "external name")
-        return v
-
-    def with_quantization(self, method: str) -> Params:
-        """These params with quantization.method replaced (W₀ of an unquantized or NF4 base)."""
-        return self.model_copy(update={"quantization": self.quantization.model_copy(update={"method": method})})
-
-    def as_experiment(self) -> Params:
-        """The params of one DVC experiment: the grid at the single learning rate `lr`."""
-        return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})
-
-    @model_validator(mode="after")
-    def _trajectory(self) -> Params:
-        every, domains = self.training.snapshot_every, self.trajectory.domains
-        if bool(every) != bool(domains):
-            raise ValueError(
-                f"training.snapshot_every={every} and trajectory.domains={domains}: set both "
-                f"(snapshots every K steps, analysed for these domains) or neither"
-            )
-        if any(d not in self.grid.domains for d in domains) or len(set(domains)) != len(domains):
-            raise ValueError(f"trajectory.domains: {domains} must be distinct grid.domains {self.grid.domains}")
-        return self
-
-    @model_validator(mode="after")
-    def _paths_relative(self) -> Params:
-        for key in ("results_dir", "models_dir"):
-            if not getattr(self, key):
-                raise ValueError(f"{key} must not be empty")
-        for key in ("evaluation", "full_ft"):
-            domains = getattr(self, key).domains
-            unknown = [d for d in domains if d not in self.grid.domains]
-            if unknown or len(set(domains)) != len(domains):
-                raise ValueError(f"{key}.domains: {domains} must be distinct grid.domains {self.grid.domains}")
-        return self
-
-    @model_validator(mode="after")
-    def _validation_in_grid(self) -> Params:
-        """The layer map being validated comes from the grid, so its domains and LR must be in it."""
-        v = self.validation
-        unknown = [d for d in v.domains if d not in self.grid.domains]
-        if unknown or len(set(v.domains)) != len(v.domains):
-            raise ValueError(f"validation.domains: {v.domains} must be distinct grid.domains {self.grid.domains}")
-        if v.domains and v.learning_rate not in self.grid.learning_rates:
-            raise ValueError(
-                f"validation.learning_rate: {v.learning_rate:g} is not in grid.learning_rates "
-                f"{self.grid.learning_rates} (the layers are ranked from the grid at this LR)"
-            )
-        return self
-
-
-class ParamsError(ValueError):
-    """A params file is missing, unreadable or invalid; the message names file and key."""
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is unambiguous: accept it
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise ParamsError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        what = " ".join(filter(None, [getattr(e, "context", None), getattr(e, "problem", None)])) or str(e)
-        raise ParamsError(f"{where}: invalid YAML: {' '.join(what.split())}") from None
-    if data is None:
-        if not text.strip():  # a zero-length file is a failed write more often than a choice
-            raise ParamsError(f"{path}: empty file (nothing to read; a file of comments sets nothing)")
-        return {}
-    if not isinstance(data, dict):
-        raise ParamsError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    return data
-
-
-def preset_path(name: str) -> Path:
-    return PRESETS_DIR / f"{name}.yaml"
-
-
-def load(path: str | os.PathLike = "params.yaml", preset: str | None = None) -> Params:
-    """Read params.yaml (plus an optional preset overlay), validate, and return frozen Params."""
-    files = [Path(path)] + ([preset_path(preset)] if preset else [])
-    merged: dict = {}
-    for f in files:
-        merged = _deep_merge(merged, _read_yaml(f))
-    try:
-        return Params.model_validate(merged)
-    except ValidationError as e:
-        where = " + ".join(str(f) for f in files)
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in e.errors())
-        raise ParamsError(f"{where}: {problems}") from None
 
 
 def lr_label(lr: float) -> str:
