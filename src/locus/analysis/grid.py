@@ -1,4 +1,4 @@
-"""A grid's per-cell tables read once, and aggregated by layer and by module.
+"""A grid's per-cell tables and metrics read once, and aggregated by layer and by module.
 
 The cell list comes from params (never a glob), so stale cells of an old grid are ignored.
 """
@@ -22,6 +22,11 @@ def read_grid(params, filename: str) -> pd.DataFrame:
             raise FileNotFoundError(f"{path}: missing for cell {domain}, lr={lr}, seed={seed}")
         frames.append(io.read_parquet(path).assign(domain=domain, lr=lr, seed=seed))
     return pd.concat(frames, ignore_index=True)
+
+
+def read_metrics(params) -> dict[tuple, dict]:
+    """{(domain, lr, seed): that cell's metrics.json} for the whole grid (the run table, the summary)."""
+    return {cell: io.read_json(cell_dir(params, *cell) / "metrics.json") for cell in cells(params)}
 
 
 def seed_columns(deltas: pd.DataFrame) -> list[str]:

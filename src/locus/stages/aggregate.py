@@ -26,7 +26,7 @@ import pandas as pd
 
 from locus import io
 from locus.analysis.experiments import tables as experiment_tables
-from locus.analysis.grid import CELL, by_layer, by_module, read_grid
+from locus.analysis.grid import CELL, by_layer, by_module, read_grid, read_metrics
 from locus.core.similarity import similarity_table
 from locus.layout import cell_dir, cells
 from locus.params import lr_label
@@ -39,18 +39,16 @@ def layer_profile(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def summary(params, layers: pd.DataFrame) -> dict:
     """{domain (or "domain@lr=..."): numbers}, seeds averaged; keys are stable across DVC experiments."""
-    rows = []
-    for domain, lr, seed in cells(params):
-        m = io.read_json(cell_dir(params, domain, lr, seed) / "metrics.json")
-        rows.append(
-            {
-                "domain": domain,
-                "lr": lr,
-                "eval_loss_before": m["eval_loss_before"],
-                "eval_loss_after": m["eval_loss_after"],
-                "train_loss": m["train_loss"],
-            }
-        )
+    rows = [
+        {
+            "domain": domain,
+            "lr": lr,
+            "eval_loss_before": m["eval_loss_before"],
+            "eval_loss_after": m["eval_loss_after"],
+            "train_loss": m["train_loss"],
+        }
+        for (domain, lr, _), m in read_metrics(params).items()
+    ]
     metric = params.report.metric
     per_cell = layers.groupby(CELL)[metric].mean().rename(f"{metric}_mean_over_layers").reset_index()
     table = pd.DataFrame(rows).merge(per_cell.drop(columns="seed").groupby(["domain", "lr"]).mean().reset_index())

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from locus import io
+from locus.analysis.grid import read_metrics
 from locus.core.ranking import BAND_Z, FLAT_SPREAD
-from locus.layout import cell_dir, cells, data_dir
+from locus.layout import data_dir
 from locus.params import lr_label
 from locus.report import charts
 from locus.report import effective as charts_effective
@@ -23,11 +24,6 @@ from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
 from locus.report.words import ONE_SEED
-
-
-def read_metrics(params) -> dict[tuple, dict]:
-    """{(domain, lr, seed): that cell's metrics.json}, read once for the run table and the explorer."""
-    return {cell: io.read_json(cell_dir(params, *cell) / "metrics.json") for cell in cells(params)}
 
 
 def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
