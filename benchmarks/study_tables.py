@@ -8,7 +8,7 @@
 2. Do domains differ beyond seed noise? For each metric and LR, a permutation test over cells: the
    statistic is the between-domain variance of the cells' values (mean over layers: *magnitude*;
    each layer divided by the cell's mean over layers, averaged over layers: *shape*), domain labels
-   shuffled among the cells 5,000 times; p = share of shuffles at least as large.
+   shuffled among the cells 5,000 times (locus.core.ranking.domain_test, which the report uses too).
 3. Attention vs MLP: attention's share of ‖ΔW‖²_F against its share of ‖W₀‖²_F.
 4. LoRA vs full fine-tuning (when the run has the arm): Spearman ρ of the layer profiles.
 5. Representation change vs the weight maps: Spearman ρ per cell (locus.report.representation).
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from locus import params as params_module
-from locus.core.ranking import profile_shape
+from locus.core.ranking import domain_test, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.representation import agreement
@@ -58,21 +58,7 @@ def stability(layers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def permutation_p(per_cell: pd.DataFrame, rng: np.random.Generator, n: int) -> tuple[float, float]:
-    """(statistic, permutation p) for cells × features indexed by (domain, seed): the statistic is the
-    between-domain variance of the domain means, averaged over features; domain labels shuffled n times."""
-    labels = per_cell.index.get_level_values("domain").to_numpy()
-
-    def between(domains):
-        return per_cell.groupby(domains).mean().var(ddof=1).mean()
-
-    observed = between(labels)
-    null = np.array([between(rng.permutation(labels)) for _ in range(n)])
-    return observed, float((null >= observed).mean())
-
-
-def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
+def domain_differences(layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for metric in [m for m in METRICS if m in layers]:
         for lr, g in layers.groupby("lr"):
@@ -81,10 +67,10 @@ def domain_differences(layers: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             shape = g.assign(rel=g[metric] / g.groupby(["domain", "seed"])[metric].transform("mean"))
             mean_profile = shape.groupby("layer").rel.mean()
             deviation = ((shape.rel - shape.layer.map(mean_profile)) ** 2).groupby([shape.domain, shape.seed]).mean()
-            between, p_mag = permutation_p(magnitude.to_frame(), rng, 5000)
+            between, p_mag = domain_test(magnitude.to_frame())
             within = magnitude.groupby(level="domain").var(ddof=1).mean()
             per_layer = shape.pivot_table(index=["domain", "seed"], columns="layer", values="rel")
-            _, p_shape = permutation_p(per_layer, rng, 2000)
+            _, p_shape = domain_test(per_layer)
             domain_means = magnitude.groupby(level="domain").mean()
             rows.append(
                 {

@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from locus.core.ranking import BAND_Z, FLAT_SPREAD, banded_profiles, profile_shape, seed_stability, spearman
+from locus.core.ranking import (
+    BAND_Z,
+    FLAT_SPREAD,
+    banded_profiles,
+    domain_test,
+    profile_shape,
+    seed_stability,
+    spearman,
+)
 
 
 def table(rows: np.ndarray) -> pd.DataFrame:
@@ -42,7 +50,7 @@ def test_one_seed_is_judged_by_spread_only():
 
 
 def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_band():
-    from locus.report.effective import describe_profile
+    from locus.report.profiles import describe_profile
 
     rng = np.random.default_rng(0)  # pure noise still crosses a 3-s.e. band in a few % of draws
     rows = []
@@ -151,7 +159,7 @@ def test_every_chart_shades_the_band_the_sentences_test_against():
 
 
 def test_a_reproducible_but_tiny_difference_is_nearly_flat():
-    from locus.report.effective import describe_profile
+    from locus.report.profiles import describe_profile
 
     rows = [
         {
@@ -166,3 +174,52 @@ def test_a_reproducible_but_tiny_difference_is_nearly_flat():
     ]
     text = describe_profile(pd.DataFrame(rows), 0.001)
     assert "tiny nearly flat (layer-to-layer spread 1.4%), though layers 8–11 higher beyond the seed band" in text
+
+
+def cells_table(values: np.ndarray, domains: str = "abcde") -> pd.DataFrame:
+    """One row per (domain, seed) cell, seeds along the second axis of `values` (domains × seeds × features)."""
+    d, s, f = values.shape
+    index = pd.MultiIndex.from_product([list(domains[:d]), range(s)], names=["domain", "seed"])
+    return pd.DataFrame(values.reshape(d * s, f), index=index)
+
+
+def test_domain_test_statistic_and_p_by_hand():
+    # two domains of two seeds, values 0, 1 | 3, 4: domain means 0.5 and 3.5, variance 4.5 (ddof 1)
+    table = cells_table(np.array([[[0.0], [1.0]], [[3.0], [4.0]]]))
+    statistic, p = domain_test(table, permutations=3000)
+    assert statistic == pytest.approx(4.5)
+    # the 4 cells split 2 + 2 in 3 ways ({0,1}{3,4}, {0,3}{1,4}, {0,4}{1,3}); only the observed one
+    # reaches 4.5, so p -> 1/3
+    assert p == pytest.approx(1 / 3, abs=0.03)
+    assert np.isnan(domain_test(table.xs(0, level="seed", drop_level=False))[1])  # one seed: untestable
+    assert np.isnan(domain_test(table.xs("a", level="domain", drop_level=False))[1])  # one domain
+
+
+def test_domains_apart_beyond_noise_are_found_and_noise_alone_is_not():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, (5, 2, 1))
+    shifted = noise + np.arange(5)[:, None, None] * 4.0
+    _, p_apart = domain_test(cells_table(shifted))
+    # the smallest p 5 domains × 2 seeds allow: 5! renamings × 2⁵ seed orders of 10! labellings
+    assert p_apart < 0.005 and p_apart > 0
+    p_noise = [domain_test(cells_table(rng.normal(0, 1, (5, 2, 3))), permutations=400, seed=i)[1] for i in range(60)]
+    assert 0.01 < np.mean(np.array(p_noise) < 0.05) < 0.2 and 0.35 < np.median(p_noise) < 0.65
+
+
+def test_the_report_says_whether_domains_differ_beyond_seed_noise():
+    from locus.report.profiles import describe_profile
+
+    rng = np.random.default_rng(2)
+    rows = [
+        {"domain": d, "lr": 0.001, "seed": s, "layer": layer, "rel_fro": size * (1 + rng.normal(0, 0.01))}
+        for d, size in (("big", 2.0), ("mid", 1.5), ("small", 1.0))
+        for s in range(3)
+        for layer in range(8)
+    ]
+    text = describe_profile(pd.DataFrame(rows), 0.001)
+    assert "In size (mean over layers), big is largest" in text and "small smallest" in text
+    assert "2.00× apart: beyond seed noise (p = 0.00" in text
+    assert "in shape (each profile ÷ its mean over layers): within seed noise" in text
+    assert "permutation tests over the 9 cells" in text
+    one_seed = describe_profile(pd.DataFrame(rows).query("seed == 0"), 0.001)
+    assert "2.00× apart; one seed: not tested against seed noise." in one_seed

@@ -17,6 +17,9 @@ S ≥ 2 seeds the per-layer spread across seeds is measured directly:
                   then a layer beyond its band is reproducible but too small to call a locus
   stability     = Spearman ρ of the layer ranking between every pair of seeds (mean over pairs):
                   1 = the same order every time; near 0 = the ranking is noise.
+Across domains, whether they differ beyond seed noise is a permutation test over the cells
+(domain_test): the domains' means spread more than when the domain labels are shuffled among the
+cells, which keeps only what seeds alone produce.
 """
 
 from __future__ import annotations
@@ -109,3 +112,41 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
         "stability": seed_stability(per_seed),
         "seeds": seeds,
     }
+
+
+PERMUTATIONS = 5000
+
+
+def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
+    """(statistic, p): do the domains differ beyond seed noise?
+
+    per_cell has one row per cell, indexed by (domain, seed), and one column per feature (one
+    column: the cell's mean over layers; one per layer: its profile). The statistic is the variance
+    across domains of the domain means, averaged over features. p is the share of relabellings —
+    the domain labels shuffled among the cells, `permutations` times — whose statistic reaches the
+    observed one, the observed labelling counted among them (Phipson & Smyth 2010: p ≥ 1/(n+1),
+    never 0). p is NaN when a domain has fewer than two cells (one seed cannot tell domain from
+    seed); both are NaN with one domain. Cells of one seed share their initial adapter; every
+    domain holds every seed, so an effect of the seed adds nothing to the observed statistic and
+    only to the shuffles: the test errs on the side of "within seed noise"."""
+    codes, domains = pd.factorize(per_cell.index.get_level_values("domain"))
+    values = per_cell.to_numpy(np.float64)
+    sizes = np.bincount(codes)
+    if len(domains) < 2:
+        return float("nan"), float("nan")
+
+    def statistic(labellings: np.ndarray) -> np.ndarray:  # (k, cells) domain codes -> (k,)
+        onehot = np.eye(len(domains))[labellings]  # (k, cells, domains)
+        means = np.einsum("kcd,cf->kdf", onehot, values) / sizes[None, :, None]  # relabelling keeps sizes
+        return means.var(axis=1, ddof=1).mean(axis=1)
+
+    observed = float(statistic(codes[None])[0])
+    if sizes.min() < 2:
+        return observed, float("nan")
+    rng = np.random.default_rng(seed)
+    reached = 0
+    for start in range(0, permutations, 1000):  # bounded memory on large grids
+        batch = np.array([rng.permutation(codes) for _ in range(min(1000, permutations - start))])
+        # relabellings that only rename domains give the same statistic up to rounding
+        reached += int((statistic(batch) >= observed * (1 - 1e-9)).sum())
+    return observed, (reached + 1) / (permutations + 1)

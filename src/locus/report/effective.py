@@ -13,19 +13,12 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
-from locus.core.ranking import banded_profiles, profile_shape
+from locus.core.ranking import banded_profiles
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.charts import BAND_NOTE, band_tooltip, module_heatmap
-from locus.report.words import (
-    COARSE,
-    ONE_SEED,
-    early_and_late,
-    layer_span,
-    layers_phrase,
-    peak_window,
-    ratio_words,
-)
+from locus.report.profiles import describe_profile
+from locus.report.words import ONE_SEED
 
 W, H = 400, 240
 
@@ -97,65 +90,6 @@ def similarity_matrix(matrix: pd.DataFrame) -> dict[str, alt.Chart]:
 
 
 # ---------------------------------------------------------------- plain-language findings
-
-
-def _shape(domain: str, shape: dict) -> str:
-    """One domain's profile in words: flat, peaked beyond the seed band, or (one seed) unverified."""
-    spread = f"layer-to-layer spread {shape['spread']:.1%}"
-    beyond = shape["peak_layers"] or shape["dip_layers"]
-    if shape["flat"] and beyond:  # reproducible, but too small to call a locus
-        where = (
-            f"{layers_phrase(shape['peak_layers'])} higher"
-            if shape["peak_layers"]
-            else f"{layers_phrase(shape['dip_layers'])} lower"
-        )
-        return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
-    if shape["flat"]:
-        why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
-        return f"{domain} flat ({why})"
-    if shape["seeds"] == 1:
-        a, b = peak_window(shape["mean"])
-        return f"{domain} highest at {layers_phrase(list(range(a, b + 1)))} ({spread}; {ONE_SEED})"
-    if shape["peak_layers"]:
-        return f"{domain} highest at {layers_phrase(shape['peak_layers'])} (beyond the seed band; {spread})"
-    return f"{domain} lower at {layers_phrase(shape['dip_layers'])} (beyond the seed band; {spread})"
-
-
-def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
-    """The profile of each domain at one LR in words: flat or where it peaks (only a peak that beats
-    the seed band is called one), late vs early layers with a seed-noise verdict, and how stable the
-    layer ranking is between seeds (locus.core.ranking)."""
-    cell = layers[layers.lr == lr]
-    early, late = early_and_late(cell.layer)
-    shapes, ratios, beyond, within = {}, {}, [], []
-    for domain, df in cell.groupby("domain"):
-        per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
-        shapes[domain] = profile_shape(per_seed)
-        profile = shapes[domain]["mean"]
-        ratios[domain] = profile.loc[late].mean() / profile.loc[early].mean()
-        if per_seed.shape[1] > 1:
-            diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
-            (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
-    parts = [f"{d} {ratio_words(r)}" for d, r in ratios.items()]
-    text = (
-        f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
-        f"Late layers ({layer_span(late)}) vs early layers ({layer_span(early)}): {', '.join(parts)}."
-    )
-    seeds = cell.seed.nunique()
-    if seeds > 1:
-        text += (
-            f" Over {seeds} seeds{COARSE if seeds == 2 else ''} the late−early difference exceeds 2× its "
-            f"across-seed s.d. for {', '.join(beyond) or 'no domain'}"
-            + (f"; within seed noise for {', '.join(within)}." if within else ".")
-        )
-        text += (
-            " How stable is this map? Spearman ρ of the layer ranking between seeds: "
-            + ", ".join(f"{d} {s['stability']:.2f}" for d, s in shapes.items())
-            + " (1 = same order every seed; below 0.8 the ordering is mostly seed noise)."
-        )
-    else:
-        text += " One seed: seed noise not estimated (add seeds to grid.seeds)."
-    return text
 
 
 def describe_modules(modules: pd.DataFrame, lr: float) -> str:

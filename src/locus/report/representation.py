@@ -16,7 +16,7 @@ from locus.core.ranking import spearman
 from locus.core.stats import CELL, LABELS, PER_LR
 from locus.params import lr_label
 from locus.report.charts import profiles
-from locus.report.effective import describe_profile
+from locus.report.profiles import describe_profile
 
 SECTION = ("Representation change: where the computation changed (1 − linear CKA of hidden states)", "representation")
 WEIGHT_MAPS = (PER_LR, "rel_fro")

@@ -23,6 +23,7 @@ from locus.report import experiments as charts_experiments
 from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
+from locus.report.profiles import describe_profile
 from locus.report.words import ONE_SEED
 
 
@@ -147,7 +148,7 @@ def run(args, params) -> None:
         **representation_figures,
     }
     for lr in params.grid.learning_rates:
-        notes[f"cross_domain_lr={lr_label(lr)}"] = charts_effective.describe_profile(layers, lr, metric) + (
+        notes[f"cross_domain_lr={lr_label(lr)}"] = describe_profile(layers, lr, metric) + (
             ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else ""
         )
 
