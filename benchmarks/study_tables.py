@@ -76,7 +76,8 @@ def domain_differences(layers: pd.DataFrame) -> pd.DataFrame:
                 {
                     "metric": metric,
                     "lr": lr_label(lr),
-                    "magnitude F": between / within if within > 0 else np.inf,
+                    # one-way ANOVA's F of a balanced grid: seeds × variance of the domain means / within
+                    "magnitude F": g.seed.nunique() * between / within if within > 0 else np.inf,
                     "magnitude p": p_mag,
                     "shape p": p_shape,
                     "largest/smallest domain mean": domain_means.max() / domain_means.min(),

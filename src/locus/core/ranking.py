@@ -1,6 +1,6 @@
 """Layer rankings and how far to trust them: one Spearman, the seed band, flat vs peaked profiles.
 
-The seed band defined here is the one every chart shades and every sentence tests against.
+The seed band defined here is the one every chart shades and every claim about a layer tests against.
 
 A layer profile is one number per layer (a metric averaged over a layer's matrices). Read from one
 run it always has a highest layer; whether that peak means anything depends on how much the
@@ -19,7 +19,7 @@ S ≥ 2 seeds the per-layer spread across seeds is measured directly:
                   1 = the same order every time; near 0 = the ranking is noise.
 Across domains, whether they differ beyond seed noise is a permutation test over the cells
 (domain_test): the domains' means spread more than when the domain labels are shuffled among the
-cells, which keeps only what seeds alone produce.
+cells of each seed, which keeps only what seeds alone produce.
 """
 
 from __future__ import annotations
@@ -122,14 +122,17 @@ def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: 
 
     per_cell has one row per cell, indexed by (domain, seed), and one column per feature (one
     column: the cell's mean over layers; one per layer: its profile). The statistic is the variance
-    across domains of the domain means, averaged over features. p is the share of relabellings —
-    the domain labels shuffled among the cells, `permutations` times — whose statistic reaches the
-    observed one, the observed labelling counted among them (Phipson & Smyth 2010: p ≥ 1/(n+1),
-    never 0). p is NaN when a domain has fewer than two cells (one seed cannot tell domain from
-    seed); both are NaN with one domain. Cells of one seed share their initial adapter; every
-    domain holds every seed, so an effect of the seed adds nothing to the observed statistic and
-    only to the shuffles: the test errs on the side of "within seed noise"."""
+    across domains of the domain means, averaged over features. The cells of one seed share their
+    initial adapter, so each seed is a block: the domain labels are shuffled among the cells of
+    each seed, `permutations` times, and an effect of the seed shared by every domain cancels out
+    of the observed statistic and of every shuffle alike. p is the share of shuffles whose
+    statistic reaches the observed one, the observed labelling counted among them (Phipson &
+    Smyth 2010: p ≥ 1/(n+1), never 0); the smallest p a grid allows is 1/(distinct labellings), e.g.
+    1/120 for 5 domains × 2 seeds, ≈ 1/14,400 with 3 seeds. (NaN, NaN) with one domain; p is NaN
+    with one seed (domain and seed cannot be told apart), or when a value is missing."""
     codes, domains = pd.factorize(per_cell.index.get_level_values("domain"))
+    seeds = per_cell.index.get_level_values("seed")
+    blocks = [np.flatnonzero(seeds == s) for s in seeds.unique()]
     values = per_cell.to_numpy(np.float64)
     sizes = np.bincount(codes)
     if len(domains) < 2:
@@ -137,16 +140,18 @@ def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: 
 
     def statistic(labellings: np.ndarray) -> np.ndarray:  # (k, cells) domain codes -> (k,)
         onehot = np.eye(len(domains))[labellings]  # (k, cells, domains)
-        means = np.einsum("kcd,cf->kdf", onehot, values) / sizes[None, :, None]  # relabelling keeps sizes
+        means = np.einsum("kcd,cf->kdf", onehot, values) / sizes[None, :, None]  # shuffling keeps sizes
         return means.var(axis=1, ddof=1).mean(axis=1)
 
     observed = float(statistic(codes[None])[0])
-    if sizes.min() < 2:
+    if len(blocks) < 2 or not np.isfinite(observed):
         return observed, float("nan")
     rng = np.random.default_rng(seed)
     reached = 0
     for start in range(0, permutations, 1000):  # bounded memory on large grids
-        batch = np.array([rng.permutation(codes) for _ in range(min(1000, permutations - start))])
-        # relabellings that only rename domains give the same statistic up to rounding
+        batch = np.tile(codes, (min(1000, permutations - start), 1))
+        for cells in blocks:
+            batch[:, cells] = rng.permuted(batch[:, cells], axis=1)
+        # shuffles that only rename domains give the same statistic up to rounding
         reached += int((statistic(batch) >= observed * (1 - 1e-9)).sum())
     return observed, (reached + 1) / (permutations + 1)

@@ -120,7 +120,8 @@ EXPLORER_METRICS = [
 def explorer(layers: pd.DataFrame, metrics: dict) -> dict[str, alt.Chart]:
     """One interactive layer-profile explorer (works offline, no server): choose the metric and the
     LR from dropdowns, click legend entries to show or hide domains; the seed band
-    (locus.core.ranking.seed_band) is shaded and every point has a tooltip (layer, value, band, seeds, steps).
+    (locus.core.ranking.seed_band) is shaded and every point has a tooltip (layer, value, the band's
+    low and high, seeds, steps).
     `metrics` maps (domain, lr, seed) to that cell's metrics.json, for the steps in the tooltip."""
     names = [m for m in EXPLORER_METRICS if m in layers]
     long = layers.melt(id_vars=["domain", "lr", "seed", "layer"], value_vars=names, var_name="metric")

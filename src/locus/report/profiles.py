@@ -7,6 +7,7 @@ beyond what seeds alone produce (a permutation test over the cells).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from locus.core.ranking import PERMUTATIONS, domain_test, profile_shape
@@ -75,7 +76,11 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
 
 
 def _noise(p: float) -> str:
-    return f"beyond seed noise (p = {p:.3f})" if p < 0.05 else f"within seed noise (p = {p:.2f})"
+    if np.isnan(p):
+        return "not tested (a value is missing)"
+    if p < 0.05:
+        return f"beyond seed noise ({'p < 0.001' if p < 0.001 else f'p = {p:.3f}'})"
+    return f"within seed noise (p = {p:.2f})"
 
 
 def describe_domains(cell: pd.DataFrame, metric: str) -> str:
@@ -95,9 +100,11 @@ def describe_domains(cell: pd.DataFrame, metric: str) -> str:
         return f"{text}; {ONE_SEED}."
     shape = (cell[metric] / cell.groupby(["domain", "seed"])[metric].transform("mean")).rename("relative")
     profiles = cell.assign(relative=shape).pivot_table(index=["domain", "seed"], columns="layer", values="relative")
+    profiles = profiles.dropna(axis=1)  # a layer missing from a cell is left out of the shape test
     _, p_size = domain_test(size.to_frame())
     _, p_shape = domain_test(profiles)
     return (
         f"{text}: {_noise(p_size)}; in shape (each profile ÷ its mean over layers): {_noise(p_shape)} "
-        f"(permutation tests over the {len(size)} cells, domain labels shuffled {PERMUTATIONS:,} times)."
+        f"(permutation tests over the {len(size)} cells: domain labels shuffled {PERMUTATIONS:,} times "
+        "among the cells of each seed)."
     )

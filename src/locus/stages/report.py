@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -117,6 +118,21 @@ SEED_BANDS = (
     f"with no such layer, or a layer-to-layer spread under {FLAT_SPREAD:.0%}, is called flat."
 )
 
+
+def noise_paragraph(params) -> str:
+    """What the bands and the domain tests can resolve with this grid's seeds."""
+    seeds, domains = len(params.grid.seeds), len(params.grid.domains)
+    if seeds < 2:
+        return f"One seed: no seed band; {ONE_SEED}."
+    # labels shuffled within each seed: (D!)^S labellings, D! of them only rename the domains
+    floor = 1 / math.factorial(domains) ** (seeds - 1)
+    return (
+        f"{SEED_BANDS} Whether the domains differ is a permutation test over the cells, the domain labels "
+        f"shuffled among the cells of each seed; with {seeds} seeds of {domains} domains its p cannot go "
+        f"below {floor:.2g} (more seeds resolve smaller p)."
+    )
+
+
 ADAM_NOTE = (
     " Right: the same ÷ Σ_t lr_t, the learning rates the optimizer applied. Adam moves every element "
     "by about lr per step, so raw mean |Δ| mostly counts steps × learning rate; divided by Σ lr_t it is "
@@ -162,7 +178,7 @@ def run(args, params) -> None:
     sections, specs = chart_sections(figures, notes, SECTIONS + more_sections)
     body = PAGE.format(
         header=header(params),
-        bands=SEED_BANDS if len(params.grid.seeds) > 1 else f"One seed: no seed band; {ONE_SEED}.",
+        bands=noise_paragraph(params),
         data=data_table(params).to_html(index=False),
         runs=run_table(cell_metrics).to_html(index=False),
         sections=sections,
