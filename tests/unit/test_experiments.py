@@ -16,6 +16,7 @@ from conftest import RECORDS, argv, write_params, write_raw
 from locus import layout
 from locus.analysis import evaluation, full_ft
 from locus.cli import main
+from locus.core.ranking import critical_rho
 from locus.params import ParamsError, load
 from locus.training import head, scoring
 
@@ -163,7 +164,7 @@ def test_spearman_on_hand_made_profiles():
     assert full_ft.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / np.sqrt(95))  # tie: mean ranks
     assert full_ft.spearman([1, 2, 3], [1, 8, 27]) == pytest.approx(1.0)
     assert full_ft.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert full_ft.critical_rho(30) == pytest.approx(0.364, abs=1e-3)
+    assert critical_rho(30) == pytest.approx(0.364, abs=1e-3)
 
 
 def _layers(profiles: dict, lr: float) -> pd.DataFrame:

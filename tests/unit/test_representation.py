@@ -94,16 +94,19 @@ def test_a_change_in_one_layer_shows_locally_there_and_cumulatively_after(tiny_m
 
 def test_report_section_states_the_agreement_with_the_weight_maps():
     """Synthetic layers table: in cpp the computation changes where the weights moved (ρ = 1), in
-    physics in the opposite order (ρ = −1); both seeds agree, so no ± appears above 0."""
+    physics in the opposite order (ρ = −1), in python unrelated (ρ = 0.26, within chance over 6
+    layers: unmarked); both seeds agree, so every ± is 0."""
     import pandas as pd
 
     from locus.report.representation import agreement, figures
 
     rows = []
-    for domain, sign in (("cpp", 1), ("physics", -1)):
+    shuffled = [2, 5, 1, 6, 3, 4]  # ρ = 0.26 with the layer order: within chance over 6 layers
+    for domain in ("cpp", "physics", "python"):
         for seed in (0, 1):
             for layer in range(6):
                 weight = 1.0 + layer + 0.01 * seed
+                local = {"cpp": 1 + layer, "physics": 6 - layer, "python": shuffled[layer]}[domain]
                 rows.append(
                     {
                         "domain": domain,
@@ -113,7 +116,7 @@ def test_report_section_states_the_agreement_with_the_weight_maps():
                         "mean_abs_per_lr": weight,
                         "rel_fro": weight,
                         "rep_change": 0.01 * (layer + 1),
-                        "rep_change_local": 0.001 * (3.5 + sign * (layer - 2.5)),
+                        "rep_change_local": 0.001 * local,
                     }
                 )
     layers = pd.DataFrame(rows)
@@ -122,7 +125,9 @@ def test_report_section_states_the_agreement_with_the_weight_maps():
     charts, notes = figures(layers)
     assert list(charts) == ["representation_lr=0.001"] and list(notes) == list(charts)
     note = notes["representation_lr=0.001"]
-    assert "cpp +1.00 ± 0.00" in note and "physics -1.00 ± 0.00" in note and "over 2 seeds" in note
+    assert "cpp +1.00 ± 0.00*" in note and "physics -1.00 ± 0.00*" in note and "over 2 seeds" in note
+    assert "python +0.26 ± 0.00;" in note and "python +0.26 ± 0.00 (" in note  # no star: within chance
+    assert "(* beyond chance: |ρ| > 0.88 over 6 layers, p ≈ 0.05" in note
     assert figures(layers.drop(columns=["rep_change", "rep_change_local"])) == ({}, {})
 
 

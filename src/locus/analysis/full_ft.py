@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from locus.core.effective import spectrum_metrics
-from locus.core.ranking import spearman
+from locus.core.ranking import critical_rho, spearman
 from locus.core.stats import CELL
 from locus.params import lr_label
 
@@ -75,11 +75,6 @@ def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- LoRA vs full FT
-
-
-def critical_rho(n_layers: int) -> float:
-    """|ρ| above which a Spearman correlation over n layers is significant at p ≈ 0.05 (two-sided)."""
-    return 1.96 / np.sqrt(n_layers - 1)
 
 
 def rho_table(lora_layers: pd.DataFrame, ft_layers: pd.DataFrame) -> pd.DataFrame:

@@ -45,6 +45,12 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def critical_rho(n: int) -> float:
+    """|ρ| above which a Spearman correlation over n layers is beyond chance at p ≈ 0.05, two-sided
+    (ρ·√(n−1) is about standard normal when the rankings are unrelated)."""
+    return 1.96 / np.sqrt(n - 1)
+
+
 def seed_stability(per_seed: pd.DataFrame) -> float:
     """Mean Spearman ρ of the layer ranking over every pair of seeds (columns of a layer × seed
     table); NaN with one seed."""

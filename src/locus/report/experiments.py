@@ -13,6 +13,7 @@ import pandas as pd
 
 from locus import io
 from locus.analysis import evaluation, full_ft
+from locus.core.ranking import critical_rho
 from locus.core.stats import LABELS
 from locus.params import lr_label
 
@@ -107,7 +108,7 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
     base = alt.Chart(s).encode(
         y=alt.Y("pair:N", title=None), color=alt.Color("metric:N", title="LoRA profile"), yOffset="metric:N"
     )
-    crit = full_ft.critical_rho(int(s.n_layers.iloc[0]))
+    crit = critical_rho(int(s.n_layers.iloc[0]))
     refs = (
         alt.Chart(pd.DataFrame({"x": [0.0, crit, full_ft.TRACKS]}))
         .mark_rule(strokeDash=[4, 4], color="gray")

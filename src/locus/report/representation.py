@@ -12,7 +12,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from locus.core.ranking import spearman
+from locus.core.ranking import critical_rho, spearman
 from locus.core.stats import CELL, LABELS, PER_LR
 from locus.params import lr_label
 from locus.report.charts import profiles
@@ -34,13 +34,17 @@ def agreement(layers: pd.DataFrame) -> pd.DataFrame:
 
 def describe_agreement(layers: pd.DataFrame, lr: float) -> str:
     rho = agreement(layers[layers.lr == lr])
+    n_layers = layers[layers.lr == lr].layer.nunique()
+    crit = critical_rho(n_layers)
     parts = []
     for m in [m for m in WEIGHT_MAPS if m in rho]:
         per_domain = rho.groupby("domain")[m].agg(["mean", "std", "count"])
         parts.append(
             f"with {LABELS[m]}: "
             + ", ".join(
-                f"{d} {r['mean']:+.2f}" + (f" ± {r['std']:.2f}" if r["count"] > 1 and np.isfinite(r["std"]) else "")
+                f"{d} {r['mean']:+.2f}"
+                + (f" ± {r['std']:.2f}" if r["count"] > 1 and np.isfinite(r["std"]) else "")
+                + ("*" if abs(r["mean"]) > crit else "")
                 for d, r in per_domain.iterrows()
             )
         )
@@ -48,7 +52,8 @@ def describe_agreement(layers: pd.DataFrame, lr: float) -> str:
     spread = f" (mean ± s.d. over {seeds} seeds)" if seeds > 1 else " (one seed)"
     return (
         " Does the computation change where the weights moved? Spearman ρ over layers between the "
-        f"layer-alone representation change and the weight maps{spread}: " + "; ".join(parts) + "."
+        f"layer-alone representation change and the weight maps{spread}: " + "; ".join(parts) + f" (* beyond "
+        f"chance: |ρ| > {crit:.2f} over {n_layers} layers, p ≈ 0.05; unmarked, the two rankings are not shown related)."
     )
 
 
