@@ -25,7 +25,6 @@ from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
 from locus.report.profiles import describe_profile
-from locus.report.words import ONE_SEED
 
 
 def run_table(metrics: dict[tuple, dict]) -> pd.DataFrame:
@@ -123,7 +122,7 @@ def noise_paragraph(params) -> str:
     """What the bands and the domain tests can resolve with this grid's seeds."""
     seeds, domains = len(params.grid.seeds), len(params.grid.domains)
     if seeds < 2:
-        return f"One seed: no seed band; {ONE_SEED}."
+        return "One seed: no seed band, and no finding is tested against seed noise (add seeds to grid.seeds)."
     # labels shuffled within each seed: (D!)^S labellings, D! of them only rename the domains
     floor = 1 / math.factorial(domains) ** (seeds - 1)
     return (
