@@ -13,9 +13,10 @@ import pandas as pd
 
 from locus import io
 from locus.analysis import evaluation, full_ft
-from locus.core.ranking import critical_rho
+from locus.core.ranking import banded_profiles, critical_rho
 from locus.core.stats import LABELS
 from locus.params import lr_label
+from locus.report.charts import BAND_NOTE, band_tooltip
 
 TITLES = [
     ("Held-out evaluation: cross-domain change of eval loss", "evaluation_"),
@@ -69,11 +70,11 @@ def evaluation_charts(table: pd.DataFrame) -> dict[str, alt.Chart]:
 
 
 def _normalised(df: pd.DataFrame, metric: str, label: str) -> pd.DataFrame:
-    """Seed-mean profile of `metric` divided by its mean over layers (shapes compare, scales do not)."""
-    p = df.groupby(["lr", "layer"], as_index=False)[metric].mean()
-    p["value"] = p[metric] / p.groupby("lr")[metric].transform("mean")
-    p["series"] = [f"{label}, LR {lr_label(lr)}" for lr in p.lr]
-    return p[["series", "layer", "value"]]
+    """Each seed's profile of `metric` divided by its mean over layers (shapes compare, scales do
+    not), banded over seeds (locus.core.ranking.banded_profiles): one series per LR."""
+    rel = df.assign(value=df[metric] / df.groupby(["lr", "seed"])[metric].transform("mean"))
+    rel["series"] = [f"{label}, LR {lr_label(lr)}" for lr in rel.lr]
+    return banded_profiles(rel, "value", by=("series",))
 
 
 def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dict[str, alt.Chart]:
@@ -87,16 +88,24 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
                 _normalised(lora, "mean_abs", "LoRA mean |Δ|"),
             ]
         )
-        charts[f"full_ft_profile_{domain}"] = (
-            alt.Chart(df)
-            .mark_line(point=True)
-            .encode(
-                x="layer:Q",
-                y=alt.Y("value:Q", title="profile / its mean over layers", scale=alt.Scale(zero=False)),
-                color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
-                tooltip=["series", "layer", alt.Tooltip("value:Q", format=".2f")],
-            )
-            .properties(width=520, height=240, title=f"{domain}: where full FT and LoRA change the model (seed mean)")
+        base = alt.Chart(df).encode(
+            x="layer:Q",
+            color=alt.Color(
+                "series:N",
+                title=None,
+                legend=alt.Legend(orient="bottom", columns=2, labelLimit=400, symbolOpacity=1),
+            ),
+        )
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("value:Q", title="profile / its mean over layers", scale=alt.Scale(zero=False)),
+            tooltip=band_tooltip("series", "layer"),
+        )
+        banded = df.seeds.max() > 1
+        chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if banded else line
+        charts[f"full_ft_profile_{domain}"] = chart.properties(
+            width=520,
+            height=240,
+            title=f"{domain}: where full FT and LoRA change the model (seed mean{', ' + BAND_NOTE if banded else ''})",
         )
     s = full_ft.rho_summary(rho)
     s = s.assign(
