@@ -14,6 +14,12 @@ WIDTH, HEIGHT = 520, 260
 BAND_NOTE = f"band: seed mean ± {BAND_Z:g} s.e."
 
 
+def with_band(base: alt.Chart, line: alt.Chart, df: pd.DataFrame) -> alt.Chart:
+    """`line` over its shaded seed band (the low..high columns of a banded_profiles table `df`),
+    or `line` alone when no profile in `df` has two seeds."""
+    return base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if df.seeds.max() > 1 else line
+
+
 def band_tooltip(*ids: str, extra=()) -> list:
     """A banded profile point's tooltip: what identifies it, the seed mean with its seed band, the seeds."""
     return [*ids, *(alt.Tooltip(f"{c}:Q", format=".3e") for c in ("value", "low", "high")), "seeds", *extra]
@@ -42,10 +48,7 @@ def profiles(layers: pd.DataFrame, metric: str, name: str = "cross_domain", widt
             y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
             tooltip=band_tooltip("domain", "layer"),
         )
-        layer = line
-        if df["seeds"].max() > 1:
-            layer = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line
-        charts[f"{name}_lr={lr_label(lr)}"] = layer.properties(
+        charts[f"{name}_lr={lr_label(lr)}"] = with_band(base, line, df).properties(
             width=width if metric != PER_LR else width // 2 + 60,
             height=HEIGHT,
             title=f"{LABELS[metric]} by layer, all domains, LR = {lr_label(lr)}"
@@ -68,11 +71,8 @@ def per_domain(layers: pd.DataFrame) -> dict[str, alt.Chart]:
             y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
             tooltip=band_tooltip("statistic", "layer"),
         )
-        layered = (
-            alt.layer(base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q"), line) if df.seeds.max() > 1 else line
-        )
         chart = (
-            alt.layer(layered, data=df)
+            alt.layer(with_band(base, line, df), data=df)
             .properties(width=250, height=150)
             .facet(facet=alt.Facet("statistic:N", title=None, sort=[LABELS[s] for s in STATISTICS]), columns=2)
             .resolve_scale(y="independent")

@@ -16,7 +16,7 @@ from locus.core.effective import layer_effective
 from locus.core.ranking import banded_profiles
 from locus.core.stats import LABELS
 from locus.params import lr_label
-from locus.report.charts import BAND_NOTE, band_tooltip, module_heatmap
+from locus.report.charts import BAND_NOTE, band_tooltip, module_heatmap, with_band
 from locus.report.profiles import describe_profile
 from locus.report.words import ONE_SEED
 
@@ -30,8 +30,7 @@ def banded_profile(df: pd.DataFrame, metric: str, title: str) -> alt.Chart:
         y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
         tooltip=band_tooltip("domain", "layer"),
     )
-    chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if df.seeds.max() > 1 else line
-    return chart.properties(width=W, height=H, title=title)
+    return with_band(base, line, df).properties(width=W, height=H, title=title)
 
 
 def profiles(layers: pd.DataFrame) -> dict[str, alt.Chart]:

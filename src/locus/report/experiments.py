@@ -16,7 +16,7 @@ from locus.analysis import evaluation, full_ft
 from locus.core.ranking import banded_profiles, critical_rho
 from locus.core.stats import LABELS
 from locus.params import lr_label
-from locus.report.charts import BAND_NOTE, band_tooltip
+from locus.report.charts import BAND_NOTE, band_tooltip, with_band
 
 TITLES = [
     ("Held-out evaluation: cross-domain change of eval loss", "evaluation_"),
@@ -101,8 +101,7 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
             tooltip=band_tooltip("series", "layer"),
         )
         banded = df.seeds.max() > 1
-        chart = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q") + line if banded else line
-        charts[f"full_ft_profile_{domain}"] = chart.properties(
+        charts[f"full_ft_profile_{domain}"] = with_band(base, line, df).properties(
             width=520,
             height=240,
             title=f"{domain}: where full FT and LoRA change the model (seed mean{', ' + BAND_NOTE if banded else ''})",
