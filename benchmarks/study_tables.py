@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from locus import params as params_module
-from locus.core.ranking import domain_test, profile_shape
+from locus.core.ranking import cell_size_and_shape, domain_test, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.representation import agreement
@@ -62,15 +62,12 @@ def domain_differences(layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for metric in [m for m in METRICS if m in layers]:
         for lr, g in layers.groupby("lr"):
-            magnitude = g.groupby(["domain", "seed"])[metric].mean()
-            # shape: each cell's profile divided by its mean over layers
-            shape = g.assign(rel=g[metric] / g.groupby(["domain", "seed"])[metric].transform("mean"))
-            mean_profile = shape.groupby("layer").rel.mean()
-            deviation = ((shape.rel - shape.layer.map(mean_profile)) ** 2).groupby([shape.domain, shape.seed]).mean()
-            between, p_mag = domain_test(magnitude.to_frame())
+            size, shape = cell_size_and_shape(g, metric)  # per cell: mean over layers; profile ÷ that mean
+            magnitude = size[metric]
+            deviation = ((shape - shape.mean()) ** 2).mean(axis=1)  # from the mean shape, per cell
+            between, p_mag = domain_test(size)
             within = magnitude.groupby(level="domain").var(ddof=1).mean()
-            per_layer = shape.pivot_table(index=["domain", "seed"], columns="layer", values="rel")
-            _, p_shape = domain_test(per_layer)
+            _, p_shape = domain_test(shape)
             domain_means = magnitude.groupby(level="domain").mean()
             rows.append(
                 {

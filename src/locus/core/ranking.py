@@ -24,6 +24,7 @@ cells of each seed, which keeps only what seeds alone produce.
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import numpy as np
@@ -123,6 +124,22 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
 PERMUTATIONS = 5000
 
 
+def cell_size_and_shape(cells: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What domain_test compares, from a long table of one LR (rows domain, seed, layer, metric):
+    (size: each cell's mean over layers, one row per (domain, seed); shape: each cell's profile
+    divided by that mean, one column per layer, a layer missing from any cell left out)."""
+    size = cells.groupby(["domain", "seed"])[metric].mean()
+    relative = cells[metric] / cells.groupby(["domain", "seed"])[metric].transform("mean")
+    shape = cells.assign(relative=relative).pivot_table(index=["domain", "seed"], columns="layer", values="relative")
+    return size.to_frame(), shape.dropna(axis=1)
+
+
+def smallest_domain_p(domains: int, seeds: int) -> float:
+    """The smallest p domain_test can give a complete grid: labels shuffle within each seed, so there
+    are (D!)^S labellings, D! of them only renaming the domains (1/120 for 5 domains × 2 seeds)."""
+    return 1 / math.factorial(domains) ** (seeds - 1)
+
+
 def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
     """(statistic, p): do the domains differ beyond seed noise?
 
@@ -133,8 +150,8 @@ def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: 
     each seed, `permutations` times, and an effect of the seed shared by every domain cancels out
     of the observed statistic and of every shuffle alike. p is the share of shuffles whose
     statistic reaches the observed one, the observed labelling counted among them (Phipson &
-    Smyth 2010: p ≥ 1/(n+1), never 0); the smallest p a grid allows is 1/(distinct labellings), e.g.
-    1/120 for 5 domains × 2 seeds, ≈ 1/14,400 with 3 seeds. (NaN, NaN) with one domain; p is NaN
+    Smyth 2010: p ≥ 1/(n+1), never 0), and never below smallest_domain_p of the grid.
+    (NaN, NaN) with one domain; p is NaN
     with one seed (domain and seed cannot be told apart), or when a value is missing."""
     codes, domains = pd.factorize(per_cell.index.get_level_values("domain"))
     seeds = per_cell.index.get_level_values("seed")

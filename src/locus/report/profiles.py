@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from locus.core.ranking import PERMUTATIONS, domain_test, profile_shape
+from locus.core.ranking import PERMUTATIONS, cell_size_and_shape, domain_test, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.words import COARSE, ONE_SEED, early_and_late, layer_span, layers_phrase, peak_window, ratio_words
@@ -87,8 +87,8 @@ def describe_domains(cell: pd.DataFrame, metric: str) -> str:
     """Do the domains differ beyond seed noise? In size (each cell's mean over layers) and in shape
     (each cell's profile divided by that mean), by locus.core.ranking.domain_test over the cells of
     one LR; with one seed, the sizes are given and said to be untested; nothing with one domain."""
-    size = cell.groupby(["domain", "seed"])[metric].mean()
-    means = size.groupby(level="domain").mean().sort_values()
+    size, shape = cell_size_and_shape(cell, metric)
+    means = size[metric].groupby(level="domain").mean().sort_values()
     if len(means) < 2:
         return ""
     text = (
@@ -98,11 +98,8 @@ def describe_domains(cell: pd.DataFrame, metric: str) -> str:
     )
     if cell.seed.nunique() < 2:
         return f"{text}; {ONE_SEED}."
-    shape = (cell[metric] / cell.groupby(["domain", "seed"])[metric].transform("mean")).rename("relative")
-    profiles = cell.assign(relative=shape).pivot_table(index=["domain", "seed"], columns="layer", values="relative")
-    profiles = profiles.dropna(axis=1)  # a layer missing from a cell is left out of the shape test
-    _, p_size = domain_test(size.to_frame())
-    _, p_shape = domain_test(profiles)
+    _, p_size = domain_test(size)
+    _, p_shape = domain_test(shape)
     return (
         f"{text}: {_noise(p_size)}; in shape (each profile ÷ its mean over layers): {_noise(p_shape)} "
         f"(permutation tests over the {len(size)} cells: domain labels shuffled {PERMUTATIONS:,} times "

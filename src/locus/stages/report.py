@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from locus import io
 from locus.analysis.grid import read_metrics
-from locus.core.ranking import BAND_Z, FLAT_SPREAD
+from locus.core.ranking import BAND_Z, FLAT_SPREAD, smallest_domain_p
 from locus.layout import data_dir
 from locus.params import lr_label
 from locus.report import charts
@@ -123,12 +122,10 @@ def noise_paragraph(params) -> str:
     seeds, domains = len(params.grid.seeds), len(params.grid.domains)
     if seeds < 2:
         return "One seed: no seed band, and no finding is tested against seed noise (add seeds to grid.seeds)."
-    # labels shuffled within each seed: (D!)^S labellings, D! of them only rename the domains
-    floor = 1 / math.factorial(domains) ** (seeds - 1)
     return (
         f"{SEED_BANDS} Whether the domains differ is a permutation test over the cells, the domain labels "
         f"shuffled among the cells of each seed; with {seeds} seeds of {domains} domains its p cannot go "
-        f"below {floor:.2g} (more seeds resolve smaller p)."
+        f"below {smallest_domain_p(domains, seeds):.2g} (more seeds resolve smaller p)."
     )
 
 
