@@ -438,3 +438,33 @@ def test_w0_quantized_once_is_what_training_computes_with(tmp_path, tiny_model, 
     plain = write_params(tmp_path / "n.yaml", arith_raw, tmp_path / "res", quantization={"method": "none"})
     assert main(argv("quantize-base", params=plain, model=tiny_model, out=tmp_path / "none.safetensors")) == 0
     assert load_torch(tmp_path / "none.safetensors") == {}  # unquantized: W₀ is the model's own weight
+
+
+def test_attention_share_by_layer_is_a_locus_only_beyond_the_seed_band():
+    """The attention sentence words its by-layer profile like every other profile note: flat when no
+    layer clears the seed band, a peak only where one does, and untested with one seed."""
+    from locus.report.effective import describe_attention
+
+    rng = np.random.default_rng(0)
+
+    def layers(bump: float, seeds=(0, 1, 2)) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "domain": "cpp",
+                    "lr": 0.001,
+                    "seed": seed,
+                    "layer": layer,
+                    "attention_share": 0.4 + (bump if layer >= 7 else 0.0) + 0.002 * rng.standard_normal(),
+                    "attention_w0_share": 0.33,
+                }
+                for seed in seeds
+                for layer in range(10)
+            ]
+        )
+
+    assert "; by layer its share is flat (no layer beyond the seed band" in describe_attention(layers(0.0), 0.001)
+    peaked = describe_attention(layers(0.2), 0.001)
+    assert "; by layer its share is highest at layers 7–9 (beyond the seed band;" in peaked, peaked
+    one = describe_attention(layers(0.2, seeds=(0,)), 0.001)
+    assert "by layer its share is highest at layer" in one and one.count("not tested against seed noise") == 1, one

@@ -171,9 +171,11 @@ def test_report_section_from_trajectory_files(tmp_path, arith_raw):
     assert set(figures) == {"trajectory_profiles", "trajectory_rho"}
     assert all(chart.to_dict() for chart in figures.values())
     assert notes["trajectory_profiles"] == (
-        "Peak layer of mean |Δ|, first snapshot with a change → last: "
-        "arith@0.001 L0 (step 10)→L4; other@0.001 L3 (step 20)→L4 "
-        "(0 of 2 profiles already peak at the final layer)."
+        "The mean |Δ| profile at the first snapshot with a change → the last: "
+        "arith@0.001: step 10 highest at layer 0 (layer-to-layer spread 47.1%) → "
+        "step 30 highest at layer 4 (layer-to-layer spread 47.1%); "
+        "other@0.001: step 20 highest at layer 3 (layer-to-layer spread 47.1%) → "
+        "step 30 highest at layer 4 (layer-to-layer spread 47.1%). One seed: not tested against seed noise."
     )
     assert notes["trajectory_rho"] == (
         "The layer ranking by mean |Δ| stays at Spearman ρ ≥ 0.9 with the final one from step 25 (median over "
@@ -240,3 +242,27 @@ def test_seed_agreement_by_step():
     rho = seed_agreement(pd.DataFrame(rows), "mean_abs")
     assert rho.rho.tolist() == pytest.approx([-1.0, 1.0]) and rho.step.tolist() == [4, 8]
     assert formed_step(rho, 0.8) == 8
+
+
+def test_trajectory_note_calls_a_peak_only_beyond_the_seed_band():
+    """With seeds, each snapshot's profile is worded like every other profile note: flat when no layer
+    clears the seed band, a locus only where one does (never the argmax of noise)."""
+    from locus.report.trajectory import describe_evolution
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1, 2):
+        for step, bump in ((4, 0.0), (8, 1.0)):
+            for layer in range(10):
+                value = 1.0 + (bump if layer >= 8 else 0.0) + 0.01 * rng.standard_normal()
+                rows.append(
+                    {"domain": "cpp", "lr": 2e-4, "seed": seed, "step": step, "layer": layer, "mean_abs": value}
+                )
+    note = describe_evolution(pd.DataFrame(rows), "mean_abs")
+    assert note.startswith(
+        "The mean |Δ| profile at the first snapshot with a change → the last: cpp@0.0002: step 4 flat "
+    )
+    assert "→ step 8 highest at layers 8–9 (beyond the seed band;" in note
+    assert note.endswith(
+        " At the last snapshot 1 of 1 profile has a locus (layers beyond the seed band and a layer-to-layer spread ≥ 5%)."
+    )

@@ -13,11 +13,11 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
-from locus.core.ranking import banded_profiles
+from locus.core.ranking import banded_profiles, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.charts import BAND_NOTE, band_tooltip, module_heatmap, with_band
-from locus.report.profiles import describe_profile
+from locus.report.profiles import describe_profile, shape_words
 from locus.report.words import ONE_SEED
 
 W, H = 400, 240
@@ -108,10 +108,10 @@ def describe_modules(modules: pd.DataFrame, lr: float) -> str:
 
 
 def describe_attention(layers: pd.DataFrame, lr: float) -> str:
-    """Attention's share of ‖ΔW‖²_F against its share of ‖W₀‖²_F, with the spread over seeds."""
+    """Attention's share of ‖ΔW‖²_F against its share of ‖W₀‖²_F, with the spread over seeds, and
+    where by layer it is higher or lower beyond the seed band (report.profiles.shape_words)."""
     cell = layers[layers.lr == lr]
     share, ref = cell.attention_share.mean(), cell.attention_w0_share.mean()
-    by_layer = cell.groupby("layer").attention_share.mean()
 
     def side(x: float) -> str:
         return "about" if abs(x - ref) < 0.02 else "more than" if x > ref else "less than"
@@ -125,10 +125,10 @@ def describe_attention(layers: pd.DataFrame, lr: float) -> str:
         lo, hi = f"{per_seed.min():.0%}", f"{per_seed.max():.0%}"
         span = lo if lo == hi else f"{lo}–{hi}"
         noise = f", {span} across seeds ({'so in every seed' if every else 'not in every seed'})"
+    by_layer = profile_shape(cell.groupby(["layer", "seed"]).attention_share.mean().unstack("seed"))
     return (
         f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
-        f"of ‖W₀‖²_F{noise}; its share peaks at layer {int(by_layer.idxmax())} ({by_layer.max():.0%}) and is lowest at "
-        f"layer {int(by_layer.idxmin())} ({by_layer.min():.0%})."
+        f"of ‖W₀‖²_F{noise}; by layer its share is {shape_words('', by_layer, untested='').strip()}."
     )
 
 

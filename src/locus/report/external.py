@@ -13,9 +13,11 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
+from locus.core.ranking import profile_shape
 from locus.core.stats import LABELS, STATISTICS
 from locus.report.effective import H, W, banded_profile
-from locus.report.words import early_and_late, layer_span, layers_phrase, peak_window, ratio_words, rounds_to_one
+from locus.report.profiles import shape_words
+from locus.report.words import ONE_SEED, early_and_late, layer_span, ratio_words, rounds_to_one
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -88,18 +90,19 @@ def attention_share(layers: pd.DataFrame) -> dict[str, alt.Chart]:
 
 
 def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
-    """Per adapter: where the metric peaks and how the last third of the layers compares with the first."""
+    """Per adapter: flat or where it is highest (report.profiles.shape_words; one adapter has no seeds,
+    so no peak is tested against seed noise) and how the last third of the layers compares with the first."""
     parts = []
     for adapter, df in layers.groupby("adapter", sort=False):
         profile = df.set_index("layer")[metric].sort_index()
-        (a, b), (early, late) = peak_window(profile), early_and_late(profile.index)
+        early, late = early_and_late(profile.index)
         ratio = profile.loc[late].mean() / profile.loc[early].mean()
         than = "as" if rounds_to_one(ratio) else "than"
-        where = layers_phrase(list(range(a, b + 1)))
+        shape = shape_words(f"{adapter}:", profile_shape(profile.to_frame()), untested="")
         parts.append(
-            f"{adapter}: largest at {where}; late layers ({layer_span(late)}) change {ratio_words(ratio)} {than} early ones ({layer_span(early)})"
+            f"{shape}; late layers ({layer_span(late)}) change {ratio_words(ratio)} {than} early ones ({layer_span(early)})"
         )
-    return f"{LABELS[metric]} — " + "; ".join(parts) + "."
+    return f"{LABELS[metric]} — " + "; ".join(parts) + f" (one adapter each: {ONE_SEED.removeprefix('one seed: ')})."
 
 
 def figures(modules: pd.DataFrame, layers: pd.DataFrame) -> tuple[dict[str, alt.Chart], dict[str, str]]:

@@ -16,8 +16,9 @@ from locus.params import lr_label
 from locus.report.words import COARSE, ONE_SEED, early_and_late, layer_span, layers_phrase, peak_window, ratio_words
 
 
-def _shape(domain: str, shape: dict) -> str:
-    """One domain's profile in words: flat, peaked beyond the seed band, or (one seed) unverified."""
+def shape_words(name: str, shape: dict, untested: str = f"; {ONE_SEED}") -> str:
+    """One profile (a core.ranking.profile_shape) in words, after `name`: flat, higher or lower beyond
+    the seed band, or (one seed) where it is highest, followed by `untested`."""
     spread = f"layer-to-layer spread {shape['spread']:.1%}"
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus
@@ -26,16 +27,16 @@ def _shape(domain: str, shape: dict) -> str:
             if shape["peak_layers"]
             else f"{layers_phrase(shape['dip_layers'])} lower"
         )
-        return f"{domain} nearly flat ({spread}), though {where} beyond the seed band"
+        return f"{name} nearly flat ({spread}), though {where} beyond the seed band"
     if shape["flat"]:
         why = f"no layer beyond the seed band, {spread}" if shape["seeds"] > 1 else spread
-        return f"{domain} flat ({why})"
+        return f"{name} flat ({why})"
     if shape["seeds"] == 1:
         a, b = peak_window(shape["mean"])
-        return f"{domain} highest at {layers_phrase(list(range(a, b + 1)))} ({spread}; {ONE_SEED})"
+        return f"{name} highest at {layers_phrase(list(range(a, b + 1)))} ({spread}{untested})"
     if shape["peak_layers"]:
-        return f"{domain} highest at {layers_phrase(shape['peak_layers'])} (beyond the seed band; {spread})"
-    return f"{domain} lower at {layers_phrase(shape['dip_layers'])} (beyond the seed band; {spread})"
+        return f"{name} highest at {layers_phrase(shape['peak_layers'])} (beyond the seed band; {spread})"
+    return f"{name} lower at {layers_phrase(shape['dip_layers'])} (beyond the seed band; {spread})"
 
 
 def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -> str:
@@ -55,7 +56,7 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
             (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)
     parts = [f"{d} {ratio_words(r)}" for d, r in ratios.items()]
     text = (
-        f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(_shape(d, s) for d, s in shapes.items())}. "
+        f"LR {lr_label(lr)}, {LABELS[metric]}: {'; '.join(shape_words(d, s) for d, s in shapes.items())}. "
         f"Late layers ({layer_span(late)}) vs early layers ({layer_span(early)}): {', '.join(parts)}."
     )
     seeds = cell.seed.nunique()

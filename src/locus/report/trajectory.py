@@ -11,58 +11,73 @@ import numpy as np
 import pandas as pd
 
 from locus.analysis.trajectory import CELL, THRESHOLD, formation, rank_stability, read_trajectories
+from locus.core.ranking import FLAT_SPREAD, banded_profiles, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
+from locus.report.charts import band_tooltip
+from locus.report.profiles import shape_words
+from locus.report.words import ONE_SEED
 
 SECTION = ("Learning trajectories: how the layer profile forms during training", "trajectory_")
 
 
-def _profiles(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean over seeds per (domain, lr, step, layer), lr as its label."""
-    df = table.groupby(["domain", "lr", "step", "layer"], as_index=False)[metric].mean()
-    return df.assign(lr=df["lr"].map(lr_label))
-
-
 def profile_evolution(table: pd.DataFrame, metric: str) -> alt.Chart:
-    """Small multiples (domain × LR): the layer profile at every snapshot, darker = later step."""
+    """Small multiples (domain × LR): the seed-mean layer profile at every snapshot, darker = later
+    step, the last snapshot's seed band shaded (the band describe_evolution tests against)."""
+    df = banded_profiles(table, metric, by=("domain", "lr", "step"))
+    df = df.assign(lr=df["lr"].map(lr_label), last=df.step == df.groupby(["domain", "lr"]).step.transform("max"))
+    base = alt.Chart().encode(x=alt.X("layer:Q"))
+    lines = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+        y=alt.Y("value:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
+        color=alt.Color("step:Q", title="optimizer step", scale=alt.Scale(scheme="viridis")),
+        detail="step:N",
+        tooltip=band_tooltip("domain", "lr", "step", "layer"),
+    )
+    band = base.transform_filter("datum.last").mark_area(opacity=0.2, color="gray").encode(y="low:Q", y2="high:Q")
+    shaded = df.seeds.max() > 1
     return (
-        alt.Chart(_profiles(table, metric))
-        .mark_line(point=alt.OverlayMarkDef(size=12))
-        .encode(
-            x=alt.X("layer:Q"),
-            y=alt.Y(f"{metric}:Q", title=LABELS[metric], scale=alt.Scale(zero=False)),
-            color=alt.Color("step:Q", title="optimizer step", scale=alt.Scale(scheme="viridis")),
-            detail="step:N",
-            tooltip=["domain", "lr", "step", "layer", alt.Tooltip(f"{metric}:Q", format=".3e")],
-        )
+        alt.layer(*((band, lines) if shaded else (lines,)), data=df)
         .properties(width=300, height=150)
         .facet(row=alt.Row("domain:N"), column=alt.Column("lr:N", title="LR"))
         .resolve_scale(y="independent")
-        .properties(title=f"{LABELS[metric]} by layer at every snapshot (seeds averaged)")
+        .properties(
+            title=f"{LABELS[metric]} by layer at every snapshot (seed mean"
+            + ("; shaded: the last snapshot's seed band)" if shaded else ")")
+        )
     )
 
 
 def describe_evolution(table: pd.DataFrame, metric: str) -> str:
-    """Where each (domain, LR) profile peaks at its first snapshot with any change and at the last one.
+    """Each (domain, LR) profile at its first snapshot with any change and at its last, in the words
+    of every other profile note (report.profiles.shape_words): flat, or higher or lower beyond the
+    seed band; with one seed, where it is highest, said to be untested.
 
-    A snapshot whose profile is constant (typically all zero: warmup starts at LR 0) has no peak.
+    A snapshot whose seed-mean profile is constant (typically all zero: warmup starts at LR 0) has
+    no shape to describe.
     """
-    df = _profiles(table, metric)
-    parts, same = [], 0
-    for (domain, lr), g in df.groupby(["domain", "lr"], sort=True):
-        varied = g.groupby("step")[metric].nunique() > 1
-        if not varied.any():
+    parts, located, seeds = [], 0, table["seed"].nunique()
+    for (domain, lr), g in table.groupby(["domain", "lr"], sort=True):
+        per_step = {
+            int(step): s.pivot_table(index="layer", columns="seed", values=metric) for step, s in g.groupby("step")
+        }
+        varied = [step for step, per_seed in per_step.items() if per_seed.mean(axis=1).nunique() > 1]
+        if not varied:
             continue
-        first, last = g[g.step == varied[varied].index.min()], g[g.step == g.step.max()]
-        a, b = int(first.loc[first[metric].idxmax(), "layer"]), int(last.loc[last[metric].idxmax(), "layer"])
-        same += a == b
-        parts.append(f"{domain}@{lr} L{a} (step {int(first.step.iloc[0])})→L{b}")
-    n = len(parts)
-    if not n:
+        first, last = profile_shape(per_step[min(varied)]), profile_shape(per_step[max(per_step)])
+        located += bool(last["peak_layers"] or last["dip_layers"]) and not last["flat"]
+        parts.append(
+            f"{domain}@{lr_label(lr)}: {shape_words(f'step {min(varied)}', first, untested='')} → "
+            f"{shape_words(f'step {max(per_step)}', last, untested='')}"
+        )
+    if not parts:
         return f"No snapshot shows any change in {LABELS[metric]} yet."
+    text = f"The {LABELS[metric]} profile at the first snapshot with a change → the last: {'; '.join(parts)}."
+    if seeds == 1:
+        return f"{text} {ONE_SEED.capitalize()}."
+    n = len(parts)
     return (
-        f"Peak layer of {LABELS[metric]}, first snapshot with a change → last: {'; '.join(parts)} "
-        f"({same} of {n} profile{'s' if n > 1 else ''} already peak at the final layer)."
+        f"{text} At the last snapshot {located} of {n} {'profiles have' if n > 1 else 'profile has'} a locus "
+        f"(layers beyond the seed band and a layer-to-layer spread ≥ {FLAT_SPREAD:.0%})."
     )
 
 
