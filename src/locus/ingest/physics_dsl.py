@@ -1,4 +1,4 @@
-"""The small language the physics templates are written in (`physics_templates.py`).
+"""The small language the physics templates are written in (`physics_templates/`).
 
 Every quantity carries SI base-dimension exponents; arithmetic propagates them, adding unlike
 dimensions raises `DimensionError`, and each shown intermediate and the final answer is converted
