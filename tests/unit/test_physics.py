@@ -48,6 +48,16 @@ def test_determinism_byte_for_byte(records_1000):
     assert build(seed=1, n=50) != build(seed=0, n=50)
 
 
+def test_the_committed_physics_data_is_what_the_generator_writes(tmp_path):
+    """data/raw/physics.jsonl is `python -m locus.ingest physics` (seed 0, the module's n): a change
+    to a template, to the templates' draw order or to the DSL shows up here, not as a silent new dataset."""
+    from locus.ingest import write_domain
+
+    write_domain("physics", tmp_path / "physics.jsonl", seed=0, n=None)
+    committed = Path(__file__).resolve().parents[2] / "data" / "raw" / "physics.jsonl"
+    assert (tmp_path / "physics.jsonl").read_bytes() == committed.read_bytes()
+
+
 def test_determinism_across_processes():
     """Same output in a fresh interpreter with a different hash seed (no set/hash-order leaks)."""
     code = (
