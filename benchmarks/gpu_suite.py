@@ -1,7 +1,7 @@
 """The GPU suite: everything a lent GPU should answer, in one command (≤ 8 minutes on an H100/H200).
 
   benchmarks/gpu_suite.sh                  # CUDA: Llama-3.2-3B-shaped random model, NF4 on cuda:0
-  benchmarks/gpu_suite.sh --shape tiny     # proves the suite end to end on CPU (tests/unit/test_gpu_suite.py)
+  benchmarks/gpu_suite.sh --shape tiny     # proves the suite end to end on CPU (tests/integration/test_gpu_suite.py)
 
 1. environment: torch, CUDA, the device, bf16 support, bitsandbytes and one NF4 matmul on the device;
 2. one real pipeline cell through Snakemake (`locus` stages: prepare-model, quantize-base,

@@ -69,7 +69,7 @@ def model_threads(kind="default"):
     and torch obeys it). Locally, a train-kind job gets an equal share of --cores among the grid's
     cells (at least 1): on 2 cores two one-thread cells side by side train 1.2x faster than one
     two-thread cell after the other, and each job's single-threaded start-up (imports, loading)
-    overlaps another's work (README, Timings). Other model jobs are start-up bound: one thread. On a
+    overlaps another's work (docs/performance.md, Throughput). Other model jobs are start-up bound: one thread. On a
     machine with a GPU each train-kind job takes every core, so they run one at a time: all of them
     would use GPU 0 (one GPU per job), and two 3B jobs side by side can exhaust its memory.
     On a cluster a job gets the CPUs its SLURM job asks for."""

@@ -1,4 +1,4 @@
-# Learning trajectories (README: "Learning trajectories"). Active only when params
+# Learning trajectories (docs/experiments.md: "Learning trajectories"). Active only when params
 # training.snapshot_every > 0: the train rule then also outputs CELL/trajectory/ (see train.smk) and
 # this rule analyses the cells of trajectory.domains. Off, it defines no rule and
 # TRAJECTORY_INPUTS is [], so every command and output is unchanged.

@@ -3,7 +3,7 @@
 layers.parquet  one row per (domain, lr, seed, layer): the seed's four statistics averaged with
                 equal weight over that layer's LoRA matrices (A and B of every adapted module),
                 exactly as the seed experiment aggregates; plus the effective-update metrics and
-                the representation change of the layer (train's representation.parquet).
+                the representation change of the layer (represent's representation.parquet).
 modules.parquet one row per (domain, lr, seed, layer, block, module): averaged over A and B —
                 for layer × module heatmaps.
 summary.json    per domain (and LR, when the grid has several): eval loss before/after, train
