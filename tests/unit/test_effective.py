@@ -467,6 +467,8 @@ def test_attention_share_by_layer_is_a_locus_only_beyond_the_seed_band():
     peaked = describe_attention(layers(0.2), 0.001)
     assert "; by layer its share is highest at layers 7–9 (beyond the seed band;" in peaked, peaked
     mlp_only = layers(0.0).assign(attention_share=0.0)
-    assert describe_attention(mlp_only, 0.001).endswith("; by layer its share is zero at every layer.")
+    assert describe_attention(mlp_only, 0.001).endswith(
+        "; by layer its share is flat (no layer beyond the seed band, layer-to-layer spread 0.0%)."
+    )
     one = describe_attention(layers(0.2, seeds=(0,)), 0.001)
     assert "by layer its share is highest at layer" in one and one.count("not tested against seed noise") == 1, one

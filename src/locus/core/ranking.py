@@ -100,7 +100,9 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
     seed: a peak cannot be told from noise then, unless the caller reports it as unverified)."""
     mean = per_seed.mean(axis=1)
     seeds = per_seed.shape[1]
-    spread = float(mean.std(ddof=0) / mean.mean()) if mean.mean() else float("nan")
+    sd, level = float(mean.std(ddof=0)), float(mean.mean())
+    # s.d./mean; a constant profile (all zero too) is flat: spread 0
+    spread = 0.0 if sd == 0 else sd / level if level else float("nan")
     if seeds > 1:
         band = pd.Series(seed_band(per_seed), index=mean.index)
         excess = mean - mean.median()

@@ -128,7 +128,7 @@ def describe_attention(layers: pd.DataFrame, lr: float) -> str:
     by_layer = profile_shape(cell.groupby(["layer", "seed"]).attention_share.mean().unstack("seed"))
     return (
         f"LR {lr_label(lr)}: attention takes {share:.0%} of ‖ΔW‖²_F on average, {verdict} its {ref:.0%} share "
-        f"of ‖W₀‖²_F{noise}; by layer its share is {shape_words('', by_layer, untested='').strip()}."
+        f"of ‖W₀‖²_F{noise}; by layer {shape_words('its share is', by_layer, untested='')}."
     )
 
 

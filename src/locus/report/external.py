@@ -17,7 +17,7 @@ from locus.core.ranking import profile_shape
 from locus.core.stats import LABELS, STATISTICS
 from locus.report.effective import H, W, banded_profile
 from locus.report.profiles import shape_words
-from locus.report.words import ONE_SEED, early_and_late, layer_span, ratio_words, rounds_to_one
+from locus.report.words import UNTESTED, early_and_late, layer_span, ratio_words, rounds_to_one
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -102,7 +102,7 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
         parts.append(
             f"{shape}; late layers ({layer_span(late)}) change {ratio_words(ratio)} {than} early ones ({layer_span(early)})"
         )
-    return f"{LABELS[metric]} — " + "; ".join(parts) + f" (one adapter each: {ONE_SEED.removeprefix('one seed: ')})."
+    return f"{LABELS[metric]} — " + "; ".join(parts) + f" (one adapter each: {UNTESTED})."
 
 
 def figures(modules: pd.DataFrame, layers: pd.DataFrame) -> tuple[dict[str, alt.Chart], dict[str, str]]:

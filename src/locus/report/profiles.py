@@ -19,8 +19,6 @@ from locus.report.words import COARSE, ONE_SEED, early_and_late, layer_span, lay
 def shape_words(name: str, shape: dict, untested: str = f"; {ONE_SEED}") -> str:
     """One profile (a core.ranking.profile_shape) in words, after `name`: flat, higher or lower beyond
     the seed band, or (one seed) where it is highest, followed by `untested`."""
-    if (shape["mean"] == 0).all():  # e.g. attention's share when no attention module is adapted
-        return f"{name} zero at every layer"
     spread = f"layer-to-layer spread {shape['spread']:.1%}"
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus

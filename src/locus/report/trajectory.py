@@ -64,7 +64,7 @@ def describe_evolution(table: pd.DataFrame, metric: str) -> str:
         if not varied:
             continue
         first, last = profile_shape(per_step[min(varied)]), profile_shape(per_step[max(per_step)])
-        located += bool(last["peak_layers"] or last["dip_layers"]) and not last["flat"]
+        located += not last["flat"]  # with seeds, not flat = layers beyond the band and spread ≥ FLAT_SPREAD
         parts.append(
             f"{domain}@{lr_label(lr)}: {shape_words(f'step {min(varied)}', first, untested='')} → "
             f"{shape_words(f'step {max(per_step)}', last, untested='')}"

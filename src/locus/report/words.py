@@ -26,7 +26,8 @@ def early_and_late(layer_ids) -> tuple[np.ndarray, np.ndarray]:
     return ids[:third], ids[-third:]
 
 
-ONE_SEED = "one seed: not tested against seed noise"
+UNTESTED = "not tested against seed noise"
+ONE_SEED = f"one seed: {UNTESTED}"
 # With two seeds the test passes on weak evidence: say so where the verdict is given.
 COARSE = " (a coarse test: the s.d. of two values has one degree of freedom)"
 
