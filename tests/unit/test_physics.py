@@ -1,4 +1,4 @@
-"""Tests for the seeded physics problem generator (locus.ingest.physics, physics_dsl)."""
+"""Tests for the seeded physics problem generator (locus.ingest.physics, physics_dsl, physics_quantities)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 from locus.ingest import physics
 from locus.ingest.physics import build, build_worked, templates
-from locus.ingest.physics_dsl import DimensionError, Draft, fmt, in_unit, q, sig, sin, sqrt
+from locus.ingest.physics_dsl import Draft, fmt, sig
+from locus.ingest.physics_quantities import DimensionError, in_unit, q, sin, sqrt
 
 KEYS = {"instruction", "response", "source", "licence"}
 NUM = r"(-?\d+(?:\.\d+)?)"

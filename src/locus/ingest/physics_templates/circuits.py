@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from locus.ingest.physics_dsl import Draft, Worked, art, best_unit, exp, log
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import best_unit, exp, log
 from locus.ingest.physics_templates.registry import template
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from locus.ingest.physics_dsl import Draft, Worked, art, best_unit, sqrt
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import best_unit, sqrt
 from locus.ingest.physics_templates.registry import template
 
 PLANETS = [  # name, mass / kg, radius / km

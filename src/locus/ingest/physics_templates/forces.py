@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from locus.ingest.physics_dsl import Draft, Worked, art, best_unit, cos, sin, sqrt
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import best_unit, cos, sin, sqrt
 from locus.ingest.physics_templates.registry import gravity, template
 
 OBJECTS = ["crate", "box", "sled", "wooden block", "trolley", "suitcase", "toolbox", "parcel"]

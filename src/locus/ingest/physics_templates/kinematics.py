@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from locus.ingest.physics_dsl import Draft, Worked, art, sin, sqrt
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import sin, sqrt
 from locus.ingest.physics_templates.registry import gravity, template
 
 VEHICLES = [  # name, top initial speed / (m/s), top acceleration / (m/s²)

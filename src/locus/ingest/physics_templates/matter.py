@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from locus.ingest.physics_dsl import Draft, Worked, art, best_unit
-from locus.ingest.physics_dsl import q as qty
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import best_unit
+from locus.ingest.physics_quantities import q as qty
 from locus.ingest.physics_templates.registry import gravity, template
 
 SPECIFIC_HEATS = [("water", 4190), ("aluminium", 897), ("copper", 385), ("iron", 449),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from locus.ingest.physics_dsl import Draft, Worked, art, best_unit, sqrt
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import best_unit, sqrt
 from locus.ingest.physics_templates.registry import gravity, template
 
 SURFACE_G = [("Earth", 9.81), ("the Moon", 1.62), ("Mars", 3.71), ("Venus", 8.87)]

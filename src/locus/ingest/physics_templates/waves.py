@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from locus.ingest.physics_dsl import Draft, Worked, art, asin, best_unit, sin
+from locus.ingest.physics_dsl import Draft, Worked, art
+from locus.ingest.physics_quantities import asin, best_unit, sin
 from locus.ingest.physics_templates.registry import template
 
 MEDIA = [("air", 1.00), ("water", 1.33), ("crown glass", 1.52), ("acrylic", 1.49),
