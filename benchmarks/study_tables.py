@@ -1,6 +1,7 @@
 """The numbers docs/findings.md quotes, computed from a finished run's tables (markdown on stdout).
 
   python benchmarks/study_tables.py --preset study > /tmp/tables.md
+  python benchmarks/study_tables.py --tables docs/findings/study   # the committed study's tables.md
 
 1. How stable is each metric's map? Spearman ρ of the layer ranking between seeds (mean over seed
    pairs; locus.core.ranking.seed_stability) per domain × LR, and the profile's verdict (flat or
@@ -115,46 +116,54 @@ def ranking_agreement(layers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--preset", default=None)
-    args = parser.parse_args()
-    params = params_module.load(args.params, args.preset)
-    results = Path(params.results_dir)
+def tables_markdown(results: Path) -> str:
+    """Every table above, as markdown, from the tables of a finished run in `results`."""
     layers = pd.read_parquet(results / "layers.parquet")
-    out = sys.stdout
+    out = []
     st = stability(layers)
-    out.write("## Seed-to-seed Spearman ρ of the layer ranking (mean over seed pairs)\n\n")
-    out.write(st.pivot_table(index="metric", columns="cell", values="rho").round(2).to_markdown() + "\n\n")
-    out.write("Mean ρ per metric: " + st.groupby("metric").rho.mean().round(2).to_string().replace("\n", "; ") + "\n\n")
-    out.write("## Profile verdicts (flat, or layers beyond the seed band) and layer-to-layer spread\n\n")
+    out.append("## Seed-to-seed Spearman ρ of the layer ranking (mean over seed pairs)\n\n")
+    out.append(st.pivot_table(index="metric", columns="cell", values="rho").round(2).to_markdown() + "\n\n")
+    out.append(
+        "Mean ρ per metric: " + st.groupby("metric").rho.mean().round(2).to_string().replace("\n", "; ") + "\n\n"
+    )
+    out.append("## Profile verdicts (flat, or layers beyond the seed band) and layer-to-layer spread\n\n")
     verdicts = st.assign(text=st.verdict + " (" + (100 * st.spread).round(1).astype(str) + "%)")
-    out.write(
+    out.append(
         verdicts.pivot_table(index="cell", columns="metric", values="text", aggfunc="first").to_markdown() + "\n\n"
     )
-    out.write("## Layer rankings: seed vs seed, domain vs domain, LR vs LR (mean Spearman ρ)\n\n")
-    out.write(ranking_agreement(layers).round(2).to_markdown(index=False) + "\n\n")
-    out.write("## Domains vs seed noise (permutation tests over cells)\n\n")
-    out.write(domain_differences(layers).round(4).to_markdown(index=False) + "\n\n")
-    out.write("## Attention vs MLP\n\n")
+    out.append("## Layer rankings: seed vs seed, domain vs domain, LR vs LR (mean Spearman ρ)\n\n")
+    out.append(ranking_agreement(layers).round(2).to_markdown(index=False) + "\n\n")
+    out.append("## Domains vs seed noise (permutation tests over cells)\n\n")
+    out.append(domain_differences(layers).round(4).to_markdown(index=False) + "\n\n")
+    out.append("## Attention vs MLP\n\n")
     att = layers.groupby(["domain", "lr"])[["attention_share", "attention_w0_share"]].mean().reset_index()
     att["lr"] = att["lr"].map(lr_label)
-    out.write(att.round(3).to_markdown(index=False) + "\n\n")
+    out.append(att.round(3).to_markdown(index=False) + "\n\n")
     if (results / "full_ft_rho.parquet").exists():
         rho = pd.read_parquet(results / "full_ft_rho.parquet")
-        out.write("## LoRA vs full fine-tuning: Spearman ρ of the layer profiles\n\n")
+        out.append("## LoRA vs full fine-tuning: Spearman ρ of the layer profiles\n\n")
         table = rho.groupby(["domain", "lora_lr", "ft_lr", "lora_metric"]).rho.agg(["mean", "std", "count"])
-        out.write(table.round(2).reset_index().to_markdown(index=False) + "\n\n")
+        out.append(table.round(2).reset_index().to_markdown(index=False) + "\n\n")
     if "rep_change_local" in layers:
-        out.write("## Representation change vs weight maps: Spearman ρ over layers per cell\n\n")
+        out.append("## Representation change vs weight maps: Spearman ρ over layers per cell\n\n")
         rho = agreement(layers)
-        out.write(
+        out.append(
             rho.groupby(["domain", "lr"]).agg(["mean", "std"]).drop(columns="seed").round(2).to_markdown() + "\n\n"
         )
         for col in ("rep_change_local", "rep_change"):
             prof = layers.groupby("layer")[col].mean()
-            out.write(f"{LABELS[col]} by layer (mean over cells): " + ", ".join(f"{v:.2e}" for v in prof) + "\n\n")
+            out.append(f"{LABELS[col]} by layer (mean over cells): " + ", ".join(f"{v:.2e}" for v in prof) + "\n\n")
+    return "".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--tables", type=Path, help="a directory of a run's tables (default: the preset's results_dir)")
+    args = parser.parse_args()
+    results = args.tables or Path(params_module.load(args.params, args.preset).results_dir)
+    sys.stdout.write(tables_markdown(results))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,20 @@
+"""docs/findings/study/tables.md is what benchmarks/study_tables.py computes from the study's committed tables.
+
+So the numbers docs/findings.md quotes cannot drift from the run's parquet files, nor from the
+analysis code that words them (profile verdicts, seed stability, the domain permutation tests).
+"""
+
+from pathlib import Path
+
+from study_tables import tables_markdown  # benchmarks/ is on sys.path (tests/conftest.py)
+
+STUDY = Path(__file__).resolve().parents[2] / "docs" / "findings" / "study"
+
+
+def test_the_committed_study_tables_are_computed_from_its_parquet_files():
+    expected = (STUDY / "tables.md").read_text()
+    assert tables_markdown(STUDY) == expected, (
+        "docs/findings/study/tables.md differs from what the analysis computes now: regenerate it with "
+        "`python benchmarks/study_tables.py --tables docs/findings/study > docs/findings/study/tables.md` "
+        "and update the numbers docs/findings.md quotes"
+    )
