@@ -2,9 +2,10 @@
 
 `build(seed, n)` returns `n` records with distinct instructions, drawn round-robin from the
 templates in `physics_templates/` (one module per topic, written in the dimensioned-quantity
-language of `physics_dsl.py`) so every template appears once `n >= len(TEMPLATES)`. Each record's values come
-from its own `random.Random`, seeded from (seed, template, slot, attempt) through SHA-256, so the
-output depends on nothing but `seed` and `n`.
+language of `physics_dsl.py` and `physics_quantities.py`) so every template appears once
+`n >= len(TEMPLATES)`. Each record's values come from its own `random.Random`, seeded from
+(seed, template, slot, attempt) through SHA-256, so the output depends on nothing but `seed` and
+`n`.
 """
 
 from __future__ import annotations

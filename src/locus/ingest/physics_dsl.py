@@ -3,8 +3,9 @@
 Every quantity carries SI base-dimension exponents (`physics_quantities`), so each shown
 intermediate and the final answer is converted to its unit only after its dimension is checked
 against that unit's. Given values are rounded to their displayed significant figures *before*
-they are used, so the answer can be recomputed exactly from the numbers printed in the problem. A template works on a `Draft` and returns the
-`Worked` problem it solves; `physics.py` draws and collects them.
+they are used, so the answer can be recomputed exactly from the numbers printed in the problem.
+A template works on a `Draft` and returns the `Worked` problem it solves; `physics.py` draws and
+collects them.
 """
 
 from __future__ import annotations
