@@ -154,6 +154,10 @@ class Draft:
     def show(self, x: Quantity, unit: str, sf: int = SIG_FIGS) -> str:
         return with_unit(fmt(in_unit(x, unit), sf), unit)
 
+    def show_then(self, x: Quantity, si_unit: str, unit: str) -> str:
+        """`x` in its SI unit, then converted to the answer's `unit` when that differs: "0.450 m = 45.0 cm"."""
+        return self.show(x, si_unit) + (f" = {self.show(x, unit)}" if unit != si_unit else "")
+
     def solve(
         self, instruction: str, formula: str, work: list[str], symbol: str, result: Quantity, unit: str
     ) -> Worked:

@@ -103,5 +103,5 @@ def rc_discharge_time(d: Draft) -> Worked:
         f"Find the time for a capacitor (C = {c.text}) discharging through {r.text} to drop from {v0.text} to {v.text}.",
     ])
     work = [f"τ = RC = {r.text} × {c.text} = {d.show(tau, 's')}",
-            f"t = {d.si(tau)} × ln({v0.n} / {v.n}) = {d.show(t, 's')}" + (f" = {d.show(t, unit)}" if unit != "s" else "")]
+            f"t = {d.si(tau)} × ln({v0.n} / {v.n}) = {d.show_then(t, 's', unit)}"]
     return d.solve(q, "V = V0·e^(−t/RC), so t = RC·ln(V0/V)", work, "t", t, unit)

@@ -32,7 +32,7 @@ def heat_capacity(d: Draft) -> Worked:
         f"How much heat is needed to warm {m.text} of {name} from {t1} °C to {t2} °C? (c = {c.text})",
         f"Find the energy required to raise the temperature of {m.text} of {name} (specific heat capacity {c.text}) from {t1} °C to {t2} °C.",
     ])
-    work = [f"Q = {m.n} × {c.n} × {t2 - t1} = {d.show(heat, 'J')}" + (f" = {d.show(heat, unit)}" if unit != "J" else "")]
+    work = [f"Q = {m.n} × {c.n} × {t2 - t1} = {d.show_then(heat, 'J', unit)}"]
     return d.solve(ask, "Q = m·c·ΔT", work, "Q", heat, unit)
 
 

@@ -65,5 +65,5 @@ def pendulum_length(d: Draft) -> Worked:
         f"How long must a simple pendulum be to have a period of {t.text} on {where} (g = {g.text})?",
         f"A clock pendulum should swing with a period of {t.text} on {where}, where g = {g.text}. What length is needed?",
     ])
-    work = [f"L = {g.n} × ({t.n} / 2π)² = {d.show(length, 'm')}" + (f" = {d.show(length, unit)}" if unit != "m" else "")]
+    work = [f"L = {g.n} × ({t.n} / 2π)² = {d.show_then(length, 'm', unit)}"]
     return d.solve(q, "T = 2π·√(L/g), so L = g·(T/2π)²", work, "L", length, unit)

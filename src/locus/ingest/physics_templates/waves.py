@@ -27,7 +27,7 @@ def wave_speed(d: Draft) -> Worked:
         f"{medium} travels at {v.text}. What is the wavelength of {art(f.text)} wave?",
         f"{medium} has speed {v.text} and frequency {f.text}. Calculate its wavelength.",
     ])
-    return d.solve(q, "v = f·λ, so λ = v/f", [f"λ = {v.n} / {f.n} = {d.show(lam, 'm')}" + (f" = {d.show(lam, unit)}" if unit != "m" else "")], "λ", lam, unit)
+    return d.solve(q, "v = f·λ, so λ = v/f", [f"λ = {v.n} / {f.n} = {d.show_then(lam, 'm', unit)}"], "λ", lam, unit)
 
 
 @template
