@@ -186,12 +186,31 @@ def test_rho_table_and_verdicts():
     summary = full_ft.rho_summary(rho)
     assert (summary.n == 2).all() and (summary["mean"] > 0.9).all()
     text = full_ft.describe(summary, "rel_fro")
-    assert "LoRA's map tracks full FT." in text and "± " in text and "n = 2 seeds" in text
+    assert ", tracks full FT." in text and "± " in text and "n = 2 seeds" in text
     shuffled = _layers({s: rng.permutation(30).astype(float) for s in (0, 1)}, 5e-5)
     low = full_ft.rho_summary(full_ft.rho_table(lora, shuffled))
     assert abs(low["mean"].iloc[0]) < 0.5
-    assert full_ft.verdict(0.1, 30) == "LoRA's map does not track full FT"
-    assert full_ft.verdict(0.5, 30) == "LoRA's map tracks full FT only weakly"
+    assert full_ft.verdict(0.1, 30) == "does not track full FT"
+    assert full_ft.verdict(0.5, 30) == "tracks full FT only weakly"
+    assert full_ft.verdict(0.5, 30, sd=0.05) == "tracks full FT only weakly"
+    assert full_ft.verdict(0.68, 30, sd=0.05) == "tracks full FT only weakly, borderline"  # 0.7 within one s.d.
+
+
+def test_full_ft_is_compared_like_for_like_and_lr_pairs_are_never_averaged():
+    lora = pd.concat(
+        [
+            _layers({0: np.arange(30.0), 1: np.arange(30.0)}, 1e-3),
+            _layers({0: np.arange(30.0)[::-1], 1: np.arange(30.0)[::-1]}, 2e-4),
+        ]
+    )
+    ft = _layers({0: np.arange(30.0), 1: np.arange(30.0)}, 5e-5).assign(mean_abs=lambda d: -d.rel_fro)
+    rho = full_ft.rho_table(lora, ft)
+    # mean |Δ| is compared with full FT's mean |ΔW| (here the reverse order), not with its rel_fro
+    assert rho.query("lora_metric == 'mean_abs' and lora_lr == 0.001").rho.eq(-1).all()
+    text = full_ft.describe(full_ft.rho_summary(rho), "rel_fro")
+    assert "LoRA LR 0.001 / full-FT LR 5e-05: ρ = 1.00 ± 0.00 (n = 2 seeds), tracks full FT" in text
+    assert "LoRA LR 0.0002 / full-FT LR 5e-05: ρ = -1.00 ± 0.00 (n = 2 seeds), does not track full FT" in text
+    assert "mean ρ" not in text
 
 
 def test_train_full_and_its_metrics(tiny_model, two_domains):

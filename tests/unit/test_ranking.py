@@ -11,6 +11,7 @@ from locus.core.ranking import (
     domain_test,
     profile_shape,
     seed_stability,
+    smallest_domain_p,
     spearman,
 )
 
@@ -186,11 +187,11 @@ def cells_table(values: np.ndarray, domains: str = "abcde") -> pd.DataFrame:
 def test_domain_test_statistic_and_p_by_hand():
     # two domains of two seeds, values a: 0, 1 | b: 3, 4: domain means 0.5 and 3.5, variance 4.5
     table = cells_table(np.array([[[0.0], [1.0]], [[3.0], [4.0]]]))
-    statistic, p = domain_test(table, permutations=3000)
+    statistic, p = domain_test(table)
     assert statistic == pytest.approx(4.5)
     # labels shuffle within each seed: swap neither, seed 0's, seed 1's or both; swapping both only
-    # renames the domains (4.5 again), one swap gives means 2 and 2 (0), so p -> 2/4
-    assert p == pytest.approx(1 / 2, abs=0.03)
+    # renames the domains (4.5 again), one swap gives means 2 and 2 (0): exactly 2 of 4 labellings
+    assert p == 1 / 2
     assert np.isnan(domain_test(table.xs(0, level="seed", drop_level=False))[1])  # one seed: untestable
     assert np.isnan(domain_test(table.xs("a", level="domain", drop_level=False))[1])  # one domain
     missing = table.copy()
@@ -266,4 +267,45 @@ def test_the_page_states_the_smallest_p_the_seeds_allow_and_domain_test_reaches_
     assert "with 2 seeds of 3 domains its p cannot go below 0.17" in text  # 3!² labellings / 3! renamings
     assert "One seed: no seed band" in noise_paragraph(Params.model_validate({"grid": grid | {"seeds": [0]}}))
     apart = cells_table(np.array([[[0.0], [0.1]], [[5.0], [5.1]], [[10.0], [10.1]]]))
-    assert domain_test(apart, permutations=6000)[1] == pytest.approx(1 / 6, abs=0.02)
+    assert domain_test(apart)[1] == pytest.approx(1 / 6)  # enumerated: exactly the floor, never below
+
+
+def brute_force_p(table: pd.DataFrame) -> float:
+    """Every within-seed labelling of a table, renamings included: the definition domain_test's p follows."""
+    from itertools import permutations, product
+
+    codes, _ = pd.factorize(table.index.get_level_values("domain"))
+    seeds = table.index.get_level_values("seed")
+    blocks = [np.flatnonzero(seeds == s) for s in seeds.unique()]
+    values = table.to_numpy()
+
+    def statistic(labels):
+        return np.mean(np.var([values[labels == d].mean(axis=0) for d in np.unique(labels)], axis=0, ddof=1))
+
+    observed, reached, total = statistic(codes), 0, 0
+    for orders in product(*[list(permutations(codes[cells])) for cells in blocks]):
+        labels = codes.copy()
+        for cells, order in zip(blocks, orders):
+            labels[cells] = order
+        reached += statistic(labels) >= observed * (1 - 1e-9)
+        total += 1
+    return reached / total
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 1), (4, 2, 3), (3, 3, 2)])
+def test_few_labellings_are_enumerated_exactly(shape):
+    rng = np.random.default_rng(sum(shape))
+    table = cells_table(rng.normal(0, 1, shape) + np.arange(shape[0])[:, None, None] * 0.5)
+    assert domain_test(table)[1] == pytest.approx(brute_force_p(table), abs=1e-12)
+    assert domain_test(table, seed=1)[1] == domain_test(table, seed=2)[1]  # exact: no sampling left
+    incomplete = table.drop(index=(table.index[0]))  # one cell missing: every labelling enumerated
+    assert domain_test(incomplete)[1] == pytest.approx(brute_force_p(incomplete), abs=1e-12)
+
+
+def test_p_is_never_below_the_floor_the_grid_allows():
+    # 5 domains × 2 seeds: 120 labellings up to renaming; far apart, p is exactly 1/120, not 1/5,001
+    apart = cells_table(np.arange(5.0)[:, None, None] * 10 + np.array([0.0, 0.1])[None, :, None])
+    assert domain_test(apart)[1] == pytest.approx(smallest_domain_p(5, 2)) == pytest.approx(1 / 120)
+    # 5 × 4 seeds: 120³ labellings, too many to enumerate: sampled, p ≥ 1/(shuffles + 1)
+    many = cells_table(np.arange(5.0)[:, None, None] * 10 + np.arange(4.0)[None, :, None] / 10)
+    assert domain_test(many, permutations=999)[1] == pytest.approx(1 / 1000)

@@ -12,10 +12,13 @@ exp H(σ/Σσ) — from a dense SVD, fine at 576×1536 — plus
   mean_abs  mean |ΔW| over the matrix's entries — the seed's headline statistic, applied to ΔW.
 Per layer, locus.core.effective.layer_effective stacks the modules (the same layer definition as LoRA).
 
-Comparison: Spearman's ρ between a LoRA layer profile (its rel_fro, and the seed's mean |Δ|) and the
-full-FT rel_fro profile of the same domain and seed, for every (LoRA LR, full-FT LR); then mean ±
-s.d. over seeds. Under "no association", ρ over n layers has s.d. ≈ 1/√(n−1), so |ρ| > 1.96/√(n−1)
-is significant at p ≈ 0.05 (0.36 for 30 layers).
+Comparison, like for like: Spearman's ρ between a LoRA layer profile and full FT's profile of the
+*same* metric (rel_fro with rel_fro; the seed's mean |Δ| of the trained parameters with full FT's
+mean |ΔW|, its trained parameters being the weights), same domain and seed, for every (LoRA LR,
+full-FT LR); then mean ± s.d. over seeds. Under "no association", ρ over n layers has s.d. ≈
+1/√(n−1), so |ρ| > 1.96/√(n−1) is significant at p ≈ 0.05 (0.36 for 30 layers). Each LR pair gets
+its own verdict (pairs that disagree are never averaged into one), borderline where the seeds'
+s.d. reaches across a cutoff.
 """
 
 from __future__ import annotations
@@ -78,12 +81,12 @@ def layer_table(modules: pd.DataFrame) -> pd.DataFrame:
 
 
 def rho_table(lora_layers: pd.DataFrame, ft_layers: pd.DataFrame) -> pd.DataFrame:
-    """One row per (domain, LoRA LR, full-FT LR, seed, LoRA metric): ρ with full FT's rel_fro profile.
+    """One row per (domain, LoRA LR, full-FT LR, seed, LoRA metric): ρ with full FT's profile of the same metric.
 
     LoRA and full FT are paired by domain and seed (same data, same data order)."""
     rows = []
     for (domain, ft_lr, seed), ft in ft_layers.groupby(CELL):
-        ref = ft.set_index("layer")["rel_fro"].sort_index()
+        ref = ft.set_index("layer").sort_index()
         lora = lora_layers[(lora_layers.domain == domain) & (lora_layers.seed == seed)]
         if lora.empty:
             raise ValueError(f"no LoRA layer profile for domain {domain}, seed {seed} to compare full FT with")
@@ -99,7 +102,7 @@ def rho_table(lora_layers: pd.DataFrame, ft_layers: pd.DataFrame) -> pd.DataFram
                         "ft_lr": ft_lr,
                         "seed": seed,
                         "lora_metric": metric,
-                        "rho": spearman(prof[metric], ref),
+                        "rho": spearman(prof[metric], ref[metric]),
                         "n_layers": len(ref),
                     }
                 )
@@ -116,31 +119,38 @@ def _pm(mean: float, sd: float, n: int) -> str:
     return f"ρ = {mean:.2f} ± {sd:.2f} (n = {n} seeds)" if n > 1 else f"ρ = {mean:.2f} (n = 1 seed, no spread)"
 
 
-def verdict(mean: float, n_layers: int) -> str:
-    if mean >= TRACKS:
-        return "LoRA's map tracks full FT"
-    if mean > critical_rho(n_layers):
-        return "LoRA's map tracks full FT only weakly"
-    return "LoRA's map does not track full FT"
+def verdict(mean: float, n_layers: int, sd: float = float("nan")) -> str:
+    """Whether a mean ρ says LoRA's map tracks full FT's; ', borderline' when the seeds' s.d.
+    reaches across the cutoff nearest the mean (another seed could change the verdict)."""
+    cutoffs = (TRACKS, critical_rho(n_layers))
+    words = (
+        "tracks full FT"
+        if mean >= TRACKS
+        else "tracks full FT only weakly"
+        if mean > cutoffs[1]
+        else "does not track full FT"
+    )
+    near = min(abs(mean - c) for c in cutoffs)
+    return words + (", borderline" if sd == sd and near < sd else "")
 
 
 def describe(summary: pd.DataFrame, metric: str) -> str:
-    """The computed verdict for one LoRA metric: overall, then per domain × LoRA LR × full-FT LR."""
+    """The computed verdict for one metric, compared like for like (LoRA's and full FT's profile of
+    that metric), per domain × LoRA LR × full-FT LR — each pair its own verdict, never an average."""
     from locus.core.stats import LABELS
 
     s = summary[summary.lora_metric == metric]
     n_layers, n = int(s.n_layers.iloc[0]), int(s.n.max())
-    overall = s["mean"].mean()
     head = (
-        f"LoRA {LABELS[metric]} vs full-FT ‖ΔW‖_F/‖W₀‖_F by layer: mean ρ = {overall:.2f} over "
-        f"{len(s)} domain × LR pairs ({n} seed{'s' if n > 1 else ''} each; |ρ| > {critical_rho(n_layers):.2f} "
-        f"is significant for {n_layers} layers): {verdict(overall, n_layers)}."
+        f"{LABELS[metric]}, LoRA's layer profile vs full FT's ({n} seed{'s' if n > 1 else ''} per pair; "
+        f"|ρ| > {critical_rho(n_layers):.2f} is significant for {n_layers} layers, ≥ {TRACKS} 'tracks'): "
     )
     parts = [
-        f"{r.domain} LoRA LR {lr_label(r.lora_lr)} / full-FT LR {lr_label(r.ft_lr)}: {_pm(r.mean, r.sd, r.n)}"
+        f"{r.domain} LoRA LR {lr_label(r.lora_lr)} / full-FT LR {lr_label(r.ft_lr)}: {_pm(r.mean, r.sd, r.n)}, "
+        f"{verdict(r.mean, n_layers, r.sd)}"
         for r in s.itertuples()
     ]
-    return head + " " + "; ".join(parts) + "."
+    return head + "; ".join(parts) + "."
 
 
 def describe_rank(ft_modules: pd.DataFrame, lora_modules: pd.DataFrame, lora_r: int) -> str:

@@ -15,6 +15,9 @@ S ≥ 2 seeds the per-layer spread across seeds is measured directly:
   flat          = no layer is more than its band away from the median, or (any number of seeds)
                   the layer-to-layer spread (s.d. / mean across layers) is under FLAT_SPREAD —
                   then a layer beyond its band is reproducible but too small to call a locus
+  margin        = how far the flat / not-flat verdict is from its cutoffs: min(spread / FLAT_SPREAD,
+                  largest |layer − median| / band) (one seed: spread / FLAT_SPREAD). A profile is
+                  not flat exactly when margin > 1; within a factor BORDERLINE of 1 it is borderline.
   stability     = Spearman ρ of the layer ranking between every pair of seeds (mean over pairs):
                   1 = the same order every time; near 0 = the ranking is noise.
 Across domains, whether they differ beyond seed noise is a permutation test over the cells
@@ -25,7 +28,7 @@ cells of each seed, which keeps only what seeds alone produce.
 from __future__ import annotations
 
 import math
-from itertools import combinations
+from itertools import combinations, permutations, product
 
 import numpy as np
 import pandas as pd
@@ -33,6 +36,9 @@ import pandas as pd
 BAND_Z = 3.0
 # Below this layer-to-layer spread (s.d. / mean over layers) a profile is flat whatever the seeds say.
 FLAT_SPREAD = 0.05
+# A verdict whose margin (below) lies within this factor of 1 is borderline: a few percent more or
+# less spread, or another seed, could flip it (3 of the study's 70 verdicts flipped with a seed subset).
+BORDERLINE = 1.25
 
 
 def spearman(x, y) -> float:
@@ -94,7 +100,7 @@ def banded_profiles(layers: pd.DataFrame, metric: str, by: tuple[str, ...] = ("d
 
 def profile_shape(per_seed: pd.DataFrame) -> dict:
     """What a layer × seed table supports saying: {mean, band, spread, flat, peak_layers, dip_layers,
-    stability, seeds}.
+    stability, seeds, margin, spread_margin, band_margin, borderline}.
 
     peak_layers are the layers above the median layer by more than their seed band (empty with one
     seed: a peak cannot be told from noise then, unless the caller reports it as unverified)."""
@@ -103,14 +109,18 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
     sd, level = float(mean.std(ddof=0)), float(mean.mean())
     # s.d./mean; a constant profile (all zero too) is flat: spread 0
     spread = 0.0 if sd == 0 else sd / level if level else float("nan")
+    spread_margin = spread / FLAT_SPREAD
     if seeds > 1:
         band = pd.Series(seed_band(per_seed), index=mean.index)
         excess = mean - mean.median()
         peak = [int(layer) for layer in mean.index[excess > band]]
         dip = [int(layer) for layer in mean.index[excess < -band]]
         flat = spread < FLAT_SPREAD or not (peak or dip)
+        band_margin = float((excess.abs() / band).max()) if band.iloc[0] > 0 else float("inf")
+        margin = min(spread_margin, band_margin)
     else:
         band, peak, dip, flat = pd.Series(np.nan, index=mean.index), [], [], spread < FLAT_SPREAD
+        band_margin, margin = float("nan"), spread_margin
     return {
         "mean": mean,
         "band": band,
@@ -120,10 +130,16 @@ def profile_shape(per_seed: pd.DataFrame) -> dict:
         "dip_layers": dip,
         "stability": seed_stability(per_seed),
         "seeds": seeds,
+        "margin": margin,
+        "spread_margin": spread_margin,
+        "band_margin": band_margin,
+        "borderline": bool(1 / BORDERLINE <= margin <= BORDERLINE),
     }
 
 
 PERMUTATIONS = 5000
+# Up to this many distinct labellings domain_test enumerates them all (an exact p) instead of sampling.
+EXACT_LIMIT = 200_000
 
 
 def cell_size_and_shape(cells: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -142,6 +158,45 @@ def smallest_domain_p(domains: int, seeds: int) -> float:
     return 1 / math.factorial(domains) ** (seeds - 1)
 
 
+def _arrangements(labels: np.ndarray) -> np.ndarray:
+    """Every distinct order of one block's domain codes (a multiset permutation), one per row."""
+    return np.array(sorted(set(permutations(labels.tolist()))), dtype=labels.dtype)
+
+
+def _exact_labellings(codes: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray | None:
+    """Every distinct labelling the within-seed shuffle can produce (rows), or None when there are
+    more than EXACT_LIMIT. In a complete grid (each seed holds every domain once) the first seed's
+    labelling is kept as observed: the statistic is the same under a renaming of the domains, and
+    each of the (D!)^(S−1) classes of D! renamings has exactly one member with that first block."""
+    complete = all(len(np.unique(codes[cells])) == len(cells) == len(np.unique(codes)) for cells in blocks)
+    free = blocks[1:] if complete else blocks
+    counts = [math.factorial(len(cells)) for cells in free]  # an upper bound on distinct orders
+    if math.prod(counts) > EXACT_LIMIT:
+        return None
+    orders = [_arrangements(codes[cells]) for cells in free]
+    grid = np.tile(codes, (math.prod(len(o) for o in orders), 1))
+    for index, combo in enumerate(product(*[range(len(o)) for o in orders])):
+        for cells, order, k in zip(free, orders, combo):
+            grid[index, cells] = order[k]
+    return grid
+
+
+def _blocks(per_cell: pd.DataFrame) -> tuple[np.ndarray, pd.Index, list[np.ndarray]]:
+    """(domain codes, domains, the cell positions of each seed) of a (domain, seed)-indexed table."""
+    codes, domains = pd.factorize(per_cell.index.get_level_values("domain"))
+    seeds = per_cell.index.get_level_values("seed")
+    return codes, domains, [np.flatnonzero(seeds == s) for s in seeds.unique()]
+
+
+def exact_labelling_count(per_cell: pd.DataFrame) -> int | None:
+    """How many labellings domain_test enumerates for these cells, or None when it samples them."""
+    codes, domains, blocks = _blocks(per_cell)
+    if len(domains) < 2 or len(blocks) < 2:
+        return None
+    exact = _exact_labellings(codes, blocks)
+    return None if exact is None else len(exact)
+
+
 def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
     """(statistic, p): do the domains differ beyond seed noise?
 
@@ -149,15 +204,15 @@ def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: 
     column: the cell's mean over layers; one per layer: its profile). The statistic is the variance
     across domains of the domain means, averaged over features. The cells of one seed share their
     initial adapter, so each seed is a block: the domain labels are shuffled among the cells of
-    each seed, `permutations` times, and an effect of the seed shared by every domain cancels out
-    of the observed statistic and of every shuffle alike. p is the share of shuffles whose
-    statistic reaches the observed one, the observed labelling counted among them (Phipson &
-    Smyth 2010: p ≥ 1/(n+1), never 0), and never below smallest_domain_p of the grid.
+    each seed, and an effect of the seed shared by every domain cancels out of the observed
+    statistic and of every shuffle alike. Where the distinct labellings are few (120 for 5 domains
+    × 2 seeds, 14,400 for 3 seeds; up to EXACT_LIMIT) every one is enumerated and p is the exact
+    share whose statistic reaches the observed one — never below smallest_domain_p, the floor the
+    grid allows. Otherwise `permutations` random shuffles, the observed labelling counted among
+    them (Phipson & Smyth 2010: p ≥ 1/(n+1), never 0).
     (NaN, NaN) with one domain; p is NaN
     with one seed (domain and seed cannot be told apart), or when a value is missing."""
-    codes, domains = pd.factorize(per_cell.index.get_level_values("domain"))
-    seeds = per_cell.index.get_level_values("seed")
-    blocks = [np.flatnonzero(seeds == s) for s in seeds.unique()]
+    codes, domains, blocks = _blocks(per_cell)
     values = per_cell.to_numpy(np.float64)
     sizes = np.bincount(codes)
     if len(domains) < 2:
@@ -171,12 +226,19 @@ def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: 
     observed = float(statistic(codes[None])[0])
     if len(blocks) < 2 or not np.isfinite(observed):
         return observed, float("nan")
+    # labellings that only rename domains give the same statistic up to rounding: hence the 1e-9
+    exact = _exact_labellings(codes, blocks)
+    if exact is not None:
+        reached = sum(
+            int((statistic(batch) >= observed * (1 - 1e-9)).sum())
+            for batch in np.array_split(exact, -(-len(exact) // 1000))
+        )
+        return observed, reached / len(exact)
     rng = np.random.default_rng(seed)
     reached = 0
     for start in range(0, permutations, 1000):  # bounded memory on large grids
         batch = np.tile(codes, (min(1000, permutations - start), 1))
         for cells in blocks:
             batch[:, cells] = rng.permuted(batch[:, cells], axis=1)
-        # shuffles that only rename domains give the same statistic up to rounding
         reached += int((statistic(batch) >= observed * (1 - 1e-9)).sum())
     return observed, (reached + 1) / (permutations + 1)

@@ -35,7 +35,17 @@ from locus.params.sections import (
     name_argument,
 )
 
-__all__ = ["Params", "ParamsError", "PRESETS_DIR", "check_name", "load", "lr_label", "name_argument", "preset_path"]
+__all__ = [
+    "Params",
+    "ParamsError",
+    "PRESETS_DIR",
+    "preset_chain",
+    "check_name",
+    "load",
+    "lr_label",
+    "name_argument",
+    "preset_path",
+]
 
 PRESETS_DIR = Path("presets")
 
@@ -156,12 +166,29 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
+def preset_chain(name: str) -> list[Path]:
+    """presets/NAME.yaml and the presets it extends, base first. A preset may start with
+    `extends: OTHER` to overlay presets/OTHER.yaml (e.g. a CPU-sized subset of a full protocol)."""
+    chain: list[Path] = []
+    while name:
+        path = preset_path(name)
+        if path in chain:
+            raise ParamsError(f"{path}: extends: {name} forms a cycle ({' -> '.join(map(str, chain))})")
+        chain.insert(0, path)
+        name = _read_yaml(path).get("extends")
+        if name is not None and not isinstance(name, str):
+            raise ParamsError(f"{path}: extends: must be a preset name, got {name!r}")
+    return chain
+
+
 def load(path: str | os.PathLike = "params.yaml", preset: str | None = None) -> Params:
     """Read params.yaml (plus an optional preset overlay), validate, and return frozen Params."""
-    files = [Path(path)] + ([preset_path(preset)] if preset else [])
+    files = [Path(path)] + (preset_chain(preset) if preset else [])
     merged: dict = {}
     for f in files:
-        merged = _deep_merge(merged, _read_yaml(f))
+        layer = _read_yaml(f)
+        layer.pop("extends", None) if f != files[0] else None
+        merged = _deep_merge(merged, layer)
     try:
         return Params.model_validate(merged)
     except ValidationError as e:

@@ -13,10 +13,11 @@ import pandas as pd
 
 from locus import io
 from locus.analysis import evaluation, full_ft
-from locus.core.ranking import banded_profiles, critical_rho
+from locus.core.ranking import banded_profiles, critical_rho, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.charts import BAND_NOTE, band_tooltip, with_band
+from locus.report.profiles import shape_words
 
 TITLES = [
     ("Held-out evaluation: cross-domain change of eval loss", "evaluation_"),
@@ -85,6 +86,7 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
             [
                 _normalised(ft, "rel_fro", "full FT ‖ΔW‖_F/‖W₀‖_F"),
                 _normalised(lora, "rel_fro", "LoRA ‖ΔW‖_F/‖W₀‖_F"),
+                _normalised(ft, "mean_abs", "full FT mean |ΔW|"),
                 _normalised(lora, "mean_abs", "LoRA mean |Δ|"),
             ]
         )
@@ -114,7 +116,9 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
     )
     s = s.assign(low=s["mean"] - s.sd, high=s["mean"] + s.sd)
     base = alt.Chart(s).encode(
-        y=alt.Y("pair:N", title=None), color=alt.Color("metric:N", title="LoRA profile"), yOffset="metric:N"
+        y=alt.Y("pair:N", title=None),
+        color=alt.Color("metric:N", title="metric (LoRA and full FT alike)"),
+        yOffset="metric:N",
     )
     crit = critical_rho(int(s.n_layers.iloc[0]))
     refs = (
@@ -169,6 +173,30 @@ def full_ft_charts(lora_layers, ft_layers, ft_modules, lora_modules, rho) -> dic
     return charts
 
 
+def describe_full_ft_profiles(ft_layers: pd.DataFrame, lora_layers: pd.DataFrame, domain: str) -> str:
+    """The shape of full FT's and LoRA's ‖ΔW‖_F/‖W₀‖_F profiles of one domain, each tested against
+    its own seed band (their rank correlations are the next section's note)."""
+    ft = ft_layers[ft_layers.domain == domain]
+    parts = [
+        shape_words(
+            f"full FT (LR {lr_label(lr)})",
+            profile_shape(g.pivot_table(index="layer", columns="seed", values="rel_fro")),
+        )
+        for lr, g in ft.groupby("lr")
+    ]
+    lora = lora_layers[lora_layers.domain == domain]
+    parts += [
+        shape_words(
+            f"LoRA (LR {lr_label(lr)})", profile_shape(g.pivot_table(index="layer", columns="seed", values="rel_fro"))
+        )
+        for lr, g in lora.groupby("lr")
+    ]
+    return (
+        f"{domain}, ‖ΔW‖_F/‖W₀‖_F by layer: {'; '.join(parts)}. The lines are each profile ÷ its own mean over "
+        "layers, so they compare where the update goes, not how large it is."
+    )
+
+
 def sections(tables_dir, params, layers: pd.DataFrame, modules: pd.DataFrame):
     """(figures, notes, [(section title, figure-name prefix)]) for the experiments that are on."""
     tables_dir, figures, notes = Path(tables_dir), {}, {}
@@ -185,6 +213,6 @@ def sections(tables_dir, params, layers: pd.DataFrame, modules: pd.DataFrame):
         notes["full_ft_rho"] = " ".join(full_ft.describe(summary, m) for m in full_ft.LORA_METRICS)
         notes["full_ft_rank"] = full_ft.describe_rank(ft_modules, modules, params.lora.r)
         for domain in ft_layers.domain.unique():
-            notes[f"full_ft_profile_{domain}"] = full_ft.describe(summary[summary.domain == domain], "rel_fro")
+            notes[f"full_ft_profile_{domain}"] = describe_full_ft_profiles(ft_layers, layers, domain)
     titles = [(t, p) for t, p in TITLES if any(name.startswith(p) for name in figures)]
     return figures, notes, titles

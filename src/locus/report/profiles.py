@@ -10,16 +10,33 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from locus.core.ranking import PERMUTATIONS, cell_size_and_shape, domain_test, profile_shape
+from locus.core.ranking import (
+    FLAT_SPREAD,
+    PERMUTATIONS,
+    cell_size_and_shape,
+    domain_test,
+    exact_labelling_count,
+    profile_shape,
+)
 from locus.core.stats import LABELS
 from locus.params import lr_label
 from locus.report.words import COARSE, ONE_SEED, early_and_late, layer_span, layers_phrase, peak_window, ratio_words
 
 
+def borderline_words(shape: dict) -> str:
+    """'; borderline: …' when a profile_shape's verdict is near its cutoff (core.ranking.BORDERLINE),
+    naming the quantity that decides it; '' otherwise."""
+    if not shape["borderline"]:
+        return ""
+    if not shape["band_margin"] < shape["spread_margin"]:  # the spread decides (or one seed: no band)
+        return f", borderline against the {FLAT_SPREAD:.0%} cutoff"
+    return f"; borderline: its farthest layer is {shape['band_margin']:.2f}× its seed band from the median"
+
+
 def shape_words(name: str, shape: dict, untested: str = f"; {ONE_SEED}") -> str:
     """One profile (a core.ranking.profile_shape) in words, after `name`: flat, higher or lower beyond
     the seed band, or (one seed) where it is highest, followed by `untested`."""
-    spread = f"layer-to-layer spread {shape['spread']:.1%}"
+    spread = f"layer-to-layer spread {shape['spread']:.1%}" + borderline_words(shape)
     beyond = shape["peak_layers"] or shape["dip_layers"]
     if shape["flat"] and beyond:  # reproducible, but too small to call a locus
         where = (
@@ -84,6 +101,14 @@ def _noise(p: float) -> str:
     return f"within seed noise (p = {p:.2f})"
 
 
+def labelling_words(per_cell: pd.DataFrame) -> str:
+    """How domain_test drew the labellings of these cells: all of them (an exact p), or a sample."""
+    exact = exact_labelling_count(per_cell)
+    if exact is not None:
+        return f"every one of the {exact:,} distinct labellings of the domains within each seed, so p is exact"
+    return f"domain labels shuffled {PERMUTATIONS:,} times among the cells of each seed"
+
+
 def describe_domains(cell: pd.DataFrame, metric: str) -> str:
     """Do the domains differ beyond seed noise? In size (each cell's mean over layers) and in shape
     (each cell's profile divided by that mean), by locus.core.ranking.domain_test over the cells of
@@ -103,6 +128,5 @@ def describe_domains(cell: pd.DataFrame, metric: str) -> str:
     _, p_shape = domain_test(shape)
     return (
         f"{text}: {_noise(p_size)}; in shape (each profile ÷ its mean over layers): {_noise(p_shape)} "
-        f"(permutation tests over the {len(size)} cells: domain labels shuffled {PERMUTATIONS:,} times "
-        "among the cells of each seed)."
+        f"(permutation tests over the {len(size)} cells: {labelling_words(size)})."
     )
