@@ -29,6 +29,30 @@ def test_smoke_preset_overlays_defaults():
     assert p.grid.domains == ["physics", "math_linguistic"] and p.grid.seeds == [0]  # the preset's own
 
 
+def test_epoch_presets_extend_the_full_protocol():
+    full, cpu, sizing = (load("params.yaml", name) for name in ("epoch", "epoch_cpu", "epoch_sizing"))
+    assert full.data.max_train_examples is None and full.training.epochs == 1 and full.training.max_steps == -1
+    assert full.training.snapshot_every == 8 and full.trajectory.domains == full.grid.domains
+    assert len(full.grid.seeds) >= 2 and full.grid.learning_rates == [0.0002, 0.001]
+    # the subset keeps the protocol and narrows only the grid (and where it writes)
+    assert cpu.training == full.training and cpu.data == full.data and cpu.results_dir == "results/epoch_cpu"
+    assert cpu.grid.domains == ["math_thinking", "physics"] and cpu.grid.learning_rates == [0.001]
+    assert sizing.training.max_steps == 8 and sizing.grid.domains == cpu.grid.domains  # two levels deep
+
+
+def test_a_preset_that_extends_itself_or_a_missing_one_fails_naming_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "a.yaml").write_text("extends: b\n")
+    (tmp_path / "presets" / "b.yaml").write_text("extends: a\n")
+    (tmp_path / "presets" / "c.yaml").write_text("extends: nowhere\n")
+    (tmp_path / "params.yaml").write_text("grid: {domains: [x]}\n")
+    with pytest.raises(ParamsError, match=r"presets/a.yaml: extends: b forms a cycle"):
+        load("params.yaml", "b")
+    with pytest.raises(ParamsError, match=r"presets/nowhere.yaml: file not found"):
+        load("params.yaml", "c")
+
+
 @pytest.mark.parametrize(
     "text, key",
     [

@@ -168,11 +168,11 @@ def test_report_section_from_trajectory_files(tmp_path, arith_raw):
         path.parent.mkdir(parents=True)
         pd.DataFrame(rows).to_parquet(path)
     figures, notes = charts_trajectory.figures(params)
-    assert set(figures) == {"trajectory_profiles", "trajectory_rho"}
+    assert set(figures) == {"trajectory_profiles", "trajectory_rho", "trajectory_late_early"}
     assert all(chart.to_dict() for chart in figures.values())
     assert notes["trajectory_profiles"] == (
-        "The mean |Δ| profile at the first snapshot with a change → the last: "
-        "arith@0.001: step 10 highest at layer 0 (layer-to-layer spread 47.1%) → "
+        "The mean |Δ| profile at the first snapshot with a change, at step 16, mid-run and at the last snapshot "
+        "(those the run has): arith@0.001: step 10 highest at layer 0 (layer-to-layer spread 47.1%) → "
         "step 30 highest at layer 4 (layer-to-layer spread 47.1%); "
         "other@0.001: step 20 highest at layer 3 (layer-to-layer spread 47.1%) → "
         "step 30 highest at layer 4 (layer-to-layer spread 47.1%). One seed: not tested against seed noise."
@@ -260,9 +260,52 @@ def test_trajectory_note_calls_a_peak_only_beyond_the_seed_band():
                 )
     note = describe_evolution(pd.DataFrame(rows), "mean_abs")
     assert note.startswith(
-        "The mean |Δ| profile at the first snapshot with a change → the last: cpp@0.0002: step 4 flat "
+        "The mean |Δ| profile at the first snapshot with a change, at step 16, mid-run and at the last snapshot "
+        "(those the run has): cpp@0.0002: step 4 flat "
     )
     assert "→ step 8 highest at layers 8–9 (beyond the seed band;" in note
     assert note.endswith(
         " At the last snapshot 1 of 1 profile has a locus (layers beyond the seed band and a layer-to-layer spread ≥ 5%)."
     )
+
+
+def test_milestones_late_early_and_domains_at_equal_steps():
+    """A long run is read at step 16, mid-run and the end; the late/early ratio per snapshot; domains
+    with unequal budgets compared only at the steps both snapshotted."""
+    from locus.analysis.trajectory import domains_at_equal_steps, late_early_along, milestones
+
+    assert milestones([8, 16, 24, 32, 40, 48, 56, 64, 72, 80]) == [16, 40, 80]
+    assert milestones([8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 111]) == [16, 56, 111]
+    assert milestones([2, 4]) == [2, 4]  # no step 16: the middle (ties go to the earlier) and the last
+    rows = []
+    for domain, last, scale in (("long", 24, 2.0), ("short", 16, 1.0)):
+        for seed in (0, 1, 2):
+            for step in range(8, last + 1, 8):
+                for layer in range(9):  # thirds: layers 0–2 early, 6–8 late
+                    late = 3.0 if layer >= 6 else 1.0
+                    value = scale * step * (late if domain == "long" else 1.0) * (1 + 0.01 * seed)
+                    rows.append(
+                        {"domain": domain, "lr": 1e-3, "seed": seed, "step": step, "layer": layer, "mean_abs": value}
+                    )
+    table = pd.DataFrame(rows)
+    ratios = late_early_along(table, "mean_abs")
+    assert np.allclose(ratios[ratios.domain == "long"].ratio, 3.0) and np.allclose(
+        ratios[ratios.domain == "short"].ratio, 1.0
+    )
+    equal = domains_at_equal_steps(table, "mean_abs")
+    assert list(equal.step) == [8, 16]  # step 24 only the long domain reached
+    # long's mean over layers is 2 × (3·3 + 6·1)/9 = 10/3 × short's at every common step
+    assert np.allclose(equal.ratio, 10 / 3) and set(equal.largest) == {"long"}
+    assert np.allclose(equal.p_size, 1 / 4)  # 2 domains × 3 seeds: 2² labellings up to renaming, the floor
+
+
+def test_the_report_says_when_domain_budgets_differ():
+    from locus.stages.report import budget_words
+
+    equal = {("a", 1e-3, 0): {"optimizer_steps": 16}, ("b", 1e-3, 0): {"optimizer_steps": 16}}
+    assert budget_words(equal) == ""
+    epoch = {("math_thinking", 1e-3, s): {"optimizer_steps": 80} for s in (0, 1)}
+    epoch |= {("physics", 1e-3, s): {"optimizer_steps": 111} for s in (0, 1)}
+    words = budget_words(epoch)
+    assert words.startswith("Unequal budgets — optimizer steps per domain (LR 0.001: math_thinking 80, physics 111)")
+    assert "mean |Δ| ÷ Σ lr_t" in words and "equal steps" in words

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from locus import io
-from locus.core.ranking import seed_stability, spearman
+from locus.core.ranking import cell_size_and_shape, domain_test, late_early_ratio, seed_stability, spearman
 from locus.core.stats import CELL
 from locus.layout import cell_dir, trajectory_cells
 from locus.params import lr_label
@@ -87,3 +87,53 @@ def seed_agreement(table: pd.DataFrame, metric: str) -> pd.DataFrame:
         per_seed = g.pivot_table(index="layer", columns="seed", values=metric, aggfunc="first")
         rows.append({"domain": domain, "lr": lr, "step": int(step), "rho": seed_stability(per_seed)})
     return pd.DataFrame(rows, columns=["domain", "lr", "step", "rho"])
+
+
+EARLY_STEP = 16  # the study's budget: where every shorter map in docs/findings.md stops
+
+
+def milestones(steps) -> list[int]:
+    """The snapshot steps a long run is read at: EARLY_STEP (when snapshotted), the snapshot nearest
+    the middle of the run, and the last — deduplicated, in order."""
+    steps = sorted({int(s) for s in steps})
+    last = steps[-1]
+    middle = min(steps, key=lambda s: (abs(s - last / 2), s))
+    return sorted({s for s in (EARLY_STEP, middle, last) if s in steps})
+
+
+def late_early_along(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (domain, lr, seed, step): the late/early ratio of that snapshot's layer profile
+    (core.ranking.late_early_ratio: last third of the layers ÷ first third)."""
+    rows = [
+        dict(zip([*CELL, "step"], keys)) | {"ratio": late_early_ratio(g.set_index("layer")[metric])}
+        for keys, g in table.groupby([*CELL, "step"], sort=True)
+    ]
+    return pd.DataFrame(rows, columns=[*CELL, "step", "ratio"])
+
+
+def domains_at_equal_steps(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (lr, step) that every domain of the LR snapshotted: the domains compared at the same
+    number of optimizer steps (their budgets may differ: one epoch of unequal splits). Columns: lr,
+    step, domains, largest, smallest, ratio (largest ÷ smallest domain mean over layers and seeds),
+    p_size, p_shape (core.ranking.domain_test over the cells at that step; NaN with one seed)."""
+    rows = []
+    for lr, g in table.groupby("lr", sort=True):
+        domains = sorted(g.domain.unique())
+        common = set.intersection(*(set(d.step) for _, d in g.groupby("domain")))
+        for step in sorted(common):
+            at = g[g.step == step]
+            size, shape = cell_size_and_shape(at, metric)
+            means = size[metric].groupby(level="domain").mean().sort_values()
+            rows.append(
+                {
+                    "lr": lr,
+                    "step": int(step),
+                    "domains": len(domains),
+                    "largest": means.index[-1],
+                    "smallest": means.index[0],
+                    "ratio": float(means.iloc[-1] / means.iloc[0]) if means.iloc[0] else np.nan,
+                    "p_size": domain_test(size)[1],
+                    "p_shape": domain_test(shape)[1],
+                }
+            )
+    return pd.DataFrame(rows, columns=["lr", "step", "domains", "largest", "smallest", "ratio", "p_size", "p_shape"])

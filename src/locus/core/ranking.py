@@ -41,6 +41,19 @@ FLAT_SPREAD = 0.05
 BORDERLINE = 1.25
 
 
+def early_and_late(layer_ids) -> tuple[np.ndarray, np.ndarray]:
+    """(the first third of the layers, the last third): the groups late-vs-early ratios compare."""
+    ids = np.sort(np.unique(layer_ids))
+    third = max(1, len(ids) // 3)
+    return ids[:third], ids[-third:]
+
+
+def late_early_ratio(profile: pd.Series) -> float:
+    """Mean of a layer profile over its last third of layers ÷ the mean over its first third."""
+    early, late = early_and_late(profile.index)
+    return float(profile.loc[late].mean() / profile.loc[early].mean())
+
+
 def spearman(x, y) -> float:
     """Spearman's ρ of two equally long sequences: Pearson's r of their average ranks (ties share
     the mean rank); NaN when either is constant or shorter than 2."""

@@ -169,15 +169,13 @@ def preset_path(name: str) -> Path:
 def preset_chain(name: str) -> list[Path]:
     """presets/NAME.yaml and the presets it extends, base first. A preset may start with
     `extends: OTHER` to overlay presets/OTHER.yaml (e.g. a CPU-sized subset of a full protocol)."""
-    chain: list[Path] = []
-    while name:
-        path = preset_path(name)
-        if path in chain:
-            raise ParamsError(f"{path}: extends: {name} forms a cycle ({' -> '.join(map(str, chain))})")
-        chain.insert(0, path)
-        name = _read_yaml(path).get("extends")
-        if name is not None and not isinstance(name, str):
-            raise ParamsError(f"{path}: extends: must be a preset name, got {name!r}")
+    chain = [preset_path(name)]
+    while (parent := _read_yaml(chain[0]).get("extends")) is not None:
+        if not isinstance(parent, str) or not parent:
+            raise ParamsError(f"{chain[0]}: extends: must be a preset name, got {parent!r}")
+        if preset_path(parent) in chain:
+            raise ParamsError(f"{chain[0]}: extends: {parent} forms a cycle")
+        chain.insert(0, preset_path(parent))
     return chain
 
 

@@ -10,7 +10,17 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from locus.analysis.trajectory import CELL, THRESHOLD, formation, rank_stability, read_trajectories
+from locus.analysis.trajectory import (
+    CELL,
+    EARLY_STEP,
+    THRESHOLD,
+    domains_at_equal_steps,
+    formation,
+    late_early_along,
+    milestones,
+    rank_stability,
+    read_trajectories,
+)
 from locus.core.ranking import FLAT_SPREAD, banded_profiles, profile_shape
 from locus.core.stats import LABELS
 from locus.params import lr_label
@@ -48,9 +58,10 @@ def profile_evolution(table: pd.DataFrame, metric: str) -> alt.Chart:
 
 
 def describe_evolution(table: pd.DataFrame, metric: str) -> str:
-    """Each (domain, LR) profile at its first snapshot with any change and at its last, in the words
-    of every other profile note (report.profiles.shape_words): flat, or higher or lower beyond the
-    seed band; with one seed, where it is highest, said to be untested.
+    """Each (domain, LR) profile at its first snapshot with any change, then at its milestones
+    (analysis.trajectory.milestones: step 16, mid-run, the last), in the words of every other profile
+    note (report.profiles.shape_words): flat, or higher or lower beyond the seed band; with one seed,
+    where it is highest, said to be untested.
 
     A snapshot whose seed-mean profile is constant (typically all zero: warmup starts at LR 0) has
     no shape to describe.
@@ -63,15 +74,19 @@ def describe_evolution(table: pd.DataFrame, metric: str) -> str:
         varied = [step for step, per_seed in per_step.items() if per_seed.mean(axis=1).nunique() > 1]
         if not varied:
             continue
-        first, last = profile_shape(per_step[min(varied)]), profile_shape(per_step[max(per_step)])
-        located += not last["flat"]  # with seeds, not flat = layers beyond the band and spread ≥ FLAT_SPREAD
+        read_at = sorted({min(varied), *(s for s in milestones(per_step) if s in varied)})
+        shapes = {step: profile_shape(per_step[step]) for step in read_at}
+        located += not shapes[max(per_step)]["flat"] if max(per_step) in shapes else 0
         parts.append(
-            f"{domain}@{lr_label(lr)}: {shape_words(f'step {min(varied)}', first, untested='')} → "
-            f"{shape_words(f'step {max(per_step)}', last, untested='')}"
+            f"{domain}@{lr_label(lr)}: "
+            + " → ".join(shape_words(f"step {step}", shape, untested="") for step, shape in shapes.items())
         )
     if not parts:
         return f"No snapshot shows any change in {LABELS[metric]} yet."
-    text = f"The {LABELS[metric]} profile at the first snapshot with a change → the last: {'; '.join(parts)}."
+    text = (
+        f"The {LABELS[metric]} profile at the first snapshot with a change, at step {EARLY_STEP}, mid-run and at the "
+        f"last snapshot (those the run has): {'; '.join(parts)}."
+    )
     if seeds == 1:
         return f"{text} {ONE_SEED.capitalize()}."
     n = len(parts)
@@ -123,6 +138,65 @@ def describe_rho(table: pd.DataFrame, metric: str) -> str:
     )
 
 
+def late_early_chart(ratios: pd.DataFrame, metric: str) -> alt.Chart:
+    """The late/early ratio of the layer profile against the optimizer step, one line per domain
+    (seed mean, shaded ± one s.d. across seeds), one panel per LR."""
+    g = ratios.groupby(["domain", "lr", "step"]).ratio
+    df = g.mean().rename("value").to_frame().join(g.std(ddof=1).fillna(0.0).rename("sd")).reset_index()
+    df = df.assign(low=df.value - df.sd, high=df.value + df.sd, lr=df["lr"].map(lr_label))
+    base = alt.Chart().encode(x=alt.X("step:Q", title="optimizer step"), color=alt.Color("domain:N"))
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("value:Q", title="late ÷ early layers", scale=alt.Scale(zero=False)),
+        tooltip=["domain", "lr", "step", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f")],
+    )
+    band = base.mark_area(opacity=0.2).encode(y="low:Q", y2="high:Q")
+    return (
+        alt.layer(band, line, data=df)
+        .properties(width=360, height=200)
+        .facet(column=alt.Column("lr:N", title="LR"))
+        .properties(
+            title=f"{LABELS[metric]}: last third of the layers ÷ first third, along training (± s.d. over seeds)"
+        )
+    )
+
+
+def describe_late_early(ratios: pd.DataFrame, metric: str) -> str:
+    """The late/early ratio of each (domain, LR) at its milestones, seed mean ± s.d."""
+    parts = []
+    for (domain, lr), g in ratios.groupby(["domain", "lr"], sort=True):
+        per_step = g.groupby("step").ratio
+        mean, sd = per_step.mean(), per_step.std(ddof=1)
+        at = [
+            f"{mean[s]:.2f}" + (f" ± {sd[s]:.2f}" if sd[s] == sd[s] else "") + f" at step {s}"
+            for s in milestones(mean.index)
+        ]
+        parts.append(f"{domain}@{lr_label(lr)} {', '.join(at)}")
+    seeds = ratios["seed"].nunique()
+    spread = " (seed mean ± s.d.)" if seeds > 1 else f" ({ONE_SEED})"
+    return f"Late ÷ early layers in {LABELS[metric]}{spread}: {'; '.join(parts)}."
+
+
+def describe_equal_steps(table: pd.DataFrame, metric: str) -> str:
+    """The domains compared at equal optimizer steps (every step all of an LR's domains snapshotted):
+    size ratio and permutation-test p at step 16 and at the last common step. '' with one domain."""
+    equal = domains_at_equal_steps(table, metric)
+    equal = equal[equal.domains > 1]
+    if equal.empty:
+        return ""
+    parts = []
+    for lr, g in equal.groupby("lr", sort=True):
+        g = g.set_index("step")
+        for step in sorted({s for s in (EARLY_STEP, int(g.index.max())) if s in g.index}):
+            r = g.loc[step]
+            test = f"size p = {r.p_size:.2g}, shape p = {r.p_shape:.2g}" if r.p_size == r.p_size else ONE_SEED
+            parts.append(f"LR {lr_label(lr)}, step {step}: {r.largest} {r.ratio:.2f}× {r.smallest} ({test})")
+    return (
+        f"The domains at equal optimizer steps (their whole budgets may differ), {LABELS[metric]} mean over "
+        f"layers: {'; '.join(parts)}. The smallest p a permutation test over these cells allows is set "
+        "by how many domains and seeds there are (the page's opening paragraph)."
+    )
+
+
 def figures(params) -> tuple[dict[str, alt.Chart], dict[str, str]]:
     """The trajectory section's charts and notes; ({}, {}) when trajectories are off."""
     table = read_trajectories(params)
@@ -130,6 +204,17 @@ def figures(params) -> tuple[dict[str, alt.Chart], dict[str, str]]:
         return {}, {}
     metric = params.report.metric
     rho = rank_stability(table, metric, CELL)
-    charts = {"trajectory_profiles": profile_evolution(table, metric), "trajectory_rho": rho_chart(rho, metric)}
-    notes = {"trajectory_profiles": describe_evolution(table, metric), "trajectory_rho": describe_rho(table, metric)}
+    ratios = late_early_along(table, metric)
+    charts = {
+        "trajectory_profiles": profile_evolution(table, metric),
+        "trajectory_rho": rho_chart(rho, metric),
+        "trajectory_late_early": late_early_chart(ratios, metric),
+    }
+    notes = {
+        "trajectory_profiles": describe_evolution(table, metric),
+        "trajectory_rho": describe_rho(table, metric),
+        "trajectory_late_early": " ".join(
+            filter(None, [describe_late_early(ratios, metric), describe_equal_steps(table, metric)])
+        ),
+    }
     return charts, notes

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from locus.core.ranking import early_and_late
+
+__all__ = ["early_and_late"]  # re-exported: report modules take their layer groups from here
+
 
 def layer_span(layers: np.ndarray) -> str:
     """Sorted layer ids as a span: [25, 26, 27] -> '25–27'; [3] -> '3'."""
@@ -17,13 +21,6 @@ def peak_window(profile: pd.Series) -> tuple[int, int]:
     width = max(1, min(5, len(profile) // 6 or 1))
     end = int(profile.sort_index().rolling(width).mean().idxmax())
     return end - width + 1, end
-
-
-def early_and_late(layer_ids) -> tuple[np.ndarray, np.ndarray]:
-    """(the first third of the layers, the last third): the groups late-vs-early ratios compare."""
-    ids = np.sort(np.unique(layer_ids))
-    third = max(1, len(ids) // 3)
-    return ids[:third], ids[-third:]
 
 
 UNTESTED = "not tested against seed noise"

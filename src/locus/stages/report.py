@@ -136,6 +136,29 @@ ADAM_NOTE = (
 )
 
 
+# Notes that compare domains: where the domains' budgets differ, each says so first.
+CROSS_DOMAIN_NOTES = ("cross_domain", "effective_", "representation", "explorer")
+
+
+def budget_words(metrics: dict[tuple, dict]) -> str:
+    """'' when every domain trained the same number of optimizer steps at each LR; otherwise a
+    sentence giving each domain's steps and what to compare instead (one epoch of unequal splits)."""
+    steps: dict[float, dict[str, set]] = {}
+    for (domain, lr, _), m in metrics.items():
+        steps.setdefault(lr, {}).setdefault(domain, set()).add(m["optimizer_steps"])
+    unequal = {lr: by for lr, by in steps.items() if len({s for v in by.values() for s in v}) > 1}
+    if not unequal:
+        return ""
+    listed = "; ".join(
+        f"LR {lr_label(lr)}: " + ", ".join(f"{d} {'/'.join(map(str, sorted(v)))}" for d, v in sorted(by.items()))
+        for lr, by in sorted(unequal.items())
+    )
+    return (
+        f"Unequal budgets — optimizer steps per domain ({listed}): raw sizes compare unequal training. "
+        "Compare domains on mean |Δ| ÷ Σ lr_t, or at equal steps in the learning-trajectory section. "
+    )
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--tables", required=True, help="directory holding layers.parquet and modules.parquet")
     parser.add_argument("--out", required=True, help="report.html to write")
@@ -163,6 +186,11 @@ def run(args, params) -> None:
         notes[f"cross_domain_lr={lr_label(lr)}"] = describe_profile(layers, lr, metric) + (
             ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else ""
         )
+
+    budgets = budget_words(cell_metrics)
+    if budgets and len(params.grid.domains) > 1:
+        notes = {k: budgets + v if k.startswith(CROSS_DOMAIN_NOTES) else v for k, v in notes.items()}
+        notes.setdefault("explorer", budgets.strip())
 
     # optional experiments (held-out evaluation, full FT): nothing when they are off
     more_figures, more_notes, more_sections = charts_experiments.sections(args.tables, params, layers, modules)
