@@ -114,3 +114,18 @@ def test_every_name_that_becomes_a_path_follows_one_rule(tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ParamsError, match="letters, digits"):
         load(tmp_path / "p.yaml")
+
+
+@pytest.mark.parametrize("value, line", [("0.0005", "lr: 0.0005"), ("1e-3", None), ("2e-4", "lr: 0.0002")])
+def test_dvc_set_param_changes_only_the_line_it_sets(tmp_path, value, line):
+    """`dvc exp run -S lr=…` rewrites params.yaml through DVC's own override code (hydra overrides,
+    ruamel round trip, every list replaced): params.yaml is written so that nothing else moves."""
+    from dvc.utils.hydra import apply_overrides
+
+    original = open("params.yaml", encoding="utf-8").read()
+    copy = tmp_path / "params.yaml"
+    copy.write_text(original, encoding="utf-8")
+    apply_overrides(str(copy), [f"lr={value}"])
+    changed = [(a, b) for a, b in zip(original.splitlines(), copy.read_text().splitlines()) if a != b]
+    assert len(copy.read_text().splitlines()) == len(original.splitlines())
+    assert changed == ([("lr: 0.001", line)] if line else [])
