@@ -87,17 +87,34 @@ def arith_raw(tmp_path) -> Path:
 REPO = Path(__file__).resolve().parents[1]
 
 
+def gpu_visible() -> bool:
+    """Whether the `locus` stages and in-process models of this test run would use a GPU (an NVIDIA
+    GPU here, not hidden by CUDA_VISIBLE_DEVICES=""), read without importing torch."""
+    from locus.cli import host_gpus
+
+    return bool(host_gpus()) and os.environ.get("CUDA_VISIBLE_DEVICES") != ""
+
+
 def pytest_collection_modifyitems(config, items):
     """A test's directory is its kind: tests/integration -> `integration`, tests/cluster -> `cluster`.
     Longest first (the smoke run's files in SMOKE_RUN_ORDER, the SLURM cluster, the other pipeline
-    runs, then unit tests), so that `make test`'s two workers are never left with a long one at the end."""
+    runs, then unit tests), so that `make test`'s two workers are never left with a long one at the end.
+    A test marked `cpu_only` checks CPU behaviour (bit-identical reruns, the CPU NF4 kernel): on a
+    host with a visible GPU it is skipped, saying so (CUDA_VISIBLE_DEVICES="" runs it on the CPU)."""
 
     def kind(item) -> str:
         return item.path.relative_to(REPO / "tests").parts[0]
 
+    on_gpu = gpu_visible()
     for item in items:
         if kind(item) in ("integration", "cluster"):
             item.add_marker(getattr(pytest.mark, kind(item)))
+        marker = item.get_closest_marker("cpu_only")
+        if on_gpu and marker:
+            why = marker.args[0] if marker.args else "checks CPU behaviour"
+            item.add_marker(
+                pytest.mark.skip(reason=f'cpu_only ({why}); a GPU is visible: set CUDA_VISIBLE_DEVICES="" to run it')
+            )
 
     def rank(item) -> tuple:
         if item.path.name in SMOKE_RUN_ORDER:

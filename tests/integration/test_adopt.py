@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import SMOKE_REPORT, ok, ran_stages, run_tool, shell_commands, snakemake_reasons
 
 TARGET = ["--", SMOKE_REPORT]
@@ -62,6 +64,7 @@ def test_a_raw_data_change_reruns_exactly_that_domain_in_both_tools(smoke_run):
         os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+@pytest.mark.cpu_only("CPU reruns are bit-identical; CUDA only with training.deterministic")
 def test_an_adopted_cell_is_byte_identical_to_dvc_training_it(smoke_run):
     cell = smoke_run / "results/smoke/runs/physics/lr=0.001/seed=0"
     adapter = cell / "adapter_final" / "adapter_model.safetensors"

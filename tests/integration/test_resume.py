@@ -30,6 +30,8 @@ from locus.cli import main
 from locus.params import load
 from locus.training import checkpoints
 
+pytestmark = pytest.mark.cpu_only("kill-and-resume is bit-identical on the CPU; CUDA only with training.deterministic")
+
 EVERY = 4  # checkpoint every 4 optimizer steps
 # 8 epochs of 13 steps: a few seconds on the tiny model, so a test polling for a checkpoint to kill
 # at cannot miss every one of them while the machine is busy with other tests.

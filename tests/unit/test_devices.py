@@ -140,3 +140,17 @@ def test_full_ft_reads_w0_back_exactly_as_loaded(tmp_path, tiny_model, arith_raw
         for name, p in weights.items():
             assert p.dtype == modeling.DTYPES[dtype]
             np.testing.assert_array_equal(w0[name], p.detach().float().cpu().numpy(), err_msg=name)
+
+
+def test_cpu_only_tests_say_so_and_skip_where_a_gpu_is_visible(monkeypatch):
+    """tests marked cpu_only (CPU bit-identity, the CPU NF4 kernel) skip on a GPU host unless
+    CUDA_VISIBLE_DEVICES="" hides the GPUs (conftest.gpu_visible)."""
+    from conftest import gpu_visible
+
+    monkeypatch.setattr(cli, "host_gpus", lambda: 0)
+    assert not gpu_visible()
+    monkeypatch.setattr(cli, "host_gpus", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_visible()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not gpu_visible()

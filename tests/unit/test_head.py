@@ -38,7 +38,8 @@ def _peft_model_and_batch(tiny_model, arith_raw, tmp_path, padding_free=False):
             torch.nn.init.normal_(p, std=0.1)
     model.eval()  # no dropout: both paths must see the same activations
     model.config.use_cache = False  # as fit() sets it: an empty cache would skip the packed-sequence mask
-    return model, make_collator(tok, params)([data[i] for i in range(len(data))])
+    batch = make_collator(tok, params)([data[i] for i in range(len(data))])
+    return model, {k: v.to(model.device) for k, v in batch.items()}  # the model's device (cuda:0 on a GPU host)
 
 
 def _grads(model) -> dict[str, torch.Tensor]:

@@ -7,6 +7,8 @@ from conftest import write_params
 from locus.params import load
 from locus.training.modeling import load_base, lora_config, nf4_kernel, seed_everything
 
+pytestmark = pytest.mark.cpu_only("the CPU NF4 fast path (dequantize once) against bitsandbytes on the CPU")
+
 
 def both_paths(tmp_path, arith_raw, **overrides):
     base = dict(quantization={"method": "nf4", "cpu_kernel": "bitsandbytes"}, **overrides)

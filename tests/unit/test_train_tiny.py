@@ -16,6 +16,7 @@ from locus.params import load
 from locus.training.modeling import load_base, lora_config, seed_everything
 
 
+@pytest.mark.cpu_only("CPU reruns are bit-identical; CUDA only with training.deterministic")
 @pytest.mark.parametrize("quant", ["none", "nf4"])
 def test_same_seed_gives_bit_identical_adapters(tmp_path, tiny_model, arith_raw, quant):
     params = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res", quantization={"method": quant})
@@ -172,6 +173,7 @@ def test_padding_free_training_matches_padded(tmp_path, tiny_model):
     assert ma["train_padding_fraction"] > 0 and mb["train_padding_fraction"] == 0 and mb["padding_free"]
 
 
+@pytest.mark.cpu_only("the CPU dequantize-once kernel")
 def test_training_and_scoring_on_the_once_quantized_w0_are_bit_identical(tmp_path, tiny_model, arith_raw):
     """With `--w0` (locus quantize-base) the CPU stages load the base in the compute dtype and take
     the stored NF4 weights instead of quantizing again: the same adapter, bit for bit, and the same
