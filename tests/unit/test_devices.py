@@ -146,6 +146,7 @@ def test_cpu_only_tests_say_so_and_skip_where_a_gpu_is_visible(monkeypatch):
     """tests marked cpu_only (CPU bit-identity, the CPU NF4 kernel) skip on a GPU host unless
     CUDA_VISIBLE_DEVICES="" hides the GPUs (conftest.gpu_visible)."""
     from conftest import gpu_visible
+    from locus import cli
 
     monkeypatch.setattr(cli, "host_gpus", lambda: 0)
     assert not gpu_visible()
