@@ -4,7 +4,8 @@
   benchmarks/gpu_suite.sh --shape tiny     # proves the suite end to end on CPU (tests/integration/test_gpu_suite.py)
 
 1. environment: torch, CUDA, the device, bf16 support, bitsandbytes and one NF4 matmul on the device;
-2. one real pipeline cell through Snakemake (`locus` stages: prepare-model, quantize-base,
+2. one real pipeline cell, stage by stage, without a workflow engine (the commands `dvc repro` runs,
+   locus.pipeline.experiment_jobs; `locus` stages: prepare-model, quantize-base,
    prepare-data, init-adapter, train, delta, effective, represent, evaluate, the full-FT arm,
    aggregate, report) on a random model of the shape (benchmarks/random_model.py; no download),
    ~20 optimizer steps; its metrics.json says where and how it ran (device, nf4_kernel, bf16
@@ -72,8 +73,43 @@ def environment() -> dict:
     return env
 
 
-def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
-    """One grid cell through Snakemake on a random model of `shape`; returns its metrics and timings."""
+def run_jobs(params_file: Path, work: Path, progress) -> list[dict]:
+    """Every `locus` command of the params' experiment (locus.pipeline.experiment_jobs: what `dvc
+    repro` runs, in dependency order), each as `python -m locus` — no workflow engine needed on a bare
+    GPU machine. The report stage is skipped, saying so, where vl-convert (too large to carry) is
+    missing. Each stage's time is reported as it finishes; a failing stage stops the cell."""
+    from importlib.util import find_spec
+
+    from locus.params import load
+    from locus.pipeline import experiment_jobs
+
+    done = []
+    for name, command in experiment_jobs(load(params_file)):
+        stage, *rest = command.split()[1:]
+        if name == "report" and find_spec("vl_convert") is None:
+            done.append(progress({"stage": name, "skipped": "vl-convert is not installed (not carried: too large)"}))
+            continue
+        start = time.perf_counter()
+        run = subprocess.run(
+            [sys.executable, "-m", "locus", stage, "--params", str(params_file), *rest],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+            },
+        )
+        (work / "logs").mkdir(exist_ok=True)
+        (work / "logs" / f"{len(done):02d}-{name}.log").write_text(run.stdout + run.stderr)
+        done.append(progress({"stage": name, "seconds": round(time.perf_counter() - start, 1), "exit": run.returncode}))
+        if run.returncode:
+            raise SystemExit(f"stage {name} failed (exit {run.returncode}): {command}\n{run.stderr[-2000:]}")
+    return done
+
+
+def pipeline_cell(shape: str, steps: int, work: Path, progress) -> dict:
+    """One grid cell, stage by stage (run_jobs), on a random model of `shape`; returns its metrics and timings."""
     from random_model import build, raw_texts
 
     s = SETTINGS[shape]
@@ -110,31 +146,9 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
         base[key] = base[key] | value if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(base))
-    cmd = [
-        str(Path(sys.executable).parent / "snakemake"),
-        "--cores",
-        "all",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(ROOT),
-        "--config",
-        f"params={params_file}",
-        "--",
-        str(results / "report.html"),
-    ]
     start = time.perf_counter()
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    stages = run_jobs(params_file, work, progress)
     seconds = time.perf_counter() - start
-    (work / "snakemake.log").write_text(run.stdout + run.stderr)
-    if run.returncode:
-        errors = [
-            f"{log.relative_to(results)}: {line}"
-            for log in sorted((results / "logs").rglob("*.log"))
-            for line in log.read_text(errors="replace").splitlines()
-            if "error" in line.lower()
-        ]
-        raise SystemExit(f"pipeline cell failed (exit {run.returncode}); stage errors:\n" + "\n".join(errors[-10:]))
     from locus import layout
     from locus.params import load
 
@@ -142,6 +156,7 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
     cell = layout.cell_dir(loaded, DOMAIN, LR, SEED)
     return {
         "seconds": round(seconds, 1),
+        "stages": stages,
         "metrics": json.loads((cell / "metrics.json").read_text()),
         "params_file": str(params_file),
         "cell": str(cell),
@@ -153,7 +168,7 @@ def pipeline_cell(shape: str, steps: int, work: Path) -> dict:
     }
 
 
-def checks(cell: dict, steps: int, work: Path) -> list[dict]:
+def checks(cell: dict, steps: int, work: Path, progress) -> list[dict]:
     """benchmarks/gpu_checks.py on the cell the pipeline just ran; a check that raises is a failure."""
     import gpu_checks as g
     from locus.params import load
@@ -174,7 +189,7 @@ def checks(cell: dict, steps: int, work: Path) -> list[dict]:
             out.append(check())
         except Exception as e:  # noqa: BLE001 - the suite reports what fails instead of stopping
             out.append(g.result(name, False, f"{type(e).__name__}: {str(e)[:300]}"))
-        print(f"check: {out[-1]}", flush=True)
+        progress({"check": out[-1]})
     return out
 
 
@@ -209,7 +224,7 @@ def markdown(report: dict) -> str:
         "| check | result |",
         "|---|---|",
         f"| NF4 matmul on the device | {'ok' if env['nf4_matmul_ok'] else 'FAILED'} |",
-        f"| pipeline cell through Snakemake | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
+        f"| pipeline cell, stage by stage | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
         f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
         f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
         *(
@@ -230,14 +245,23 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     args = ap.parse_args()
     report = {"shape": args.shape, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    report["environment"] = environment()
-    print(json.dumps(report["environment"]), flush=True)
-    with tempfile.TemporaryDirectory(prefix="locus-gpu-suite-") as tmp:
-        report["pipeline"] = pipeline_cell(args.shape, args.steps, Path(tmp))
-        print(f"pipeline cell: {report['pipeline']['seconds']} s", flush=True)
-        report["checks"] = checks(report["pipeline"], args.steps, Path(tmp))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    progress_file = out / f"progress-{args.shape}.jsonl"  # one line per result as it comes: a killed run keeps them
+    progress_file.write_text("")
+
+    def progress(entry: dict) -> dict:
+        line = json.dumps(entry, default=str)
+        with progress_file.open("a") as f:
+            f.write(line + "\n")
+        print(line, flush=True)
+        return entry
+
+    report["environment"] = progress(environment())
+    with tempfile.TemporaryDirectory(prefix="locus-gpu-suite-") as tmp:
+        report["pipeline"] = pipeline_cell(args.shape, args.steps, Path(tmp), progress)
+        progress({"pipeline cell seconds": report["pipeline"]["seconds"]})
+        report["checks"] = checks(report["pipeline"], args.steps, Path(tmp), progress)
     report["throughput"] = throughput(args.shape, args.throughput_steps, out)
     slug = "".join(c if c.isalnum() else "-" for c in report["environment"]["device"].lower()).strip("-")
     stem = out / f"gpu-{slug}-{args.shape}"

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The GPU suite in one command (benchmarks/gpu_suite.py says what it checks). On a CUDA machine:
-#   benchmarks/gpu_suite.sh                 Llama-3.2-3B-shaped random model, NF4 on cuda:0 (≤ 8 min)
+#   benchmarks/gpu_suite.sh                 Llama-3.2-3B-shaped random model, NF4 on cuda:0
 #   benchmarks/gpu_suite.sh --shape tiny    the same suite end to end on CPU in about 2 minutes
-# Uses .venv/bin/python when it exists (make install), else python3; results in benchmarks/results/.
+# Uses .venv/bin/python when it exists (make install), else python3. On a bare GPU image without
+# network, the packages it lacks come from gpu-wheels/ (benchmarks/gpu_wheels.sh, run beforehand where
+# PyPI is reachable), installed offline into .gpu-packages/. Results in benchmarks/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 export PATH="$(dirname "$(command -v "$PY")"):$PATH"
+export PYTHONPATH="$PWD/src:$PWD/.gpu-packages${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PY" -c "import pydantic, bitsandbytes, datasets" 2>/dev/null; then
+  if ! ls gpu-wheels/*.whl >/dev/null 2>&1; then
+    echo "gpu_suite: pydantic, bitsandbytes or datasets missing and no gpu-wheels/ (run benchmarks/gpu_wheels.sh where PyPI is reachable)" >&2
+    exit 2
+  fi
+  "$PY" -m pip install --quiet --no-index --no-deps --target .gpu-packages gpu-wheels/*.whl
+fi
 exec "$PY" benchmarks/gpu_suite.py "$@"

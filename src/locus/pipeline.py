@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from locus.params import lr_label
+
 CELL_MATRIX = {"domain": "grid.domains", "seed": "grid.seeds"}
 # What `locus train --out DIR` writes that later stages read (train_log.csv is a plot, below).
 TRAIN_OUTS = ["adapter_final", "metrics.json"]
@@ -271,3 +273,53 @@ def tracked_params(params, stage: str) -> dict:
             value = value[part]
         out[key] = value
     return out
+
+
+def _value(params, key: str):
+    value = params.model_dump(mode="json")
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def experiment_jobs(params) -> list[tuple[str, str]]:
+    """Every (stage name, command) of one DVC experiment of these params — the commands `dvc repro`
+    runs, each matrix expanded, paths filled — in an order where each job follows the jobs whose
+    outputs it reads. For running the pipeline where no workflow engine is installed (the GPU suite
+    on a bare machine); Snakemake and DVC remain the way to run it anywhere else."""
+    from itertools import product
+
+    from locus import layout
+
+    values = {"results_dir": params.results_dir, "models_dir": params.models_dir, "raw_dir": params.data.raw_dir}
+    jobs = []  # (stage, command, deps, outs)
+    for stage in STAGES:
+        axes = {c: _value(params, key) for c, key in stage.matrix.items()}
+        for combo in product(*axes.values()):
+            at = dict(zip(axes, combo))
+            at.setdefault("lr", _value(params, stage.lr))
+            at = {k: lr_label(v) if k == "lr" else v for k, v in at.items()}
+
+            def fill(template: str) -> str:
+                return layout.expand(template, **values, **at)  # noqa: B023 - used at once
+
+            jobs.append((stage.name, fill(stage.command), [fill(d) for d in stage.deps], [fill(o) for o in stage.outs]))
+
+    def feeds(out: str, dep: str) -> bool:
+        return out == dep or out.startswith(dep.rstrip("/") + "/") or dep.startswith(out.rstrip("/") + "/")
+
+    ordered, pending = [], list(jobs)
+    while pending:
+        ready = next(
+            (
+                j
+                for j in pending
+                if not any(feeds(o, d) for other in pending if other is not j for o in other[3] for d in j[2])
+            ),
+            None,
+        )
+        if ready is None:
+            raise ValueError(f"the stage table has a cycle among {[j[0] for j in pending]}")
+        ordered.append(ready)
+        pending.remove(ready)
+    return [(name, command) for name, command, _, _ in ordered]

@@ -41,4 +41,4 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
     assert env["cuda"] or answered == set(checks) - {"NF4 round trip, training device vs CPU"}, checks
     assert "bit-identical adapter" in checks["kill and resume"]["detail"]
     table = next(tmp_path.glob("gpu-*-tiny.md")).read_text()
-    assert "pipeline cell through Snakemake" in table and "| naive |" in table and "| locus |" in table
+    assert "pipeline cell, stage by stage" in table and "| naive |" in table and "| locus |" in table
