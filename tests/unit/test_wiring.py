@@ -83,3 +83,28 @@ def test_layout_functions_fill_the_patterns():
     assert str(layout.cell_dir(params, "cpp", 1e-3, 1)) == f"{params.results_dir}/runs/cpp/lr=0.001/seed=1"
     assert layout.expand("{cell_dir}/x", results_dir="R") == "R/runs/{domain}/lr={lr}/seed={seed}/x"
     assert layout.arm_dir(params, "cpp", "all", 0) == layout.cell_dir(params, "cpp", params.validation.learning_rate, 0)
+
+
+def test_experiment_jobs_are_dvcs_commands_in_dependency_order():
+    """The GPU suite runs a cell without a workflow engine: the same commands dvc.yaml holds, each
+    after every job whose outputs it reads (locus.pipeline.experiment_jobs)."""
+    from locus.params import load
+    from locus.pipeline import experiment_jobs
+
+    params = load("params.yaml", "smoke")
+    jobs = experiment_jobs(params)
+    names = [name for name, _ in jobs]
+    assert names[:2] == ["prepare_model", "quantize_base"] and names[-2:] == ["aggregate", "report"]
+    first = {name: names.index(name) for name in reversed(names)}
+    last = {name: len(names) - 1 - names[::-1].index(name) for name in names}
+    for before, after in [
+        ("prepare_data", "train"),
+        ("evaluate_base", "train"),
+        ("train", "delta"),
+        ("train_full", "full_ft_effective"),
+    ]:
+        assert first[before] < first[after]
+    assert last["represent"] < first["aggregate"] and last["full_ft_effective"] < first["aggregate"]
+    cells = [c for n, c in jobs if n == "train"]
+    assert len(cells) == len(params.grid.domains) * len(params.grid.seeds)
+    assert all(f"--lr {params.lr}" in c or f"--lr {params.lr:g}" in c for c in cells)
