@@ -19,6 +19,8 @@ committed layers.parquet for the comparison):
 6. Attention's share of ‖ΔW‖²_F at step 16 and at the end.
 7. Against the 16-step study (docs/findings/study): ρ between the study's seed-mean map and this run's
    map at step 16 and at the end, for the domains both ran.
+8. Representation change at the end of the epoch: by layer, and its Spearman ρ with the weight maps
+   per cell (locus.report.representation.agreement, as the study's tables).
 """
 
 from __future__ import annotations
@@ -192,6 +194,20 @@ def against_study(trajectory: pd.DataFrame, study_layers: pd.DataFrame) -> pd.Da
     return pd.DataFrame(rows).round(2)
 
 
+def representation(layers: pd.DataFrame) -> str:
+    """Table 8: Spearman ρ between the layer-alone representation change and the weight maps per
+    cell (mean, s.d. over seeds), and both representation profiles by layer (mean over cells)."""
+    from locus.core.stats import LABELS
+    from locus.report.representation import agreement
+
+    rho = agreement(layers).groupby(["domain", "lr"]).agg(["mean", "std"]).drop(columns="seed").round(2)
+    lines = [rho.to_markdown()]
+    for column in ("rep_change_local", "rep_change"):
+        by_layer = layers.groupby(["domain", "layer"])[column].mean().unstack("domain")
+        lines.append(f"{LABELS[column]} by layer (mean over seeds):\n\n" + by_layer.to_markdown(floatfmt=".2e"))
+    return "\n\n".join(lines) + "\n"
+
+
 def tables_markdown(tables: Path, study: Path = STUDY) -> str:
     """Every table above, as markdown, from the committed files in `tables`."""
     layers = pd.read_parquet(tables / "layers.parquet")
@@ -216,7 +232,8 @@ def tables_markdown(tables: Path, study: Path = STUDY) -> str:
         "\n\n",
     ]
     out += [f"## 7. Against the 16-step study ({study.relative_to(ROOT) if study.is_relative_to(ROOT) else study})\n\n"]
-    out += [against_study(trajectory, pd.read_parquet(study / "layers.parquet")).to_markdown(index=False), "\n"]
+    out += [against_study(trajectory, pd.read_parquet(study / "layers.parquet")).to_markdown(index=False), "\n\n"]
+    out += ["## 8. Representation change at the end of the epoch\n\n", representation(layers)]
     return "".join(out)
 
 

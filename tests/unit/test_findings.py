@@ -18,3 +18,15 @@ def test_the_committed_study_tables_are_computed_from_its_parquet_files():
         "`python benchmarks/study_tables.py --tables docs/findings/study > docs/findings/study/tables.md` "
         "and update the numbers docs/findings.md quotes"
     )
+
+
+def test_the_committed_one_epoch_tables_are_computed_from_its_files():
+    from epoch_tables import tables_markdown as epoch_markdown
+
+    epoch = STUDY.parent / "epoch"
+    expected = (epoch / "tables.md").read_text()
+    assert epoch_markdown(epoch) == expected, (
+        "docs/findings/epoch/tables.md differs from what the analysis computes now: regenerate it with "
+        "`python benchmarks/epoch_tables.py --tables docs/findings/epoch > docs/findings/epoch/tables.md` "
+        "and update the numbers docs/findings.md quotes"
+    )

@@ -105,7 +105,10 @@ def labelling_words(per_cell: pd.DataFrame) -> str:
     """How domain_test drew the labellings of these cells: all of them (an exact p), or a sample."""
     exact = exact_labelling_count(per_cell)
     if exact is not None:
-        return f"every one of the {exact:,} distinct labellings of the domains within each seed, so p is exact"
+        return (
+            f"every one of the {exact:,} distinct labellings of the domains within each seed, so p is exact "
+            f"and cannot go below 1/{exact:,}"
+        )
     return f"domain labels shuffled {PERMUTATIONS:,} times among the cells of each seed"
 
 

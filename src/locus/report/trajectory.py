@@ -190,10 +190,17 @@ def describe_equal_steps(table: pd.DataFrame, metric: str) -> str:
             r = g.loc[step]
             test = f"size p = {r.p_size:.2g}, shape p = {r.p_shape:.2g}" if r.p_size == r.p_size else ONE_SEED
             parts.append(f"LR {lr_label(lr)}, step {step}: {r.largest} {r.ratio:.2f}× {r.smallest} ({test})")
+    lasts = table.groupby(["domain", "lr"]).step.max()
+    schedules = (
+        " Equal steps are not equal schedules here: each cell's cosine schedule spans its own budget, so at a "
+        "given step the domains have had different learning rates."
+        if lasts.groupby(level="lr").nunique().max() > 1
+        else ""
+    )
     return (
-        f"The domains at equal optimizer steps (their whole budgets may differ), {LABELS[metric]} mean over "
-        f"layers: {'; '.join(parts)}. The smallest p a permutation test over these cells allows is set "
-        "by how many domains and seeds there are (the page's opening paragraph)."
+        f"The domains at equal optimizer steps, {LABELS[metric]} mean over layers: {'; '.join(parts)}. The "
+        "smallest p a permutation test over these cells allows is set by how many domains and seeds there "
+        f"are (the page's opening paragraph).{schedules}"
     )
 
 
