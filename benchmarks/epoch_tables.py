@@ -47,7 +47,7 @@ from locus.layout import cell_dir, cells
 from locus.params import lr_label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_tables import attention_shares, stability  # noqa: E402  (benchmarks/ is not a package)
+from study_tables import attention_shares, module_changes, stability  # noqa: E402  (benchmarks/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "findings" / "study"
@@ -165,12 +165,19 @@ def domain_comparison(layers: pd.DataFrame, trajectory: pd.DataFrame, runs: pd.D
 
 
 def attention(trajectory: pd.DataFrame) -> pd.DataFrame:
-    """Table 6: attention's share of ‖ΔW‖²_F at EARLY_STEP and at the end (mean over layers and seeds)."""
+    """Table 6: attention's share of ‖ΔW‖²_F at EARLY_STEP and at the end (each seed's mean over
+    layers; mean and s.d. over seeds)."""
     last = trajectory.groupby(["domain", "lr"]).step.transform("max")
     picked = trajectory[(trajectory.step == EARLY_STEP) | (trajectory.step == last)]
     picked = picked.assign(at=np.where(picked.step == EARLY_STEP, f"step {EARLY_STEP}", "end"))
-    table = picked.groupby(["domain", "lr", "at"])[["attention_share", "attention_w0_share"]].mean().reset_index()
-    return table.assign(lr=table.lr.map(lr_label)).round(3)
+    per_seed = picked.groupby(["domain", "lr", "at", "seed"])[["attention_share", "attention_w0_share"]].mean()
+    table = per_seed.groupby(["domain", "lr", "at"]).agg(
+        attention_share=("attention_share", "mean"),
+        seed_sd=("attention_share", "std"),
+        attention_w0_share=("attention_w0_share", "mean"),
+    )
+    table = table.reset_index()
+    return table.assign(lr=table.lr.map(lr_label)).round(4)
 
 
 def against_study(trajectory: pd.DataFrame, study_layers: pd.DataFrame) -> pd.DataFrame:
@@ -229,6 +236,8 @@ def tables_markdown(tables: Path, study: Path = STUDY) -> str:
     out += [
         "End of epoch, every cell (the aggregate tables):\n\n",
         attention_shares(layers, None).round(3).to_markdown(index=False),
+        "\n\n‖ΔW‖_F/‖W₀‖_F per module at the end (mean over layers, domains and seeds; ÷ the smallest):\n\n",
+        module_changes(pd.read_parquet(tables / "modules.parquet")).to_markdown(),
         "\n\n",
     ]
     out += [f"## 7. Against the 16-step study ({study.relative_to(ROOT) if study.is_relative_to(ROOT) else study})\n\n"]
