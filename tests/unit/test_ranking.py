@@ -50,6 +50,33 @@ def test_one_seed_is_judged_by_spread_only():
     assert np.isnan(seed_stability(table(np.linspace(1, 3, 10)[:, None])))
 
 
+def test_a_verdict_carries_its_margin_and_reads_borderline_near_a_cutoff():
+    """margin = min(spread ÷ FLAT_SPREAD, farthest |layer − median| ÷ band): not flat exactly when > 1;
+    within BORDERLINE of 1 the sentence says which cutoff it is near."""
+    from locus.core.ranking import BORDERLINE
+    from locus.report.profiles import shape_words
+
+    seeds = np.array([-1.0, 0.0, 1.0]) * 1e-4  # the same small seed spread at every layer: band 3·1e-4
+
+    def profile(step: float) -> pd.DataFrame:  # alternating layers ±step around 1: spread = step
+        return table((1 + step * (-1.0) ** np.arange(20))[:, None] + seeds[None, :])
+
+    clear, near, below = profile_shape(profile(0.10)), profile_shape(profile(0.052)), profile_shape(profile(0.045))
+    assert clear["margin"] == pytest.approx(0.10 / FLAT_SPREAD) and not clear["borderline"] and not clear["flat"]
+    assert near["margin"] == pytest.approx(1.04) and near["borderline"] and not near["flat"]
+    assert below["margin"] == pytest.approx(0.9) and below["borderline"] and below["flat"]
+    assert 1 / BORDERLINE <= 0.9 and BORDERLINE >= 1.04
+    assert "layer-to-layer spread 5.2%, borderline against the 5% cutoff" in shape_words("d", near)
+    assert "borderline" not in shape_words("d", clear)
+    # the band decides: a wide seed spread, a steep profile — the farthest layer just clears its band
+    wide = table(np.r_[np.ones(19), 1.6][:, None] + np.array([-0.3, 0.0, 0.3])[None, :])
+    shape = profile_shape(wide)
+    assert shape["band_margin"] < shape["spread_margin"] and shape["margin"] == pytest.approx(shape["band_margin"])
+    band = 3 * 0.3 / np.sqrt(3)  # BAND_Z × s.d. 0.3 / √3 seeds: 0.6 is 1.15 bands
+    assert shape["band_margin"] == pytest.approx(0.6 / band) and shape["borderline"]
+    assert f"its farthest layer is {0.6 / band:.2f}× its seed band from the median" in shape_words("d", shape)
+
+
 def test_the_report_sentence_calls_flat_flat_and_states_peaks_only_beyond_the_band():
     from locus.report.profiles import describe_profile
 
