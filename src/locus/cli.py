@@ -27,6 +27,26 @@ def host_gpus() -> int:
     return len(list(listed.iterdir())) if listed.is_dir() else 0
 
 
+def several_gpus() -> str | None:
+    """Why this job must not run (one line), or None: it would see several GPUs (CUDA_VISIBLE_DEVICES
+    listing more than one) or be one of several processes (torchrun's WORLD_SIZE > 1). Either makes
+    the Trainer train on all of them — DataParallel or DDP — multiplying the batch, and Locus runs
+    one process on one device per cell."""
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if len(visible) > 1:
+        return (
+            f"CUDA_VISIBLE_DEVICES={','.join(visible)} shows {len(visible)} GPUs to one job: the Trainer would "
+            f"train on all of them and multiply the batch by {len(visible)}; give each job one GPU "
+            f"(e.g. CUDA_VISIBLE_DEVICES={visible[0]})"
+        )
+    if (world := int(os.environ.get("WORLD_SIZE", "1") or 1)) > 1:
+        return (
+            f"WORLD_SIZE={world}: a multi-process launch (torchrun) would multiply the batch by {world}; "
+            "Locus trains one process per cell (run the cells as separate jobs instead)"
+        )
+    return None
+
+
 def runs_without_bitsandbytes(argv: list[str]) -> bool:
     """Whether this stage never calls bitsandbytes: with no NVIDIA GPU here (or none made visible:
     CUDA_VISIBLE_DEVICES=""), a stage given the once-quantized W₀ (`--w0`) under
@@ -59,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_third_party()  # before any stage imports transformers, peft or bitsandbytes
     # One GPU per job: on a multi-GPU host the Trainer would multiply the batch by the GPU count
-    # (or wrap the model in DataParallel) and silently change the experiment. torchrun sets
-    # LOCAL_RANK and chooses its own devices; a user's CUDA_VISIBLE_DEVICES is respected.
+    # (or wrap the model in DataParallel) and silently change the experiment. Several visible GPUs
+    # or a multi-process launch are refused; a user's single-GPU CUDA_VISIBLE_DEVICES is respected.
+    if refusal := several_gpus():
+        print(f"locus: error: {refusal}", file=sys.stderr)
+        return 2
     if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = "0"
         if (gpus := host_gpus()) > 1:
@@ -96,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as e:
         print(f"locus {args.stage}: error: {one_line(e)}", file=sys.stderr)
         return 2
+    if os.environ.get("SLURM_JOB_ID") and not params.cluster.gpus_per_train_job:
+        # A SLURM node that does not isolate GPUs would still show them: 0 GPUs asked means the CPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     debug = args.debug or os.environ.get("LOCUS_DEBUG") == "1"
     try:
         importlib.import_module(STAGES[args.stage]).run(args, params)

@@ -114,7 +114,8 @@ def test_one_gpu_per_job(monkeypatch, capsys):
     from locus import cli
 
     monkeypatch.setattr(cli, "host_gpus", lambda: 4)
-    for env, pinned in [({}, "0"), ({"CUDA_VISIBLE_DEVICES": "2,3"}, "2,3"), ({"LOCAL_RANK": "1"}, None)]:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for env, pinned in [({}, "0"), ({"CUDA_VISIBLE_DEVICES": "2"}, "2"), ({"LOCAL_RANK": "0"}, None)]:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         monkeypatch.delenv("LOCAL_RANK", raising=False)
         for key, value in env.items():
@@ -155,3 +156,49 @@ def test_cpu_only_tests_say_so_and_skip_where_a_gpu_is_visible(monkeypatch):
     assert gpu_visible()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert not gpu_visible()
+
+
+@pytest.mark.parametrize(
+    "env, said",
+    [
+        ({"CUDA_VISIBLE_DEVICES": "2,3"}, "CUDA_VISIBLE_DEVICES=2,3 shows 2 GPUs to one job"),
+        (
+            {"CUDA_VISIBLE_DEVICES": "0,1,2"},
+            "multiply the batch by 3; give each job one GPU (e.g. CUDA_VISIBLE_DEVICES=0)",
+        ),
+        ({"WORLD_SIZE": "4", "LOCAL_RANK": "1"}, "WORLD_SIZE=4: a multi-process launch (torchrun) would multiply"),
+    ],
+)
+def test_several_gpus_or_processes_for_one_job_are_refused(monkeypatch, capsys, env, said):
+    """Never DataParallel or DDP by accident: a job that would see several GPUs, or run as one of
+    several processes, fails at once with one line, before any stage work."""
+    from locus import cli
+
+    for key in ("CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["delta", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("locus: error: ") and said in err and len(err.strip().splitlines()) == 1
+
+
+def test_zero_gpus_per_train_job_hides_the_gpus_in_a_slurm_job(monkeypatch, tmp_path, arith_raw):
+    """cluster.gpus_per_train_job: 0 means the CPU even on a SLURM node that does not isolate GPUs;
+    outside SLURM (local runs, DVC) the setting changes nothing; more than one GPU per job is refused."""
+    from conftest import write_params
+    from locus import cli
+    from locus.params import ParamsError
+
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")
+    argv = ["delta", "--params", str(params_file), "--init", "no", "--final", "no", "--metrics", "no", "--out", "x"]
+    for slurm, hidden in [(None, False), ("123", True)]:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+        if slurm:
+            monkeypatch.setenv("SLURM_JOB_ID", slurm)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+        assert cli.main(argv) == 1  # the stage itself fails (no such adapter): params were read first
+        assert (os.environ["CUDA_VISIBLE_DEVICES"] == "") == hidden
+    with pytest.raises(ParamsError, match="cluster.gpus_per_train_job"):
+        load(write_params(tmp_path / "q.yaml", arith_raw, tmp_path / "res", cluster={"gpus_per_train_job": 2}))

@@ -270,7 +270,7 @@ class ClusterParams(Section):
     train_cpus: int = Field(2, gt=0)
     train_mem_mb: int = Field(16000, gt=0)
     train_runtime_min: int = Field(120, gt=0)
-    gpus_per_train_job: int = Field(0, ge=0)  # 0: train on CPU
+    gpus_per_train_job: int = Field(0, ge=0, le=1)  # 0: train on CPU (GPUs hidden); 1: one GPU (never more)
     gpu_type: str = ""  # e.g. a100 -> --gpus=a100:N; empty: any GPU
     slurm_extra: str = ""  # extra sbatch flags for every job, e.g. "--qos=short"
 
