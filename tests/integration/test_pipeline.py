@@ -188,7 +188,11 @@ def test_held_out_evaluation_and_full_ft_arm(smoke_run, params):
     assert len(rho) == len(layout.full_ft_cells(params)) * len(params.grid.learning_rates) * 2
     assert rho.rho.between(-1, 1).all()
     html = (results / "report.html").read_text()
-    assert "Held-out evaluation" in html and "Full fine-tuning vs LoRA" in html and "LoRA&#x27;s layer profile vs full FT&#x27;s" in html
+    assert (
+        "Held-out evaluation" in html
+        and "Full fine-tuning vs LoRA" in html
+        and "LoRA&#x27;s layer profile vs full FT&#x27;s" in html
+    )
 
 
 def test_rerun_has_nothing_to_do(smoke_run):
