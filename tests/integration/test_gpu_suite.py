@@ -21,6 +21,8 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
             "2",
             "--out",
             str(tmp_path),
+            "--budget-s",
+            "1200",  # every check answered even on a slow CI machine; the skip itself is a unit test
         ],
         capture_output=True,
         text=True,
@@ -42,3 +44,25 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
     assert "bit-identical adapter" in checks["kill and resume"]["detail"]
     table = next(tmp_path.glob("gpu-*-tiny.md")).read_text()
     assert "pipeline cell, stage by stage" in table and "| naive |" in table and "| locus |" in table
+
+
+def test_past_its_time_budget_the_suite_skips_what_is_left_and_says_so(tmp_path, arith_raw):
+    """A run that must end at a fixed time keeps what it has: checks not yet started are skipped,
+    each with the reason (no answer, not a failure), and each skip is written as it happens."""
+    import gpu_suite
+    from conftest import write_params
+
+    params_file = write_params(tmp_path / "p.yaml", arith_raw, tmp_path / "res")
+    cell = {
+        "params_file": str(params_file),
+        "cell": "c",
+        "init": "i",
+        "model": "m",
+        "data": "d",
+        "w0": "w",
+        "full_ft": "f",
+    }
+    written = []
+    results = gpu_suite.checks(cell, 3, tmp_path, lambda entry: written.append(entry) or entry, deadline=0.0)
+    assert len(results) == 6 and all(r["ok"] is None and r["detail"] == gpu_suite.SPENT for r in results)
+    assert [w["check"] for w in written] == results
