@@ -26,7 +26,6 @@ committed layers.parquet for the comparison):
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from locus import params as params_module
+from locus.analysis.grid import read_metrics
 from locus.analysis.trajectory import (
     EARLY_STEP,
     domains_at_equal_steps,
@@ -42,8 +42,7 @@ from locus.analysis.trajectory import (
     read_trajectories,
     seed_agreement,
 )
-from locus.core.ranking import late_early_ratio, smallest_domain_p, spearman
-from locus.layout import cell_dir, cells
+from locus.core.ranking import cell_size_and_shape, domain_test, late_early_ratio, smallest_domain_p, spearman
 from locus.params import lr_label
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +50,6 @@ from study_tables import attention_shares, module_changes, stability  # noqa: E4
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "findings" / "study"
-METRICS = ["mean_abs", "rel_fro", "fro", "var_abs", "attention_share"]
 MAP_METRICS = ["mean_abs", "rel_fro", "fro", "var_abs"]
 
 
@@ -61,22 +59,20 @@ def collect(results: Path, params, out: Path) -> None:
     for name in ("layers.parquet", "modules.parquet", "summary.json"):
         shutil.copyfile(results / name, out / name)
     read_trajectories(params).to_parquet(out / "trajectory.parquet", index=False)
-    runs = []
-    for domain, lr, seed in cells(params):
-        m = json.loads((cell_dir(params, domain, lr, seed) / "metrics.json").read_text())
-        runs.append(
-            {
-                "domain": domain,
-                "lr": lr,
-                "seed": seed,
-                "optimizer_steps": m["optimizer_steps"],
-                "sum_lr": m.get("sum_lr"),
-                "train_examples": m["train"]["examples"],
-                "eval_loss_before": m["eval_loss_before"],
-                "eval_loss_after": m["eval_loss_after"],
-                "train_seconds": m["train_seconds"],
-            }
-        )
+    runs = [
+        {
+            "domain": domain,
+            "lr": lr,
+            "seed": seed,
+            "optimizer_steps": m["optimizer_steps"],
+            "sum_lr": m.get("sum_lr"),
+            "train_examples": m["train"]["examples"],
+            "eval_loss_before": m["eval_loss_before"],
+            "eval_loss_after": m["eval_loss_after"],
+            "train_seconds": m["train_seconds"],
+        }
+        for (domain, lr, seed), m in read_metrics(params).items()
+    ]
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
 
 
@@ -133,8 +129,6 @@ def along(trajectory: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def domain_comparison(layers: pd.DataFrame, trajectory: pd.DataFrame, runs: pd.DataFrame) -> str:
     """Table 5: the domains at the end on mean |Δ| ÷ Σ lr_t, and at equal steps on mean |Δ|."""
-    from locus.core.ranking import cell_size_and_shape, domain_test
-
     out = []
     steps = runs.groupby("domain").optimizer_steps.unique().map(lambda v: "/".join(map(str, sorted(v))))
     out.append("Optimizer steps per domain (one epoch each): " + ", ".join(f"{d} {s}" for d, s in steps.items()))

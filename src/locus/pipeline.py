@@ -264,22 +264,14 @@ def tracked_params(params, stage: str) -> dict:
     """{key: value} of the params keys a stage depends on (its dvc.yaml `params:`), for Snakemake's
     params trigger: editing one of them reruns that stage in both tools, and nothing else does."""
     values = params.model_dump(mode="json")
-    out = {}
-    for key in STAGE_BY_NAME[stage].params:
-        if key in EXPERIMENT_ONLY:
-            continue
-        value = values
-        for part in key.split("."):
-            value = value[part]
-        out[key] = value
-    return out
+    return {key: _lookup(values, key) for key in STAGE_BY_NAME[stage].params if key not in EXPERIMENT_ONLY}
 
 
-def _value(params, key: str):
-    value = params.model_dump(mode="json")
+def _lookup(values: dict, key: str):
+    """values["a"]["b"] for key "a.b" (a params dump)."""
     for part in key.split("."):
-        value = value[part]
-    return value
+        values = values[part]
+    return values
 
 
 def experiment_jobs(params) -> list[tuple[str, str]]:
@@ -292,12 +284,13 @@ def experiment_jobs(params) -> list[tuple[str, str]]:
     from locus import layout
 
     values = {"results_dir": params.results_dir, "models_dir": params.models_dir, "raw_dir": params.data.raw_dir}
+    dumped = params.model_dump(mode="json")
     jobs = []  # (stage, command, deps, outs)
     for stage in STAGES:
-        axes = {c: _value(params, key) for c, key in stage.matrix.items()}
+        axes = {c: _lookup(dumped, key) for c, key in stage.matrix.items()}
         for combo in product(*axes.values()):
             at = dict(zip(axes, combo))
-            at.setdefault("lr", _value(params, stage.lr))
+            at.setdefault("lr", _lookup(dumped, stage.lr))
             at = {k: lr_label(v) if k == "lr" else v for k, v in at.items()}
 
             def fill(template: str) -> str:

@@ -176,16 +176,29 @@ def _arrangements(labels: np.ndarray) -> np.ndarray:
     return np.array(sorted(set(permutations(labels.tolist()))), dtype=labels.dtype)
 
 
-def _exact_labellings(codes: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray | None:
-    """Every distinct labelling the within-seed shuffle can produce (rows), or None when there are
-    more than EXACT_LIMIT. In a complete grid (each seed holds every domain once) the first seed's
-    labelling is kept as observed: the statistic is the same under a renaming of the domains, and
-    each of the (D!)^(S−1) classes of D! renamings has exactly one member with that first block."""
+def _free_blocks(codes: np.ndarray, blocks: list[np.ndarray]) -> tuple[list[np.ndarray], int] | None:
+    """(the seeds whose labels are permuted, how many distinct labellings that gives), or None when
+    more than EXACT_LIMIT (then domain_test samples). In a complete grid (each seed holds every
+    domain once) the first seed's labelling is kept as observed: the statistic is the same under a
+    renaming of the domains, and each of the (D!)^(S−1) classes of D! renamings has exactly one
+    member with that first block."""
     complete = all(len(np.unique(codes[cells])) == len(cells) == len(np.unique(codes)) for cells in blocks)
     free = blocks[1:] if complete else blocks
-    counts = [math.factorial(len(cells)) for cells in free]  # an upper bound on distinct orders
-    if math.prod(counts) > EXACT_LIMIT:
+    if math.prod(math.factorial(len(cells)) for cells in free) > EXACT_LIMIT:  # an upper bound
         return None
+    distinct = [  # multinomial: orders of a block's labels, repeats counted once
+        math.factorial(len(cells)) // math.prod(math.factorial(int(k)) for k in np.bincount(codes[cells]))
+        for cells in free
+    ]
+    return free, math.prod(distinct)
+
+
+def _exact_labellings(codes: np.ndarray, blocks: list[np.ndarray]) -> np.ndarray | None:
+    """Every distinct labelling the within-seed shuffle can produce (rows; _free_blocks), or None
+    when there are more than EXACT_LIMIT."""
+    if (found := _free_blocks(codes, blocks)) is None:
+        return None
+    free, _ = found
     orders = [_arrangements(codes[cells]) for cells in free]
     grid = np.tile(codes, (math.prod(len(o) for o in orders), 1))
     for index, combo in enumerate(product(*[range(len(o)) for o in orders])):
@@ -206,8 +219,8 @@ def exact_labelling_count(per_cell: pd.DataFrame) -> int | None:
     codes, domains, blocks = _blocks(per_cell)
     if len(domains) < 2 or len(blocks) < 2:
         return None
-    exact = _exact_labellings(codes, blocks)
-    return None if exact is None else len(exact)
+    found = _free_blocks(codes, blocks)
+    return None if found is None else found[1]
 
 
 def domain_test(per_cell: pd.DataFrame, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float, float]:

@@ -166,26 +166,26 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
-def preset_chain(name: str) -> list[Path]:
-    """presets/NAME.yaml and the presets it extends, base first. A preset may start with
-    `extends: OTHER` to overlay presets/OTHER.yaml (e.g. a CPU-sized subset of a full protocol)."""
-    chain = [preset_path(name)]
-    while (parent := _read_yaml(chain[0]).get("extends")) is not None:
+def preset_chain(name: str) -> list[tuple[Path, dict]]:
+    """(path, contents without `extends`) of presets/NAME.yaml and the presets it extends, base
+    first. A preset may start with `extends: OTHER` to overlay presets/OTHER.yaml (e.g. a CPU-sized
+    subset of a full protocol)."""
+    chain = [(preset_path(name), _read_yaml(preset_path(name)))]
+    while (parent := chain[0][1].pop("extends", None)) is not None:
         if not isinstance(parent, str) or not parent:
-            raise ParamsError(f"{chain[0]}: extends: must be a preset name, got {parent!r}")
-        if preset_path(parent) in chain:
-            raise ParamsError(f"{chain[0]}: extends: {parent} forms a cycle")
-        chain.insert(0, preset_path(parent))
+            raise ParamsError(f"{chain[0][0]}: extends: must be a preset name, got {parent!r}")
+        if preset_path(parent) in [path for path, _ in chain]:
+            raise ParamsError(f"{chain[0][0]}: extends: {parent} forms a cycle")
+        chain.insert(0, (preset_path(parent), _read_yaml(preset_path(parent))))
     return chain
 
 
 def load(path: str | os.PathLike = "params.yaml", preset: str | None = None) -> Params:
     """Read params.yaml (plus an optional preset overlay), validate, and return frozen Params."""
-    files = [Path(path)] + (preset_chain(preset) if preset else [])
+    layers = [(Path(path), _read_yaml(Path(path)))] + (preset_chain(preset) if preset else [])
+    files = [f for f, _ in layers]
     merged: dict = {}
-    for f in files:
-        layer = _read_yaml(f)
-        layer.pop("extends", None) if f != files[0] else None
+    for _, layer in layers:
         merged = _deep_merge(merged, layer)
     try:
         return Params.model_validate(merged)

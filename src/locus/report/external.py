@@ -13,11 +13,11 @@ import altair as alt
 import pandas as pd
 
 from locus.core.effective import layer_effective
-from locus.core.ranking import profile_shape
+from locus.core.ranking import early_and_late, late_early_ratio, profile_shape
 from locus.core.stats import LABELS, STATISTICS
 from locus.report.effective import H, W, banded_profile
 from locus.report.profiles import shape_words
-from locus.report.words import UNTESTED, early_and_late, layer_span, ratio_words, rounds_to_one
+from locus.report.words import UNTESTED, layer_span, ratio_words, rounds_to_one
 
 # layer_effective groups by the grid's cell columns; an external adapter is one "cell".
 _CELL = {"lr": 0.0, "seed": 0}
@@ -96,7 +96,7 @@ def describe(layers: pd.DataFrame, metric: str = "rel_fro") -> str:
     for adapter, df in layers.groupby("adapter", sort=False):
         profile = df.set_index("layer")[metric].sort_index()
         early, late = early_and_late(profile.index)
-        ratio = profile.loc[late].mean() / profile.loc[early].mean()
+        ratio = late_early_ratio(profile)
         than = "as" if rounds_to_one(ratio) else "than"
         shape = shape_words(f"{adapter}:", profile_shape(profile.to_frame()), untested="")
         parts.append(

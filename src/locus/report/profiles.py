@@ -15,12 +15,14 @@ from locus.core.ranking import (
     PERMUTATIONS,
     cell_size_and_shape,
     domain_test,
+    early_and_late,
     exact_labelling_count,
+    late_early_ratio,
     profile_shape,
 )
 from locus.core.stats import LABELS
 from locus.params import lr_label
-from locus.report.words import COARSE, ONE_SEED, early_and_late, layer_span, layers_phrase, peak_window, ratio_words
+from locus.report.words import COARSE, ONE_SEED, layer_span, layers_phrase, peak_window, ratio_words
 
 
 def borderline_words(shape: dict) -> str:
@@ -61,13 +63,13 @@ def describe_profile(layers: pd.DataFrame, lr: float, metric: str = "rel_fro") -
     the seed band is called one), late vs early layers with a seed-noise verdict, how stable the
     layer ranking is between seeds, and whether the domains differ (describe_domains)."""
     cell = layers[layers.lr == lr]
-    early, late = early_and_late(cell.layer)
+    early, late = early_and_late(cell.layer)  # the groups late_early_ratio compares, named in the sentence
     shapes, ratios, beyond, within = {}, {}, [], []
     for domain, df in cell.groupby("domain"):
         per_seed = df.pivot_table(index="layer", columns="seed", values=metric)
         shapes[domain] = profile_shape(per_seed)
         profile = shapes[domain]["mean"]
-        ratios[domain] = profile.loc[late].mean() / profile.loc[early].mean()
+        ratios[domain] = late_early_ratio(profile)
         if per_seed.shape[1] > 1:
             diffs = per_seed.loc[late].mean() - per_seed.loc[early].mean()
             (beyond if abs(diffs.mean()) > 2 * diffs.std(ddof=1) else within).append(domain)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from locus.core.ranking import early_and_late
-
-__all__ = ["early_and_late"]  # re-exported: report modules take their layer groups from here
-
 
 def layer_span(layers: np.ndarray) -> str:
     """Sorted layer ids as a span: [25, 26, 27] -> '25–27'; [3] -> '3'."""
