@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             action="store_true",
             help="a single DVC experiment: the grid's LR list becomes the scalar `lr`",
         )
+        p.add_argument(
+            "--method",
+            default=None,
+            help="the fine-tuning method (a key of params `methods`) this job is about; default: params `method`",
+        )
         if name == chosen:
             importlib.import_module(module_name).add_arguments(p)
     args = parser.parse_args(argv)
@@ -113,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     from locus.params import ParamsError, load
 
     try:
-        params = load(args.params, args.preset)
+        params = load(args.params, args.preset).for_method(args.method)
         if args.experiment:
             params = params.as_experiment()
-    except ParamsError as e:
+    except (ParamsError, ValueError) as e:  # ValueError: --method names no method of params
         print(f"locus {args.stage}: error: {one_line(e)}", file=sys.stderr)
         return 2
     if os.environ.get("SLURM_JOB_ID") and not params.cluster.gpus_per_train_job:

@@ -4,12 +4,14 @@ models/base/                                               prepared base model
 models/base-w0.safetensors                                 its NF4 weights as training computes with them
 results/
   data/{domain}/{train,eval}.jsonl, stats.json            prepared splits
-  adapter_init/seed={seed}/                                PEFT adapter before training, one per seed
-                                                           (it depends on the seed, LoRA config, model)
-  runs/{domain}/lr={lr}/seed={seed}/adapter_final/         PEFT adapter after training
+  adapter_init/{method}/seed={seed}/                       PEFT adapter before training, one per method
+                                                           and seed (it depends on both and the model)
+  runs/{domain}/{method}/lr={lr}/seed={seed}/adapter_final/ PEFT adapter after training
                                    /train_log.csv          one row per optimizer step
                                    /metrics.json           final train/eval loss, timing
-                                   /delta.parquet          statistics of final - initial
+                                   /delta.parquet          statistics of final - initial (main method)
+                                   /effective.parquet      ΔW metrics per module (prefix: per layer)
+                                   /representation.parquet 1 - CKA per layer
                                    /eval.json              held-out eval (evaluation.domains)
   runs/{domain}/eval_base.json                             the base model on the domain's eval split
   runs/{domain}/full_ft/lr={lr}/seed={seed}/               full fine-tuning arm: delta.safetensors,
@@ -29,7 +31,7 @@ from pathlib import Path
 from locus.params import Params, lr_label
 
 # Every path pattern, written once. `{name}` is a params value (results_dir, models_dir, raw_dir), a
-# grid coordinate (domain, lr, seed, arm) or another pattern. Snakemake fills the params values and
+# grid coordinate (domain, method, lr, seed, arm) or another pattern. Snakemake fills the params values and
 # keeps the coordinates as wildcards; dvc.yaml (locus.pipeline) fills them with ${...} templating;
 # the functions below fill everything.
 PATTERNS = {
@@ -38,8 +40,8 @@ PATTERNS = {
     "raw_file": "{raw_dir}/{domain}.jsonl",
     "data_dir": "{results_dir}/data/{domain}",
     "runs_dir": "{results_dir}/runs",
-    "cell_dir": "{runs_dir}/{domain}/lr={lr}/seed={seed}",
-    "init_dir": "{results_dir}/adapter_init/seed={seed}",
+    "cell_dir": "{runs_dir}/{domain}/{method}/lr={lr}/seed={seed}",
+    "init_dir": "{results_dir}/adapter_init/{method}/seed={seed}",
     "eval_base": "{runs_dir}/{domain}/eval_base.json",
     "full_ft_dir": "{runs_dir}/{domain}/full_ft/lr={lr}/seed={seed}",
     "validation_dir": "{results_dir}/validation/{domain}",
@@ -97,14 +99,16 @@ def data_dir(params: Params, domain: str) -> Path:
     return _path("data_dir", params, domain=domain)
 
 
-def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str) -> Path:
-    return _path("cell_dir", params, domain=domain, lr=lr_label(float(lr)), seed=seed)
+def cell_dir(params: Params, domain: str, lr: float | str, seed: int | str, method: str | None = None) -> Path:
+    """runs/{domain}/{method}/lr={lr}/seed={seed}; method: params.method unless given."""
+    method = params.method if method is None else method
+    return _path("cell_dir", params, domain=domain, method=method, lr=lr_label(float(lr)), seed=seed)
 
 
-def init_dir(params: Params, seed: int | str) -> Path:
-    """adapter_init/seed={seed}: the LoRA adapter before training, shared by every cell of the seed
-    (it depends only on the seed, the LoRA config and the model)."""
-    return _path("init_dir", params, seed=seed)
+def init_dir(params: Params, seed: int | str, method: str | None = None) -> Path:
+    """adapter_init/{method}/seed={seed}: the adapter before training, shared by every cell of the
+    method and seed (it depends only on them and the model)."""
+    return _path("init_dir", params, method=params.method if method is None else method, seed=seed)
 
 
 def eval_base_path(params: Params, domain: str) -> Path:
@@ -134,9 +138,14 @@ def trajectory_cells(params: Params) -> list[tuple[str, float, int]]:
 
 
 def cells(params: Params) -> list[tuple[str, float, int]]:
-    """Every (domain, lr, seed) of the grid, in params order."""
-    g = params.grid
+    """Every (domain, lr, seed) of the main method's grid (params.method), in params order."""
+    g = (params if params.resolved else params.for_method()).grid
     return [(d, lr, s) for d in g.domains for lr in g.learning_rates for s in g.seeds]
+
+
+def method_cells(params: Params) -> list[tuple[str, str, float, int]]:
+    """Every (method, domain, lr, seed) of every method in `methods`, each at its own learning rates."""
+    return [(m, *cell) for m in params.methods for cell in cells(params.for_method(m))]
 
 
 def validation_dir(params: Params, domain: str) -> Path:

@@ -75,18 +75,18 @@ STAGES = [
     ),
     Stage(
         "init_adapter",
-        "locus init-adapter --model {model_dir} --seed {seed} --out {init_dir}",
-        "The LoRA adapter before training, one per seed (shared by its cells).",
+        "locus init-adapter --method {method} --model {model_dir} --seed {seed} --out {init_dir}",
+        "The adapter before training, one per method and seed (shared by its cells).",
         deps=["{model_dir}"],
         outs=["{init_dir}"],
-        params=["lora"],
+        params=["lora", "methods"],
         matrix={"seed": "grid.seeds"},
     ),
     Stage(
         "train",
-        "locus train --model {model_dir} --w0 {w0_file} --data {data_dir} --init {init_dir} "
+        "locus train --method {method} --model {model_dir} --w0 {w0_file} --data {data_dir} --init {init_dir} "
         "--before {eval_base} --lr {lr} --seed {seed} --out {cell_dir}",
-        "QLoRA fine-tuning of one cell.",
+        "Fine-tuning of one cell (QLoRA by default; the cell's method).",
         deps=["{model_dir}", "{w0_file}", "{data_dir}", "{init_dir}", "{eval_base}"],
         outs=[f"{{cell_dir}}/{name}" for name in TRAIN_OUTS],
         params=["quantization", "training"],
@@ -95,7 +95,7 @@ STAGES = [
     ),
     Stage(
         "delta",
-        "locus delta --init {init_dir} --final {cell_dir}/adapter_final "
+        "locus delta --method {method} --init {init_dir} --final {cell_dir}/adapter_final "
         "--metrics {cell_dir}/metrics.json --out {cell_dir}/delta.parquet",
         "Statistics of final - initial for every adapter matrix.",
         deps=["{init_dir}", "{cell_dir}/adapter_final", "{cell_dir}/metrics.json"],
@@ -104,9 +104,9 @@ STAGES = [
     ),
     Stage(
         "effective",
-        "locus effective --model {model_dir} --w0 {w0_file} --init {init_dir} "
+        "locus effective --method {method} --model {model_dir} --w0 {w0_file} --init {init_dir} "
         "--final {cell_dir}/adapter_final --out {cell_dir}/effective.parquet",
-        "The effective update ΔW = (α/r)(BA - B₀A₀) of every module.",
+        "The effective update ΔW of every adapted module (prefix tuning: ΔP per layer).",
         deps=["{model_dir}", "{w0_file}", "{init_dir}", "{cell_dir}/adapter_final"],
         outs=["{cell_dir}/effective.parquet"],
         params=["quantization"],
@@ -114,7 +114,7 @@ STAGES = [
     ),
     Stage(
         "represent",
-        "locus represent --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
+        "locus represent --method {method} --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
         "--data {data_dir} --out {cell_dir}/representation.parquet",
         "Representation change per layer: 1 - linear CKA of hidden states, base vs tuned.",
         deps=["{model_dir}", "{w0_file}", "{data_dir}", "{cell_dir}/adapter_final"],
@@ -127,7 +127,7 @@ STAGES = [
     # are a dependency here, not cached by DVC.
     Stage(
         "trajectory",
-        "locus trajectory --model {model_dir} --w0 {w0_file} --init {init_dir} "
+        "locus trajectory --method {method} --model {model_dir} --w0 {w0_file} --init {init_dir} "
         "--final {cell_dir}/adapter_final --snapshots {cell_dir}/trajectory --out {cell_dir}/trajectory.parquet",
         "Learning trajectory of one cell from its snapshots.",
         deps=[
@@ -152,7 +152,7 @@ STAGES = [
     ),
     Stage(
         "evaluate",
-        "locus evaluate --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
+        "locus evaluate --method {method} --model {model_dir} --w0 {w0_file} --adapter {cell_dir}/adapter_final "
         "--out {cell_dir}/eval.json",
         "One cell scored on every evaluation domain's eval split.",
         deps=["{model_dir}", "{w0_file}", "{results_dir}/data", "{cell_dir}/adapter_final"],
@@ -191,7 +191,7 @@ STAGES = [
             "{experiment_dir}/modules.parquet",
             "{experiment_dir}/similarity.parquet",
         ],
-        params=["grid", "lr", "analysis", "report.metric", "evaluation", "full_ft"],
+        params=["grid", "lr", "method", "methods", "analysis", "report.metric", "evaluation", "full_ft"],
         metrics=["{experiment_dir}/summary.json"],
         plots={"{experiment_dir}/layer_profile.csv": {"x": "layer"}},
     ),
@@ -208,7 +208,7 @@ STAGES = [
             "{runs_dir}",
         ],
         outs=["{experiment_dir}/report.html", "{experiment_dir}/figures"],
-        params=["report", "grid", "lr", "evaluation", "full_ft", "trajectory"],
+        params=["report", "grid", "lr", "method", "methods", "evaluation", "full_ft", "trajectory"],
     ),
     # Targeted-layer validation; validation.domains: [] = off. Arms read their layers from arms.json
     # at run time; the all-layer arm is the experiment's grid cell.
@@ -228,7 +228,7 @@ STAGES = [
         "The initial adapter of one validation arm.",
         deps=["{model_dir}", "{arms}"],
         outs=["{arm_dir}/adapter_init"],
-        params=["lora"],
+        params=["lora", "method", "methods"],
         matrix={"domain": "validation.domains", "arm": "validation.arms", "seed": "validation.seeds"},
     ),
     Stage(
@@ -257,13 +257,18 @@ STAGES = [
 
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 # DVC's experiment LR; Snakemake runs grid.learning_rates and must not go stale when `dvc exp run -S lr=…` edits it.
-EXPERIMENT_ONLY = {"lr"}
+# `method` likewise: Snakemake runs every method in `methods` (a wildcard of the cell paths).
+EXPERIMENT_ONLY = {"lr", "method"}
 
 
-def tracked_params(params, stage: str) -> dict:
+def tracked_params(params, stage: str, method: str | None = None) -> dict:
     """{key: value} of the params keys a stage depends on (its dvc.yaml `params:`), for Snakemake's
-    params trigger: editing one of them reruns that stage in both tools, and nothing else does."""
+    params trigger: editing one of them reruns that stage in both tools, and nothing else does.
+    method: a job of one method depends on its own `methods` entry only (adding a method reruns
+    no other method's jobs)."""
     values = params.model_dump(mode="json")
+    if method is not None:
+        values["methods"] = values["methods"][method]
     return {key: _lookup(values, key) for key in STAGE_BY_NAME[stage].params if key not in EXPERIMENT_ONLY}
 
 
@@ -291,6 +296,7 @@ def experiment_jobs(params) -> list[tuple[str, str]]:
         for combo in product(*axes.values()):
             at = dict(zip(axes, combo))
             at.setdefault("lr", _lookup(dumped, stage.lr))
+            at.setdefault("method", params.method)
             at = {k: lr_label(v) if k == "lr" else v for k, v in at.items()}
 
             def fill(template: str) -> str:

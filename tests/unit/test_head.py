@@ -13,7 +13,7 @@ from locus.params import load
 from locus.training import head, loop
 from locus.training.cell_data import load_split
 from locus.training.loop import make_collator
-from locus.training.modeling import load_base, load_tokenizer, lora_config
+from locus.training.modeling import load_base, load_tokenizer, adapter_config
 
 
 def _peft_model_and_batch(tiny_model, arith_raw, tmp_path, padding_free=False):
@@ -32,7 +32,7 @@ def _peft_model_and_batch(tiny_model, arith_raw, tmp_path, padding_free=False):
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:6]))
     data, _ = load_split(tok, tmp_path / "t.jsonl", params)
     torch.manual_seed(0)
-    model = get_peft_model(load_base(params, tiny_model, quantize=False), lora_config(params))
+    model = get_peft_model(load_base(params, tiny_model, quantize=False), adapter_config(params))
     for name, p in model.named_parameters():  # a non-zero B, so the adapter shapes the loss
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.1)
@@ -112,7 +112,7 @@ def test_a_training_step_runs_under_the_trainers_autocast(tiny_model, arith_raw,
     tok = load_tokenizer(tiny_model)
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
     data, _ = load_split(tok, tmp_path / "t.jsonl", params)
-    model = get_peft_model(load_base(params, tiny_model, quantize=False), lora_config(params))
+    model = get_peft_model(load_base(params, tiny_model, quantize=False), adapter_config(params))
     seen = {}
 
     def record(name):

@@ -5,7 +5,7 @@ import torch
 
 from conftest import write_params
 from locus.params import load
-from locus.training.modeling import load_base, lora_config, nf4_kernel, seed_everything
+from locus.training.modeling import load_base, adapter_config, nf4_kernel, seed_everything
 
 pytestmark = pytest.mark.cpu_only("the CPU NF4 fast path (dequantize once) against bitsandbytes on the CPU")
 
@@ -52,7 +52,7 @@ def test_logits_and_lora_gradients_match_the_bitsandbytes_path(tmp_path, tiny_mo
     for params in both_paths(tmp_path, arith_raw, lora={"dropout": 0.0}):
         seed_everything(0)
         model = prepare_model_for_kbit_training(load_base(params, tiny_model), use_gradient_checkpointing=False)
-        model = get_peft_model(model, lora_config(params))
+        model = get_peft_model(model, adapter_config(params))
         for p in model.parameters():  # a non-zero B, so gradients reach A and the base path matters
             if p.requires_grad:
                 torch.nn.init.normal_(p, std=0.02, generator=torch.Generator().manual_seed(p.numel()))

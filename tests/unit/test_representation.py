@@ -10,7 +10,7 @@ import torch
 from conftest import RECORDS, write_params
 from locus.core.representation import cka_distance
 from locus.params import load
-from locus.training.modeling import load_base, load_tokenizer, lora_config, seed_everything
+from locus.training.modeling import load_base, load_tokenizer, adapter_config, seed_everything
 from locus.training.sft_data import encode
 
 
@@ -69,7 +69,7 @@ def test_a_change_in_one_layer_shows_locally_there_and_cumulatively_after(tiny_m
     params = load(write_params(tmp_path / "p.yaml", tmp_path, tmp_path / "res", quantization={"method": "none"}))
     tok = load_tokenizer(tiny_model)
     seed_everything(0)
-    model = get_peft_model(load_base(params, tiny_model), lora_config(params))
+    model = get_peft_model(load_base(params, tiny_model), adapter_config(params))
     dataset = [encode(tok, r["instruction"], r["response"] * (1 + i % 3)) for i, r in enumerate(RECORDS[:6])]
     untrained = representation_change(model, tok, dataset, batch_size=4)
     assert list(untrained.layer) == [0, 1, 2] and (untrained.tokens > 0).all()

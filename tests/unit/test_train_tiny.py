@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 from conftest import argv, on_cell, train_tiny_cell, write_params
 from locus.cli import main
 from locus.params import load
-from locus.training.modeling import load_base, lora_config, seed_everything
+from locus.training.modeling import load_base, adapter_config, seed_everything
 
 
 @pytest.mark.cpu_only("CPU reruns are bit-identical; CUDA only with training.deterministic")
@@ -92,7 +92,7 @@ def test_nf4_gradients_survive_an_eval_pass(tmp_path, tiny_model, arith_raw):
     grads = []
     for evaluate_first in (False, True):
         seed_everything(0)
-        model = get_peft_model(load_base(params, tiny_model), lora_config(params))
+        model = get_peft_model(load_base(params, tiny_model), adapter_config(params))
         on_device = {k: v.to(model.device) for k, v in batch.items()}  # a CUDA host loads the model on its GPU
         if evaluate_first:
             model.eval()
@@ -118,7 +118,7 @@ def test_padding_free_batch_has_the_padded_loss(tiny_model, tmp_path):
     params = load(write_params(tmp_path / "p.yaml", tmp_path, tmp_path / "res", quantization={"method": "none"}))
     tok = load_tokenizer(tiny_model)
     seed_everything(0)
-    get_peft_model(load_base(params, tiny_model), lora_config(params)).save_pretrained(tmp_path / "init")
+    get_peft_model(load_base(params, tiny_model), adapter_config(params)).save_pretrained(tmp_path / "init")
     model = build_model(params, str(tiny_model), str(tmp_path / "init"))  # as the train stage builds it
     # Examples of different lengths, so the padded batch really pads.
     feats = [encode(tok, r["instruction"], r["response"] * (1 + i)) for i, r in enumerate(RECORDS[:3])]

@@ -1,6 +1,6 @@
 rule delta:
     message:
-        "Δ statistics for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+        "Δ statistics for {wildcards.domain} ({wildcards.method}), lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         init=INIT,
         final=f"{CELL}/adapter_final",
@@ -9,15 +9,15 @@ rule delta:
     output:
         f"{CELL}/delta.parquet",
     log:
-        f"{LOGS}/delta/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        f"{LOGS}/delta/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     shell:
-        "locus delta {STAGE_ARGS} --init {input.init} --final {input.final} --metrics {input.metrics} "
+        "locus delta {STAGE_ARGS} --method {wildcards.method} --init {input.init} --final {input.final} --metrics {input.metrics} "
         "--out {output} 2>&1 | tee {log}"
 
 
 rule effective:
     message:
-        "Effective update ΔW for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+        "Effective update ΔW for {wildcards.domain} ({wildcards.method}), lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
         w0=W0,
@@ -27,20 +27,20 @@ rule effective:
     output:
         f"{CELL}/effective.parquet",
     params:
-        tracked=tracked("effective"),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("effective", per_method=True),  # the params keys dvc.yaml tracks for it
     log:
-        f"{LOGS}/effective/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        f"{LOGS}/effective/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("default")
     resources:
         **cluster_resources("default"),
     shell:
-        "locus effective {STAGE_ARGS} --model {input.model} --w0 {input.w0} --init {input.init} --final {input.final} "
+        "locus effective {STAGE_ARGS} --method {wildcards.method} --model {input.model} --w0 {input.w0} --init {input.init} --final {input.final} "
         "--out {output} 2>&1 | tee {log}"
 
 
 rule represent:
     message:
-        "Representation change for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
+        "Representation change for {wildcards.domain} ({wildcards.method}), lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
         w0=W0,
@@ -50,15 +50,15 @@ rule represent:
     output:
         f"{CELL}/representation.parquet",
     params:
-        tracked=tracked("represent"),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("represent", per_method=True),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.eval),
     log:
-        f"{LOGS}/represent/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        f"{LOGS}/represent/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("train")  # runs the model, like evaluate: a GPU on a cluster when train jobs get one
     resources:
         **cluster_resources("train"),
     shell:
-        "locus represent {STAGE_ARGS} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
+        "locus represent {STAGE_ARGS} --method {wildcards.method} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
         "--data {params.data} "
         "--out {output} 2>&1 | tee {log}"
 
@@ -74,6 +74,10 @@ rule aggregate:
         adapters=every_cell("{cell}/adapter_final"),
         evaluation=EVALUATION_INPUTS,  # optional experiments: empty lists when off
         full_ft=FULL_FT_INPUTS,
+        # the methods section: every method's cells ([] when `methods` holds the main method alone)
+        methods=every_method_cell("{cell}/effective.parquet")
+        + every_method_cell("{cell}/representation.parquet")
+        + every_method_cell("{cell}/metrics.json"),
         code=code("aggregate"),
     output:
         **EXPERIMENT_TABLES,

@@ -12,7 +12,7 @@ from locus.training.records import find_raw
 
 PARAMS_FILE = config.get("params", "params.yaml")
 PRESET = config.get("preset")
-PARAMS = load(PARAMS_FILE, PRESET)
+PARAMS = load(PARAMS_FILE, PRESET).for_method()  # the main method's view; every method: layout.method_cells
 # Extra flags only when not the defaults, so commands read exactly as dvc.yaml's.
 STAGE_ARGS = " ".join(
     ([f"--params {PARAMS_FILE}"] if PARAMS_FILE != "params.yaml" else [])
@@ -40,6 +40,7 @@ wildcard_constraints:
     domain=r"[A-Za-z0-9_-]+",
     lr=r"[0-9.e+-]+",
     seed=r"-?\d+",
+    method=r"(?!full_ft/)[A-Za-z0-9_-]+",  # runs/{domain}/full_ft/ is the full fine-tuning arm
 
 
 def code(command):
@@ -48,9 +49,12 @@ def code(command):
     return code_deps.code_files(command)
 
 
-def tracked(stage):
+def tracked(stage, per_method=False):
     """The params values `stage` depends on (its dvc.yaml `params:` keys; locus.pipeline), so that
-    editing one reruns exactly the jobs that use it, as in DVC."""
+    editing one reruns exactly the jobs that use it, as in DVC. per_method: a job of one method
+    (the {method} wildcard) tracks that method's own `methods` entry only."""
+    if per_method:
+        return lambda wildcards: pipeline.tracked_params(PARAMS, stage, wildcards.method)
     return pipeline.tracked_params(PARAMS, stage)
 
 
@@ -59,8 +63,18 @@ def raw_dataset(wildcards):
 
 
 def every_cell(pattern):
+    """The main method's cells (the main map)."""
     return [
         pattern.format(cell=layout.cell_dir(PARAMS, d, lr, s)) for d, lr, s in layout.cells(PARAMS)
+    ]
+
+
+def every_method_cell(pattern):
+    """Every method's cells (the methods section); [] when `methods` holds the main method alone."""
+    if len(PARAMS.methods) < 2:
+        return []
+    return [
+        pattern.format(cell=layout.cell_dir(PARAMS, d, lr, s, method=m)) for m, d, lr, s in layout.method_cells(PARAMS)
     ]
 
 
@@ -84,7 +98,7 @@ def model_threads(kind="default"):
         return 1
     if LOCAL_GPUS:  # every model job would share GPU 0: one at a time, with every core
         return cores
-    return max(1, cores // len(layout.cells(PARAMS)))
+    return max(1, cores // len(layout.method_cells(PARAMS)))
 
 
 def cluster_resources(kind="default"):

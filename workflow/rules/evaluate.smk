@@ -42,14 +42,14 @@ rule evaluate:
     output:
         f"{CELL}/eval.json",
     params:
-        tracked=tracked("evaluate"),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("evaluate", per_method=True),  # the params keys dvc.yaml tracks for it
     log:
-        f"{LOGS}/evaluate/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+        f"{LOGS}/evaluate/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("train")
     resources:
         **cluster_resources("train"),
     shell:
-        "locus evaluate {STAGE_ARGS} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
+        "locus evaluate {STAGE_ARGS} --method {wildcards.method} --model {input.model} --w0 {input.w0} --adapter {input.adapter} "
         "--out {output} 2>&1 | tee {log}"
 
 

@@ -22,12 +22,12 @@ if TRAJECTORY_ON:
         output:
             f"{CELL}/trajectory.parquet",
         params:
-            tracked=tracked("trajectory"),  # the params keys dvc.yaml tracks for it
+            tracked=tracked("trajectory", per_method=True),  # the params keys dvc.yaml tracks for it
         log:
-            f"{LOGS}/trajectory/{{domain}}_lr={{lr}}_seed={{seed}}.log",
+            f"{LOGS}/trajectory/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
         threads: model_threads("default")
         resources:
             **cluster_resources("default"),
         shell:
-            "locus trajectory {STAGE_ARGS} --model {input.model} --w0 {input.w0} --init {input.init} "
+            "locus trajectory {STAGE_ARGS} --method {wildcards.method} --model {input.model} --w0 {input.w0} --init {input.init} "
             "--final {input.final} --snapshots {input.snapshots} --out {output} 2>&1 | tee {log}"

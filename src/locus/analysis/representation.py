@@ -81,8 +81,19 @@ class _Recorder:
             handle.remove()
 
 
-def _forward(decoder, recorder: _Recorder, batch: dict, bf16: bool, replace=None) -> None:
+def _forward(decoder, recorder: _Recorder, batch: dict, bf16: bool, replace=None, prefix=None) -> None:
+    """One decoder pass; prefix: a PeftModel whose prefix tuning feeds every layer its trained keys
+    and values (PEFT's own forward does the same: a fresh prompt cache, the mask widened by the
+    virtual tokens), so the hidden states are those of the real tokens under the prefix."""
     recorder.replace = replace
+    if prefix is not None:
+        n = len(batch["input_ids"])
+        virtual = prefix.active_peft_config.num_virtual_tokens
+        ones = batch["attention_mask"].new_ones(n, virtual)
+        batch = batch | {
+            "past_key_values": prefix.get_prompt(batch_size=n),
+            "attention_mask": torch.cat([ones, batch["attention_mask"]], dim=1),
+        }
     with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=bf16):
         decoder(**batch)
 
@@ -107,6 +118,7 @@ def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool
     from locus.training.scoring import eval_batches
 
     decoder = model.get_base_model().get_decoder()  # the LoRA layers live inside it
+    prefix = model if model.active_peft_config.is_prompt_learning else None
     layers = decoder_layers(decoder)
     was_training = model.training
     model.eval()
@@ -121,9 +133,9 @@ def representation_change(model, tokenizer, dataset, batch_size: int, bf16: bool
             base_in, base_out = list(recorder.inputs), list(recorder.outputs)
             _take(kept["base"], base_out, keep)
             _take(kept["base_update"], [o - i for o, i in zip(base_out, base_in)], keep)
-            _forward(decoder, recorder, batch, bf16)
+            _forward(decoder, recorder, batch, bf16, prefix=prefix)
             _take(kept["tuned"], recorder.outputs, keep)
-            _forward(decoder, recorder, batch, bf16, replace=base_in)
+            _forward(decoder, recorder, batch, bf16, replace=base_in, prefix=prefix)
             _take(kept["local_update"], [o - i for o, i in zip(recorder.outputs, base_in)], keep)
     finally:
         recorder.remove()

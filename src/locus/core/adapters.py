@@ -1,4 +1,5 @@
-"""Reading PEFT LoRA adapter directories (adapter_config.json + adapter_model.safetensors).
+"""Reading PEFT adapter directories (adapter_config.json + adapter_model.safetensors): LoRA, DoRA,
+IA³ and prefix tuning (`adapter_kind`).
 
 Works for adapters saved by any PEFT-based trainer with `save_pretrained` (Locus's own, TRL's
 SFTTrainer, …). What is analysed, what is skipped and what is refused:
@@ -11,9 +12,9 @@ SFTTrainer, …). What is analysed, what is skipped and what is refused:
 - skipped, with a reason (`adapter_tensors`): LoRA on embeddings (`lora_embedding_A/B`), LoRA
   outside the transformer layers (e.g. `lm_head`), and fully trained tensors that are not a
   low-rank update (`modules_to_save` copies, saved embedding layers, trained biases, trainable tokens).
-- refused (`read_adapter_config`): other PEFT types (IA3, LoKr, …), fan_in_fan_out bases and LoRA
-  variants whose update is not ΔW = s·B·A — DoRA, QA-LoRA, BD-LoRA, Arrow, VeLoRA, MonteCLoRA,
-  KaSA, a LoRA bias, `layer_replication`, `target_parameters`, Megatron layers.
+- refused (`read_adapter_config`): other PEFT types (LoKr, LoHa, prompt tuning, …), fan_in_fan_out
+  bases and LoRA variants whose update Locus does not compute — QA-LoRA, BD-LoRA, Arrow, VeLoRA,
+  MonteCLoRA, KaSA, a LoRA bias, `layer_replication`, `target_parameters`, Megatron layers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ ADAPTER_FILE = "adapter_model.safetensors"
 # adapter_config.json keys that switch PEFT's LoRA layer to an update other than ΔW = s·B·A
 # (peft 0.21 tuners/lora/layer.py `lora_variants`, and config options that change the layout).
 VARIANTS = {
-    "use_dora": "DoRA (ΔW rescaled by a learned magnitude vector)",
     "use_qalora": "QA-LoRA (lora_A acts on pooled inputs)",
     "use_bdlora": "BD-LoRA (block-diagonal factors)",
     "arrow_config": "Arrow (routing over several adapters)",
@@ -75,8 +75,21 @@ def scaling(config: dict, module_path: str) -> float:
 # ---------------------------------------------------------------- config and tensors
 
 
-def read_adapter_config(directory: str | Path) -> dict:
-    """adapter_config.json of a plain LoRA adapter; anything else is refused naming file and key."""
+# PEFT types Locus measures, and the kind each is read as (LoRA with use_dora is "dora").
+PEFT_TYPES = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix"}
+# The per-module tensors each weight-space kind saves (locus.core.keys matrix names).
+KIND_TENSORS = {"lora": {"A", "B"}, "dora": {"A", "B", "magnitude"}, "ia3": {"ia3"}}
+
+
+def adapter_kind(config: dict) -> str:
+    """'lora', 'dora', 'ia3' or 'prefix' of a config read_adapter_config accepted."""
+    kind = PEFT_TYPES[config.get("peft_type", "LORA")]
+    return "dora" if kind == "lora" and config.get("use_dora") else kind
+
+
+def read_adapter_config(directory: str | Path, kinds: tuple[str, ...] = ("lora", "dora", "ia3", "prefix")) -> dict:
+    """adapter_config.json of an adapter of one of `kinds` (adapter_kind); anything else is refused
+    naming the file and key."""
     path = Path(directory) / "adapter_config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no adapter_config.json here")
@@ -84,14 +97,20 @@ def read_adapter_config(directory: str | Path) -> dict:
         config = json.loads(path.read_text())
         if not isinstance(config, dict):
             raise ValueError("not a JSON object")
-    kind = config.get("peft_type", "LORA")
-    if kind != "LORA":
-        raise ValueError(f"{path}: peft_type {kind} adapters are not supported (plain LoRA only)")
+    peft_type = config.get("peft_type", "LORA")
+    if peft_type not in PEFT_TYPES:
+        raise ValueError(
+            f"{path}: peft_type: {peft_type} adapters are not supported (Locus measures {', '.join(PEFT_TYPES)})"
+        )
     for key, what in VARIANTS.items():
         if config.get(key):
-            raise ValueError(f"{path}: {key}: {what} is not supported yet (plain LoRA, ΔW = s·B·A, only)")
+            raise ValueError(f"{path}: {key}: {what} is not supported yet (LoRA, DoRA, IA³ and prefix tuning only)")
     if config.get("fan_in_fan_out"):
-        raise ValueError(f"{path}: fan_in_fan_out adapters (Conv1D bases) are not supported")
+        raise ValueError(f"{path}: fan_in_fan_out: adapters of Conv1D bases are not supported")
+    if peft_type == "PREFIX_TUNING" and config.get("prefix_projection"):
+        raise ValueError(f"{path}: prefix_projection: prefixes made by an MLP are not supported (its table only)")
+    if (kind := adapter_kind(config)) not in kinds:
+        raise ValueError(f"{path}: peft_type: a {kind} adapter where {' or '.join(kinds)} is needed")
     return config
 
 
@@ -104,8 +123,8 @@ def _skip_reason(key: str) -> str | None:
     """Why a tensor that is not a per-layer lora_A/lora_B weight is left out; None: refuse it."""
     if ".lora_embedding_A" in key or ".lora_embedding_B" in key:
         return "LoRA on an embedding layer (not a linear map of a transformer layer)"
-    if re.search(r"\.lora_[AB]\.weight$", key):
-        return "LoRA outside the transformer layers (e.g. lm_head)"
+    if re.search(r"\.(lora_[AB]\.weight|lora_magnitude_vector|ia3_l)$", key):
+        return "an adapter outside the transformer layers (e.g. lm_head)"
     if ".lora_" not in key:
         return "a fully trained tensor (modules_to_save, saved embedding layer, bias or trainable tokens), not a low-rank update"
     return None
@@ -123,21 +142,22 @@ def adapter_tensors(directory: str | Path) -> tuple[dict[str, dict], dict[str, s
     modules: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for key in keys:
-        path = adapter_module_path(key)
-        if path is None:
+        module_path = adapter_module_path(key)
+        if module_path is None:
             reason = _skip_reason(key)
             if reason is None:
-                raise ValueError(f"{path}: tensor {key!r} is not a per-layer lora_A/lora_B weight")
+                raise ValueError(f"{path}: tensor {key!r} is not a per-layer adapter tensor")
             skipped[key] = reason
             continue
         parsed = parse_key(key)
-        entry = modules.setdefault(path, {k: parsed[k] for k in ("layer", "block", "module")})
+        entry = modules.setdefault(module_path, {k: parsed[k] for k in ("layer", "block", "module")})
         entry[parsed["matrix"]] = key
     for module_path, entry in modules.items():
-        if "A" not in entry or "B" not in entry:
-            raise ValueError(f"{path}: {module_path} has lora_A or lora_B but not both")
+        held = set(entry) - {"layer", "block", "module"}
+        if held not in KIND_TENSORS.values():
+            raise ValueError(f"{path}: {module_path} holds {sorted(held)}, not a LoRA, DoRA or IA³ module's tensors")
     if not modules:
-        raise ValueError(f"{path}: the adapter holds no LoRA matrices of transformer layers")
+        raise ValueError(f"{path}: the adapter holds no adapter tensors of transformer layers")
     return dict(sorted(modules.items(), key=lambda kv: (kv[1]["layer"], kv[0]))), skipped
 
 

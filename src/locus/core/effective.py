@@ -197,7 +197,7 @@ def iter_updates(final: str | Path, init: str | Path | None = None) -> Iterator[
     """
     from safetensors import safe_open
 
-    config = read_adapter_config(final)
+    config = read_adapter_config(final, kinds=("lora",))
     if init is None and not starts_at_zero(config):
         raise ValueError(
             f"{Path(final) / 'adapter_config.json'}: init_lora_weights="

@@ -2,8 +2,10 @@
 
 A base weight:    model.layers.3.self_attn.q_proj.weight
 A LoRA tensor:    base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight   (PEFT's naming)
-Both give layer 3, block "attention" (self_attn, attention or attn; anything else is "mlp"),
-module "q_proj"; a LoRA tensor also gives its matrix, "A" or "B".
+A DoRA magnitude: base_model.model.model.layers.3.self_attn.q_proj.lora_magnitude_vector
+An IA³ vector:    base_model.model.model.layers.3.self_attn.k_proj.ia3_l
+All give layer 3, block "attention" (self_attn, attention or attn; anything else is "mlp"),
+module "q_proj"; an adapter tensor also gives its matrix: "A", "B", "magnitude" or "ia3".
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 ATTENTION_BLOCKS = frozenset({"self_attn", "attention", "attn"})
 PEFT_PREFIX = "base_model.model."
 KEY = re.compile(
-    r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)(?:\.lora_(?P<matrix>[AB]))?\.weight$"
+    r"(?:^|\.)layers\.(?P<layer>\d+)\.(?P<block>\w+)\.(?P<module>\w+)"
+    r"(?:(?:\.lora_(?P<matrix>[AB]))?\.weight|\.(?P<vector>lora_magnitude_vector|ia3_l))$"
 )
+VECTORS = {"lora_magnitude_vector": "magnitude", "ia3_l": "ia3"}
 
 
 def parse_key(key: str) -> dict | None:
@@ -23,14 +27,15 @@ def parse_key(key: str) -> dict | None:
     if not m:
         return None
     block = "attention" if m["block"] in ATTENTION_BLOCKS else "mlp"
-    return {"layer": int(m["layer"]), "block": block, "module": m["module"], "matrix": m["matrix"]}
+    matrix = m["matrix"] or VECTORS.get(m["vector"])
+    return {"layer": int(m["layer"]), "block": block, "module": m["module"], "matrix": matrix}
 
 
 def lora_key(key: str) -> dict:
-    """parse_key of a per-layer lora_A/lora_B tensor; ValueError for anything else."""
+    """parse_key of a per-layer adapter tensor (lora_A/lora_B, DoRA magnitude, IA³ vector); ValueError otherwise."""
     parsed = parse_key(key)
     if not parsed or not parsed["matrix"]:
-        raise ValueError(f"adapter tensor {key!r} is not a per-layer lora_A/lora_B weight")
+        raise ValueError(f"adapter tensor {key!r} is not a per-layer adapter tensor (lora_A/B, magnitude or ia3_l)")
     return parsed
 
 
@@ -48,4 +53,4 @@ def adapter_module_path(key: str) -> str | None:
     parsed = parse_key(key)
     if not key.startswith(PEFT_PREFIX) or not parsed or not parsed["matrix"]:
         return None
-    return key[len(PEFT_PREFIX) :].rsplit(".lora_", 1)[0]
+    return key[len(PEFT_PREFIX) :].rsplit(".lora_", 1)[0].removesuffix(".ia3_l")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from locus.params.sections import (
     AnalysisParams,
@@ -23,6 +23,7 @@ from locus.params.sections import (
     FullFtParams,
     GridParams,
     LoraParams,
+    MethodParams,
     ModelParams,
     QuantizationParams,
     ReportParams,
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 PRESETS_DIR = Path("presets")
+# Names a method cannot have: a cell directory runs/{domain}/{method}/ would collide.
+RESERVED_METHODS = {"full_ft": "the full fine-tuning arm's directory, runs/{domain}/full_ft/"}
 
 
 class Params(Section):
@@ -58,6 +61,10 @@ class Params(Section):
     model: ModelParams = ModelParams()
     quantization: QuantizationParams = QuantizationParams()
     lora: LoraParams = LoraParams()
+    # The fine-tuning methods the grid compares ({name: {peft, learning_rates, lora|ia3|prefix}}),
+    # and `method`, the one the main map, DVC experiments, trajectories and validation are about.
+    method: str = "lora"
+    methods: dict[str, MethodParams] = Field(default_factory=lambda: {"lora": MethodParams()})
     training: TrainingParams = TrainingParams()
     grid: GridParams
     data: DataParams = DataParams()
@@ -70,6 +77,7 @@ class Params(Section):
     cluster: ClusterParams = ClusterParams()
     # Adapters trained elsewhere: {name: {model, adapters: {label: dir}}} -> results/external/{name}/.
     external: dict[str, ExternalAnalysis] = Field(default_factory=dict)
+    _loaded: Params | None = PrivateAttr(None)  # set by for_method: the params before resolving
 
     @field_validator("external")
     @classmethod
@@ -78,13 +86,66 @@ class Params(Section):
             check_name(name, "external name")
         return v
 
+    @model_validator(mode="after")
+    def _methods(self) -> Params:
+        for name, m in self.methods.items():
+            check_name(name, "method name")
+            if name in RESERVED_METHODS:
+                raise ValueError(f"methods.{name}: the name is reserved ({RESERVED_METHODS[name]})")
+            try:
+                LoraParams.model_validate(self.lora.model_dump() | (m.lora or {}))
+            except ValidationError as e:
+                err = e.errors()[0]
+                key = ".".join(str(p) for p in err["loc"])
+                raise ValueError(f"methods.{name}.lora.{key}: {err['msg']}") from None
+        if self.method not in self.methods:
+            raise ValueError(f"method: {self.method!r} is not one of methods {sorted(self.methods)}")
+        if self.methods[self.method].peft == "prefix":
+            raise ValueError(
+                f"method: {self.method!r} is prefix tuning, which adds rather than changes weights; the main "
+                f"map needs a weight-space method (prefix tuning is compared in the methods section)"
+            )
+        return self
+
+    def for_method(self, name: str | None = None) -> Params:
+        """These params as one method's jobs see them: `method` set, the method's lora overrides
+        merged into `lora`, and its learning rates as grid.learning_rates. Always derived from the
+        params as loaded, so resolving for one method and then another never mixes the two."""
+        base = self._loaded or self
+        name = base.method if name is None else name
+        if name not in base.methods:
+            raise ValueError(f"method {name!r} is not one of methods {sorted(base.methods)}")
+        m = base.methods[name]
+        lora = LoraParams.model_validate(base.lora.model_dump() | (m.lora or {}))
+        grid = base.grid.model_copy(update={"learning_rates": m.learning_rates or base.grid.learning_rates})
+        resolved = base.model_copy(update={"method": name, "lora": lora, "grid": grid})
+        resolved._loaded = base
+        return resolved
+
+    @property
+    def resolved(self) -> bool:
+        """Whether these params are one method's (for_method), as every stage sees them."""
+        return self._loaded is not None
+
+    def method_kind(self, name: str | None = None) -> str:
+        """'lora', 'dora', 'ia3' or 'prefix': how a method's adapter is built and read."""
+        m = self.methods[self.method if name is None else name]
+        if m.peft == "lora" and (m.lora or {}).get("use_dora", self.lora.use_dora):
+            return "dora"
+        return m.peft
+
     def with_quantization(self, method: str) -> Params:
         """These params with quantization.method replaced (W₀ of an unquantized or NF4 base)."""
         return self.model_copy(update={"quantization": self.quantization.model_copy(update={"method": method})})
 
     def as_experiment(self) -> Params:
-        """The params of one DVC experiment: the grid at the single learning rate `lr`."""
-        return self.model_copy(update={"grid": self.grid.model_copy(update={"learning_rates": [self.lr]})})
+        """The params of one DVC experiment: the grid of `method` at the single learning rate `lr`."""
+        resolved = self if self.resolved else self.for_method()
+        experiment = resolved.model_copy(
+            update={"grid": resolved.grid.model_copy(update={"learning_rates": [self.lr]})}
+        )
+        experiment._loaded = resolved._loaded
+        return experiment
 
     @model_validator(mode="after")
     def _trajectory(self) -> Params:

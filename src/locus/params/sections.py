@@ -75,6 +75,61 @@ class LoraParams(Section):
         min_length=1,
     )
     use_rslora: bool = False  # scaling alpha/sqrt(r) instead of alpha/r (Kalajdzievski 2023)
+    use_dora: bool = (
+        False  # DoRA: a learned magnitude per output row times the LoRA-updated direction (Liu et al. 2024)
+    )
+
+
+class IA3Params(Section):
+    """IA³ (Liu et al. 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than
+    In-Context Learning"): a learned vector rescales each target's outputs, or its inputs for
+    feed-forward modules. Defaults: PEFT's own targets for Llama (k, v and down_proj)."""
+
+    target_modules: Annotated[list[str], Distinct] = Field(
+        default_factory=lambda: ["k_proj", "v_proj", "down_proj"], min_length=1
+    )
+    feedforward_modules: Annotated[list[str], Distinct] = Field(default_factory=lambda: ["down_proj"])
+
+    @model_validator(mode="after")
+    def _feedforward_targeted(self) -> IA3Params:
+        if stray := [m for m in self.feedforward_modules if m not in self.target_modules]:
+            raise ValueError(f"feedforward_modules {stray} are not in target_modules {self.target_modules}")
+        return self
+
+
+class PrefixParams(Section):
+    """Prefix tuning (Li & Liang 2021): trained key/value vectors prepended at every layer."""
+
+    num_virtual_tokens: int = Field(16, gt=0, le=1024)
+
+
+PEFT_KINDS = ("lora", "ia3", "prefix")
+
+
+class MethodParams(Section):
+    """One named fine-tuning method of the grid: a PEFT kind, its settings and its learning rates.
+
+    lora: overrides of the top-level `lora` section (r, alpha, use_dora, …) for a LoRA-family method.
+    learning_rates: this method's own (each method has its usual range); default grid.learning_rates.
+    """
+
+    peft: Literal["lora", "ia3", "prefix"] = "lora"
+    learning_rates: Annotated[list[float], Distinct] | None = Field(None, min_length=1)
+    lora: dict[str, object] | None = None
+    ia3: IA3Params | None = None
+    prefix: PrefixParams | None = None
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _sane_lrs(cls, v: list[float] | None) -> list[float] | None:
+        return v if v is None else _check_lrs(v)
+
+    @model_validator(mode="after")
+    def _settings_of_its_kind(self) -> MethodParams:
+        for kind in PEFT_KINDS:
+            if kind != self.peft and getattr(self, kind) is not None:
+                raise ValueError(f"{kind}: a {self.peft} method has no {kind} settings (peft: {self.peft})")
+        return self
 
 
 class TrainingParams(Section):

@@ -13,7 +13,7 @@ from peft import get_peft_model
 from locus import io, options
 from locus.analysis.validation import read_arm_layers
 from locus.params import name_argument
-from locus.training.modeling import load_base, lora_config, seed_everything
+from locus.training.modeling import load_base, adapter_config, seed_everything
 
 
 def add_arguments(parser) -> None:
@@ -54,7 +54,7 @@ def run(args, params) -> None:
     base = load_base(params, args.model, quantize=False, cpu=True)  # lora_A from the CPU RNG, on any host
     layers = selected_layers(args, getattr(base.config, "num_hidden_layers", None))
     seed_everything(args.seed)
-    model = get_peft_model(base, lora_config(params, layers))
+    model = get_peft_model(base, adapter_config(params, layers))
     with io.atomic_path(args.out, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

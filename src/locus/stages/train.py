@@ -1,4 +1,4 @@
-"""Stage: train one grid cell (domain, lr, seed) from its initial adapter; save the final adapter.
+"""Stage: train one grid cell (domain, method, lr, seed) from its initial adapter; save the final adapter.
 
 QLoRA as in the seed experiment: the base is loaded in NF4 with double quantization and bf16
 compute (bitsandbytes; works on CPU and CUDA), prepared with `prepare_model_for_kbit_training`,
@@ -22,6 +22,10 @@ from locus.training import checkpoints, snapshots
 from locus.training.cell_data import start_run
 from locus.training.loop import build_model, fit
 from locus.training.modeling import nf4_kernel
+
+
+# Methods whose initial adapter leaves the base model exactly as it is (lora_B = 0; IA³'s l = 1).
+IDENTITY_AT_INIT = ("lora", "ia3")
 
 
 def add_arguments(parser) -> None:
@@ -56,7 +60,9 @@ def loss_before(path: str | None, eval_counts: dict) -> float | None:
 
 def run(args, params) -> None:
     tokenizer, data = start_run(params, args.model, args.data, args.lr, args.seed)
-    before = loss_before(args.before, data[1][1])  # checked before the model is loaded
+    # checked before the model is loaded; a method whose initial adapter changes the model (a random
+    # prefix; DoRA's magnitudes, taken from the unquantized base) is scored before training here.
+    before = loss_before(args.before, data[1][1]) if params.method_kind() in IDENTITY_AT_INIT else None
     model = build_model(params, args.model, args.init, args.w0)
     out = Path(args.out)
     # Resume from the newest complete checkpoint of a killed run with the same inputs (see

@@ -35,7 +35,11 @@ def _base(model):
 
 
 def has_linear_head(model) -> bool:
-    return getattr(_base(model).config, "model_type", None) in LINEAR_HEAD
+    """True where the head can run apart from the decoder: a LINEAR_HEAD architecture whose adapter
+    lives inside the decoder (not prompt learning such as prefix tuning, which PEFT feeds in through
+    the PeftModel's own forward as past keys and values)."""
+    prompt_learning = getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False)
+    return not prompt_learning and getattr(_base(model).config, "model_type", None) in LINEAR_HEAD
 
 
 def head_inputs(model, batch: dict) -> tuple[torch.Tensor, object]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from peft import PeftModel, prepare_model_for_kbit_training
+from peft import PeftConfig, PeftModel, prepare_model_for_kbit_training
 from transformers import (
     DataCollatorForSeq2Seq,
     DataCollatorWithFlattening,
@@ -121,6 +121,13 @@ def build_model(params, model_dir: str, init_dir: str, w0_file=None):
             use_gradient_checkpointing=params.training.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
+    if PeftConfig.from_pretrained(init_dir).is_prompt_learning:
+        # PEFT loads a prompt-learning adapter (prefix tuning) for inference only; its virtual-token
+        # table is the whole adapter, so training it is switching its gradient back on.
+        model = PeftModel.from_pretrained(model, init_dir, is_trainable=False)
+        for p in model.prompt_encoder.parameters():
+            p.requires_grad_(True)
+        return model
     return PeftModel.from_pretrained(model, init_dir, is_trainable=True)
 
 

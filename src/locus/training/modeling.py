@@ -12,6 +12,7 @@ import torch
 
 from locus.io import check_safetensors, reading
 from locus.params import Params
+from locus.params.sections import IA3Params, PrefixParams
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -95,7 +96,7 @@ def load_base(params: Params, path: str | Path, *, quantize: bool = True, cpu: b
             from locus.training.nf4 import dequantize_once
 
             dequantize_once(model)
-    check_target_modules(model, params.lora.target_modules)
+    check_target_modules(model, params)
     return model
 
 
@@ -163,18 +164,48 @@ def linear_module_names(model) -> list[str]:
     return sorted(names)
 
 
-def check_target_modules(model, targets: list[str]) -> None:
+def target_modules_key(params: Params) -> tuple[str, list[str]]:
+    """(params key, module names) of what the job's method adapts; prefix tuning adapts no module."""
+    name, kind = params.method, params.method_kind()
+    if kind == "ia3":
+        ia3 = params.methods[name].ia3 or IA3Params()
+        return f"methods.{name}.ia3.target_modules", list(ia3.target_modules)
+    if kind == "prefix":
+        return f"methods.{name}", []
+    overridden = "target_modules" in (params.methods[name].lora or {})
+    return (f"methods.{name}.lora.target_modules" if overridden else "lora.target_modules"), list(
+        params.lora.target_modules
+    )
+
+
+def check_target_modules(model, params: Params) -> None:
+    key, targets = target_modules_key(params)
     available = linear_module_names(model)
     missing = [t for t in targets if t not in available]
     if missing:
-        raise ValueError(f"lora.target_modules: {missing} not in the model; available: {', '.join(available)}")
+        raise ValueError(f"{key}: {missing} not in the model; available: {', '.join(available)}")
 
 
-def lora_config(params: Params, layers: list[int] | None = None):
-    """PEFT's LoraConfig from params; `layers` restricts the adapters to those layer indices
-    (PEFT's layers_to_transform, used by the targeted-layer validation), None = every layer."""
-    from peft import LoraConfig
+def adapter_config(params: Params, layers: list[int] | None = None):
+    """PEFT's config of the job's method (params.method, resolved by Params.for_method): LoraConfig
+    (use_dora for DoRA), IA3Config or PrefixTuningConfig, each PEFT's own. `layers` restricts a
+    LoRA-family adapter to those layer indices (PEFT's layers_to_transform, used by the
+    targeted-layer validation), None = every layer."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig
 
+    kind = params.method_kind()
+    if layers is not None and kind not in ("lora", "dora"):
+        raise ValueError(f"method: {params.method} is {kind}; adapting chosen layers needs a LoRA-family method")
+    if kind == "ia3":
+        ia3 = params.methods[params.method].ia3 or IA3Params()
+        return IA3Config(
+            target_modules=list(ia3.target_modules),
+            feedforward_modules=list(ia3.feedforward_modules),
+            task_type="CAUSAL_LM",
+        )
+    if kind == "prefix":
+        prefix = params.methods[params.method].prefix or PrefixParams()
+        return PrefixTuningConfig(num_virtual_tokens=prefix.num_virtual_tokens, task_type="CAUSAL_LM")
     lp = params.lora
     return LoraConfig(
         r=lp.r,
@@ -183,6 +214,7 @@ def lora_config(params: Params, layers: list[int] | None = None):
         target_modules=list(lp.target_modules),
         layers_to_transform=sorted(layers) if layers is not None else None,
         use_rslora=lp.use_rslora,
+        use_dora=lp.use_dora,
         bias="none",
         task_type="CAUSAL_LM",
     )
