@@ -13,7 +13,7 @@ from locus.params import load
 from locus.training import head, loop
 from locus.training.cell_data import load_split
 from locus.training.loop import make_collator
-from locus.training.modeling import load_base, load_tokenizer, adapter_config
+from locus.training.modeling import adapter_config, load_base, load_tokenizer
 
 
 def _peft_model_and_batch(tiny_model, arith_raw, tmp_path, padding_free=False):

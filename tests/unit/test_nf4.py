@@ -5,7 +5,7 @@ import torch
 
 from conftest import write_params
 from locus.params import load
-from locus.training.modeling import load_base, adapter_config, nf4_kernel, seed_everything
+from locus.training.modeling import adapter_config, load_base, nf4_kernel, seed_everything
 
 pytestmark = pytest.mark.cpu_only("the CPU NF4 fast path (dequantize once) against bitsandbytes on the CPU")
 

@@ -10,7 +10,7 @@ import torch
 from conftest import RECORDS, write_params
 from locus.core.representation import cka_distance
 from locus.params import load
-from locus.training.modeling import load_base, load_tokenizer, adapter_config, seed_everything
+from locus.training.modeling import adapter_config, load_base, load_tokenizer, seed_everything
 from locus.training.sft_data import encode
 
 

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 from conftest import argv, on_cell, train_tiny_cell, write_params
 from locus.cli import main
 from locus.params import load
-from locus.training.modeling import load_base, adapter_config, seed_everything
+from locus.training.modeling import adapter_config, load_base, seed_everything
 
 
 @pytest.mark.cpu_only("CPU reruns are bit-identical; CUDA only with training.deterministic")

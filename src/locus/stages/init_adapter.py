@@ -13,7 +13,7 @@ from peft import get_peft_model
 from locus import io, options
 from locus.analysis.validation import read_arm_layers
 from locus.params import name_argument
-from locus.training.modeling import load_base, adapter_config, seed_everything
+from locus.training.modeling import adapter_config, load_base, seed_everything
 
 
 def add_arguments(parser) -> None:

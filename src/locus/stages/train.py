@@ -23,7 +23,6 @@ from locus.training.cell_data import start_run
 from locus.training.loop import build_model, fit
 from locus.training.modeling import nf4_kernel
 
-
 # Methods whose initial adapter leaves the base model exactly as it is (lora_B = 0; IA³'s l = 1).
 IDENTITY_AT_INIT = ("lora", "ia3")
 
