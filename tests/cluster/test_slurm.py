@@ -158,7 +158,7 @@ def test_pipeline_runs_through_sbatch(pipeline):
         assert job["state"] == "COMPLETED" and job["partition"] == "debug"
         assert (job["mem"], job["time"], job["cpus"]) == ("3000M", "20:00", "1")
         metrics = json.loads(
-            (work / RESULTS / "runs" / domain / f"lr={LR}" / f"seed={SEED}" / "metrics.json").read_text()
+            (work / RESULTS / "runs" / domain / "lora" / f"lr={LR}" / f"seed={SEED}" / "metrics.json").read_text()
         )
         assert metrics["optimizer_steps"] >= 2
     assert by_comment["rule_prepare_model"]["mem"] == "2000M"
@@ -172,7 +172,7 @@ def test_pipeline_runs_through_sbatch(pipeline):
     assert {"rule_prepare_model", "rule_prepare_data", "rule_init_adapter", "rule_train"} <= submitted
     assert "Nothing to be done" in run(work, "-n", "--", TARGET, timeout=120, name="dry")[1]
     # docs/gpu-and-cluster.md's "rerun one cell": --forcerun on a cell's metrics redoes that cell and what follows.
-    cell = f"{RESULTS}/runs/cpp/lr={LR}/seed={SEED}/metrics.json"
+    cell = f"{RESULTS}/runs/cpp/lora/lr={LR}/seed={SEED}/metrics.json"
     plan = run(work, "-n", "--forcerun", cell, "--", TARGET, timeout=120, name="forcerun")[1]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
     expected = {"train": "1", "delta": "1", "effective": "1", "represent": "1", "aggregate": "1", "report": "1"}

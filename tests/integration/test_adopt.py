@@ -66,7 +66,7 @@ def test_a_raw_data_change_reruns_exactly_that_domain_in_both_tools(smoke_run):
 
 @pytest.mark.cpu_only("CPU reruns are bit-identical; CUDA only with training.deterministic")
 def test_an_adopted_cell_is_byte_identical_to_dvc_training_it(smoke_run):
-    cell = smoke_run / "results/smoke/runs/physics/lr=0.001/seed=0"
+    cell = smoke_run / "results/smoke/runs/physics/lora/lr=0.001/seed=0"
     adapter = cell / "adapter_final" / "adapter_model.safetensors"
     by_snakemake = adapter.read_bytes()
     threads = json.loads((cell / "metrics.json").read_text())["threads"]  # bit-identical needs the same count

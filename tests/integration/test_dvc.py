@@ -97,7 +97,7 @@ def test_exp_run_with_another_lr(repo):
     assert not [s for s in ran_stages(out) if s.startswith("train@")]  # 1e-3 == 0.001: nothing to recompute
     ran = ran_stages(ok(run_tool(repo, "dvc", "exp", "run", "-S", f"lr={NEW_LR}")))
     assert "train@physics-0" in ran and not [s for s in ran if s.startswith("prepare")], ran
-    assert (repo / f"results/smoke/runs/physics/lr={NEW_LR}/seed=0/adapter_final").is_dir()
+    assert (repo / f"results/smoke/runs/physics/lora/lr={NEW_LR}/seed=0/adapter_final").is_dir()
     shown = json.loads(ok(run_tool(repo, "dvc", "exp", "show", "--json")))
     lrs, summaries = set(), 0
     for baseline in shown:

@@ -92,7 +92,7 @@ def test_hive_layout_reads_as_one_dataset(smoke_run, params):
 
     runs = smoke_run / params.results_dir / "runs"
     for domain in params.grid.domains:
-        files = [str(p) for p in sorted((runs / domain).glob("lr=*/seed=*/delta.parquet"))]
+        files = [str(p) for p in sorted((runs / domain).glob("lora/lr=*/seed=*/delta.parquet"))]
         table = (
             ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(runs / domain))
             .to_table()

@@ -285,7 +285,7 @@ def tiny_workdir(tmp_path: Path, tiny_model: Path, params_name: str, epochs: int
     params["training"].update(grad_accum_steps=1, epochs=epochs, checkpoint_every=EVERY, max_seq_length=64)
     (work / params_name).write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return work, work / "results" / "runs" / "arith" / "lr=0.001" / "seed=0", env
+    return work, work / "results" / "runs" / "arith" / "lora" / "lr=0.001" / "seed=0", env
 
 
 def assert_resumed(cell: Path, killed_at: int) -> None:

@@ -5,12 +5,13 @@ against a dense computation that reads the adapter through PEFT itself and W₀ 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 from safetensors.torch import load_file as load_torch
 
 from conftest import RECORDS, argv, copy_repo, run_tool
@@ -245,13 +246,11 @@ def test_nf4_base_is_stated_and_used(trained, tiny_model, tmp_path):
     assert "--base-quantization nf4" in (out / "report.html").read_text()
 
 
-@pytest.mark.parametrize("kind", ["dora", "ia3", "lokr", "pissa"])
+@pytest.mark.parametrize("kind", ["lokr", "pissa"])
 def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
-    from peft import IA3Config, LoKrConfig, LoraConfig
+    from peft import LoKrConfig, LoraConfig
 
     configs = {
-        "dora": (LoraConfig, dict(r=4, target_modules=["q_proj"], use_dora=True), "DoRA"),
-        "ia3": (IA3Config, dict(target_modules=["q_proj", "down_proj"], feedforward_modules=["down_proj"]), "IA3"),
         "lokr": (LoKrConfig, dict(r=4, target_modules=["q_proj"]), "LOKR"),
         "pissa": (LoraConfig, dict(r=4, target_modules=["q_proj"], init_lora_weights="pissa"), "pissa"),
     }
@@ -272,6 +271,38 @@ def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and str(directory / "adapter_config.json") in err and words in err, err
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+@pytest.mark.parametrize("kind", ["dora", "ia3", "prefix"])
+def test_other_methods_are_analysed(kind, tiny_model, tmp_path):
+    """DoRA, IA³ and prefix-tuning adapters trained elsewhere: every layer measured, the method named."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig
+
+    configs = {
+        "dora": (LoraConfig, dict(r=4, target_modules=["q_proj"], use_dora=True)),
+        "ia3": (IA3Config, dict(target_modules=["q_proj", "down_proj"], feedforward_modules=["down_proj"])),
+        "prefix": (PrefixTuningConfig, dict(num_virtual_tokens=3, task_type="CAUSAL_LM")),
+    }
+    cls, kw = configs[kind]
+    init = _save_untrained(tiny_model, tmp_path / "init", cls=cls, kw=kw)
+    final = tmp_path / "final"
+    shutil.copytree(init, final)
+    tensors = load_file(final / "adapter_model.safetensors")
+    save_file({k: v + 0.05 * np.ones_like(v) for k, v in tensors.items()}, final / "adapter_model.safetensors")
+    params = tmp_path / "params.yaml"
+    params.write_text("grid: {domains: [x]}\n")
+    run = argv(
+        "external",
+        params=params,
+        model=tiny_model,
+        adapter=f"a={final}",
+        out=tmp_path / "out",
+        base_quantization="none",
+    )
+    assert main([*run, "--init", f"a={init}"] if kind == "prefix" else run) == 0
+    table = pd.read_parquet(tmp_path / "out" / "a" / "effective.parquet")
+    assert sorted(table.layer.unique()) == [0, 1, 2] and (table.fro > 0).all()
+    assert f"<td>{kind}</td>" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_params_external_section(tmp_path):

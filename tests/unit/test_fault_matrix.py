@@ -17,7 +17,7 @@ import yaml
 from conftest import argv, cell_argv, on_cell, train_tiny_cell, write_params, write_raw
 from locus.cli import main
 
-CELL = "runs/arith/lr=0.001/seed=0"  # the one cell, relative to the results tree
+CELL = "runs/arith/lora/lr=0.001/seed=0"  # the one cell, relative to the results tree
 ARMS = "validation/arith/arms.json"  # its targeted-layer validation: arms top and random0
 EVAL_BASE = "runs/arith/eval_base.json"  # the base model's score: every cell's eval loss before training
 FAULTS = {

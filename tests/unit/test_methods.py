@@ -198,3 +198,105 @@ def test_module_paths_of_every_kind():
         "base_model.model.model.layers.1.self_attn.q_proj.ia3_l",
     ):
         assert adapter_module_path(key) == "model.layers.1.self_attn.q_proj"
+
+
+@pytest.fixture(scope="module")
+def method_grid(tiny_model, tmp_path_factory):
+    """Three methods × two seeds of one domain trained by the real stages, then aggregated and reported."""
+    from locus import layout
+
+    root = tmp_path_factory.mktemp("grid")
+    params_file = methods_params(root)
+    content = yaml.safe_load(params_file.read_text())
+    content["methods"] = {k: v for k, v in content["methods"].items() if k in ("lora", "ia3", "prefix")}
+    content["grid"]["seeds"] = [0, 1]
+    params_file.write_text(yaml.safe_dump(content))
+    params = load(params_file)
+    data = layout.data_dir(params, "arith")
+    assert main(argv("prepare-data", params=params_file, domain="arith", out=data)) == 0
+    for method, domain, lr, seed in layout.method_cells(params):
+        run = dict(params=params_file, method=method)
+        init, cell = layout.init_dir(params, seed, method), layout.cell_dir(params, domain, lr, seed, method)
+        if not init.exists():
+            assert main(argv("init-adapter", **run, model=tiny_model, seed=seed, out=init)) == 0
+        assert main(argv("train", **run, model=tiny_model, data=data, init=init, lr=lr, seed=seed, out=cell)) == 0
+        final = cell / "adapter_final"
+        assert (
+            main(argv("effective", **run, model=tiny_model, init=init, final=final, out=cell / "effective.parquet"))
+            == 0
+        )
+        assert (
+            main(
+                argv(
+                    "represent", **run, model=tiny_model, adapter=final, data=data, out=cell / "representation.parquet"
+                )
+            )
+            == 0
+        )
+        if method == "lora":
+            metrics = cell / "metrics.json"
+            assert main(argv("delta", **run, init=init, final=final, metrics=metrics, out=cell / "delta.parquet")) == 0
+    results = root / "res"
+    assert main(argv("aggregate", params=params_file, out_dir=results)) == 0
+    assert (
+        main(
+            argv("report", params=params_file, tables=results, out=results / "report.html", figures=results / "figures")
+        )
+        == 0
+    )
+    return results
+
+
+def test_methods_tables(method_grid):
+    import pandas as pd
+
+    layers = pd.read_parquet(method_grid / "methods_layers.parquet")
+    assert set(layers.method) == {"lora", "ia3", "prefix"} and len(layers) == 3 * 2 * 3  # methods × seeds × layers
+    weights = layers[layers.kind != "prefix"]
+    assert weights.rel_fro.gt(0).all() and layers[layers.kind == "prefix"].rel_fro.isna().all()
+    assert layers[layers.kind == "prefix"].added_rel.gt(0).all() and layers.rep_change.notna().all()
+    rho = pd.read_parquet(method_grid / "methods_rho.parquet")
+    same = rho[(rho.method_a == rho.method_b)]
+    assert (same.seed_a != same.seed_b).all() and (rho[rho.method_a != rho.method_b].eval("seed_a == seed_b")).all()
+    assert not rho[(rho.metric == "rel_fro") & ((rho.method_a == "prefix") | (rho.method_b == "prefix"))].size
+    runs = pd.read_parquet(method_grid / "methods_runs.parquet")
+    assert len(runs) == 6 and runs.eval_loss_after.notna().all()
+    # IA³: k and v outputs (32 each) and down_proj's inputs (128) per layer; prefix: 4 tokens × 3 layers × (k, v) × 32
+    assert runs.groupby("method").trainable_parameters.first()[["ia3", "prefix"]].tolist() == [
+        3 * (32 + 32 + 128),
+        4 * 3 * 2 * 32,
+    ]
+
+
+def test_methods_section_renders(method_grid):
+    page = (method_grid / "report.html").read_text()
+    for title in (
+        "Methods: where each method changes the weights",
+        "Methods: do the maps agree?",
+        "Methods: cost and effect",
+    ):
+        assert title in page, title
+    assert "ia3 @ 0.02 vs lora @ 0.001: ρ =" in page and "seed to seed" in page
+    assert "trainable parameters, eval-loss gain" in page
+
+
+def test_snakemake_runs_every_method_and_dvc_one(tmp_path):
+    """presets/methods.yaml through Snakemake (dry run): every method's cells at its own learning rates,
+    each job told its method; DVC runs the same commands for the experiment's one method (`method`)."""
+    from test_trajectory import workflow_commands
+
+    from conftest import copy_repo
+
+    root = copy_repo(tmp_path / "repo")
+    content = yaml.safe_load((root / "params.yaml").read_text())
+    preset = yaml.safe_load((root / "presets" / "methods.yaml").read_text())
+    content.update({k: v for k, v in preset.items() if k in ("method", "methods", "grid")})
+    (root / "params.yaml").write_text(yaml.safe_dump(content, sort_keys=False))
+    smk, dvc = workflow_commands(root, "train")
+    per_method = {
+        m: len(preset["methods"][m].get("learning_rates", preset["grid"]["learning_rates"])) for m in preset["methods"]
+    }
+    assert len(smk) == 2 * 2 * sum(per_method.values())  # domains × seeds × each method's LRs
+    assert any("--method prefix " in c and "--lr 0.01 " in c and "/prefix/lr=0.01/" in c for c in smk)
+    assert all(f"--method {c.split('--out ')[1].split('/')[3]} " in c for c in smk)  # the path's method is the job's
+    assert dvc and dvc <= smk and all("--method lora " in c for c in dvc)

@@ -34,7 +34,7 @@ def train_cell(tmp_path, tiny_model, arith_raw, every: int, stale_step: int | No
         trajectory={"domains": ["arith"]},
     )
     common = ["--params", str(params)]
-    data, cell = tmp_path / "res/data/arith", tmp_path / "res/runs/arith/lr=0.001/seed=0"
+    data, cell = tmp_path / "res/data/arith", tmp_path / "res/runs/arith/lora/lr=0.001/seed=0"
     assert main(argv("prepare-data", *common, domain="arith", out=data)) == 0
     assert main(argv("init-adapter", *common, model=tiny_model, seed="0", out=cell / "adapter_init")) == 0
     if stale_step is not None:  # a snapshot left by an earlier run must not survive a fresh one
@@ -222,7 +222,7 @@ def test_snakemake_and_dvc_wire_trajectories_alike(tmp_path):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     smk, dvc = workflow_commands(root, "trajectory")
     assert len(smk) == 2 and smk == dvc  # physics × seeds 0, 1
-    assert all("--snapshots results/runs/physics/lr=0.001/seed=" in c for c in smk)
+    assert all("--snapshots results/runs/physics/lora/lr=0.001/seed=" in c for c in smk)
 
 
 def test_seed_agreement_by_step():

@@ -252,4 +252,4 @@ def test_snakemake_and_dvc_run_the_same_arm_commands(tmp_path):
     assert len(smk) == 2 * 4 * 2 and smk == dvc  # {init, train} x 4 arms x 2 seeds
     assert "--lr 0.001 --seed 1 --out results/validation/physics/random2/seed=1" in " ".join(sorted(smk))
     # The all-layer arm at seed 1 (not a grid seed) is an extra grid cell, trained by rule train.
-    assert "--lr 0.001 --seed 1 --out results/runs/physics/lr=0.001/seed=1 " in dry.stdout
+    assert "--lr 0.001 --seed 1 --out results/runs/physics/lora/lr=0.001/seed=1 " in dry.stdout

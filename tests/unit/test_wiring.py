@@ -80,8 +80,8 @@ def test_layout_functions_fill_the_patterns():
     from locus.params import load
 
     params = load(REPO / "params.yaml", None)
-    assert str(layout.cell_dir(params, "cpp", 1e-3, 1)) == f"{params.results_dir}/runs/cpp/lr=0.001/seed=1"
-    assert layout.expand("{cell_dir}/x", results_dir="R") == "R/runs/{domain}/lr={lr}/seed={seed}/x"
+    assert str(layout.cell_dir(params, "cpp", 1e-3, 1)) == f"{params.results_dir}/runs/cpp/lora/lr=0.001/seed=1"
+    assert layout.expand("{cell_dir}/x", results_dir="R") == "R/runs/{domain}/{method}/lr={lr}/seed={seed}/x"
     assert layout.arm_dir(params, "cpp", "all", 0) == layout.cell_dir(params, "cpp", params.validation.learning_rate, 0)
 
 

@@ -7,7 +7,8 @@ full_ft_modules.parquet (full_ft.domains non-empty) per (domain, full-FT lr, see
 full_ft_layers.parquet per (domain, full-FT lr, seed, layer): stacked fro / rel_fro, mean |ΔW|, ranks
 full_ft_rho.parquet    per (domain, LoRA lr, full-FT lr, seed, LoRA metric): Spearman ρ of the LoRA
                        layer profile with full FT's
-With both lists empty (the default) nothing is read or written.
+methods_*.parquet      (`methods` beyond the main method) locus.analysis.methods' comparison
+With both lists empty and one method (the default) nothing is read or written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from locus import io
+from locus.analysis import methods
 from locus.analysis.full_ft import layer_table, rho_table
 
 
@@ -42,7 +44,7 @@ def tables(params, layers: pd.DataFrame) -> dict[str, pd.DataFrame]:
         modules = read_full_ft(params)
         ft_layers = layer_table(modules)
         out |= {"full_ft_modules": modules, "full_ft_layers": ft_layers, "full_ft_rho": rho_table(layers, ft_layers)}
-    return out
+    return out | methods.tables(params)
 
 
 def expected_files(params) -> list[str]:
@@ -50,4 +52,4 @@ def expected_files(params) -> list[str]:
     names = (["evaluation"] if params.evaluation.domains else []) + (
         ["full_ft_modules", "full_ft_layers", "full_ft_rho"] if params.full_ft.domains else []
     )
-    return [f"{n}.parquet" for n in names]
+    return [f"{n}.parquet" for n in names] + methods.expected_files(params)

@@ -139,11 +139,12 @@ class Params(Section):
         return self.model_copy(update={"quantization": self.quantization.model_copy(update={"method": method})})
 
     def as_experiment(self) -> Params:
-        """The params of one DVC experiment: the grid of `method` at the single learning rate `lr`."""
+        """The params of one DVC experiment: the grid of `method` alone at the single learning rate `lr`
+        (the methods comparison, which needs every method's cells, is Snakemake's)."""
         resolved = self if self.resolved else self.for_method()
-        experiment = resolved.model_copy(
-            update={"grid": resolved.grid.model_copy(update={"learning_rates": [self.lr]})}
-        )
+        grid = resolved.grid.model_copy(update={"learning_rates": [self.lr]})
+        methods = {resolved.method: resolved.methods[resolved.method]}
+        experiment = resolved.model_copy(update={"grid": grid, "methods": methods})
         experiment._loaded = resolved._loaded
         return experiment
 

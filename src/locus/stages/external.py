@@ -1,4 +1,5 @@
-"""Stage: analyse LoRA adapters trained elsewhere (any PEFT-based trainer) against their base model.
+"""Stage: analyse adapters trained elsewhere (any PEFT-based trainer) against their base model:
+LoRA (rsLoRA, rank/alpha patterns), DoRA, IA³ and prefix tuning (locus.core.adapters.adapter_kind).
 
     locus external --model BASE --adapter NAME=DIR [--adapter NAME2=DIR2 ...] [--init NAME=DIR ...]
                    [--base-quantization nf4|none] --out results/external/{name}
@@ -21,7 +22,10 @@ whole change. The seed's Δ statistics (delta.parquet: mean/var/mean|·|/var|·|
 differ: Δ_B = B_final is available for the same reason, but lora_A starts as random Kaiming noise
 whose draw is not saved, so Δ_A — and the seed's per-layer numbers, which average A and B — are
 unavailable unless `--init NAME=DIR` gives the adapter saved before training. Adapters whose init
-does not zero lora_B (PiSSA, OLoRA, LoftQ, CorDA, …) need `--init` for everything.
+does not zero lora_B (PiSSA, OLoRA, LoftQ, CorDA, …) need `--init` for everything. DoRA and IA³ need
+none for ΔW either (PEFT starts DoRA's magnitudes at ‖W₀‖_row with lora_B = 0, IA³'s vectors at 1: the
+merge starts at W₀); prefix tuning starts from a random prefix, so it needs `--init` (its table is ΔP
+per layer, locus.core.methods).
 
 W₀ matters for ‖ΔW‖_F/‖W₀‖_F and the amplification: `--base-quantization nf4` is the NF4 round
 trip QLoRA trains against, `none` the plain weights in params' model.dtype; the default is params'
@@ -39,8 +43,8 @@ import pandas as pd
 
 from locus import io
 from locus.analysis.updates import effective_table
-from locus.core.adapters import ADAPTER_FILE, adapter_tensors, read_adapter_config, read_matrix
-from locus.core.stats import delta_table
+from locus.core.adapters import ADAPTER_FILE, adapter_kind, adapter_tensors, read_adapter_config, read_matrix
+from locus.core.stats import STATISTICS, delta_table
 from locus.params import check_name
 from locus.report import external as charts_external
 from locus.report.page import chart_sections, html_page, save_figures
@@ -72,16 +76,30 @@ def pairs(values: list[str] | None, flag: str) -> dict[str, Path]:
     return out
 
 
+# The tensors whose value before training PEFT fixes, so Δ needs no initial snapshot: lora_B = 0, l = 1.
+KNOWN_START = {"B": 0.0, "ia3": 1.0}
+
+
 def seed_deltas(final: Path, init: Path | None) -> pd.DataFrame:
-    """The seed's statistics (locus.core.stats) of lora_B's Δ = B_final − 0 and, given `init`, of lora_A's Δ."""
+    """The seed's statistics (locus.core.stats) of Δ = final − initial for every per-module tensor
+    (lora_A/B, DoRA magnitudes, IA³ vectors); without `init`, of those whose start is known
+    (KNOWN_START). Prefix tuning has no per-module tensors: an empty table."""
     from safetensors import safe_open
 
+    if adapter_kind(read_adapter_config(final)) == "prefix":
+        return pd.DataFrame(columns=["layer", "block", "module", "matrix", "n", *STATISTICS])
     modules, _ = adapter_tensors(final)
-    keys = [entry[m] for entry in modules.values() for m in ("BA" if init is not None else "B")]
+    keys = [
+        entry[m]
+        for entry in modules.values()
+        for m in sorted(set(entry) - {"layer", "block", "module"})
+        if init is not None or m in KNOWN_START
+    ]
     with safe_open(final / ADAPTER_FILE, "pt") as f:
         after = {k: read_matrix(f, k) for k in keys}
     if init is None:
-        before = {k: np.zeros_like(v) for k, v in after.items()}  # lora_B starts at exactly 0
+        start = {entry[m]: KNOWN_START[m] for entry in modules.values() for m in KNOWN_START if m in entry}
+        before = {k: np.full_like(v, start[k]) for k, v in after.items()}
     else:
         with safe_open(init / ADAPTER_FILE, "pt") as f:
             before = {k: read_matrix(f, k) for k in keys}
@@ -93,9 +111,10 @@ def adapter_row(name: str, directory: Path, init: Path | None, table: pd.DataFra
     targets = c.get("target_modules")
     return {
         "adapter": name,
+        "method": adapter_kind(c),
         "directory": str(directory),
-        "r": c["r"],
-        "alpha": c["lora_alpha"],
+        "r": c.get("r", ""),
+        "alpha": c.get("lora_alpha", ""),
         "rsLoRA": bool(c.get("use_rslora")),
         "rank/alpha pattern": bool(c.get("rank_pattern") or c.get("alpha_pattern")),
         "init": str(c.get("init_lora_weights", True)),
@@ -114,7 +133,8 @@ def similarity(adapters: dict[str, Path], inits: dict[str, Path], modules: pd.Da
     from locus.core.similarity import similarity_table
 
     sets = modules.groupby("adapter").apply(lambda m: frozenset(zip(m.layer, m.module)), include_groups=False)
-    if len(adapters) < 2 or sets.nunique() != 1 or inits:
+    plain = all(adapter_kind(read_adapter_config(d)) == "lora" for d in adapters.values())
+    if len(adapters) < 2 or sets.nunique() != 1 or inits or not plain:
         return None
     table = similarity_table({(name, 0.0, 0): d for name, d in adapters.items()}, k=k)
     table = table.rename(columns={"domain_a": "adapter_a", "domain_b": "adapter_b"})
@@ -135,9 +155,10 @@ def body(
         "Generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     out = [
-        "<p>Adapters trained elsewhere, analysed by Locus: the effective update ΔW = s·B·A of every "
-        "adapted module (s = α/r, α/√r with rsLoRA; per-module r and α from rank_pattern/alpha_pattern), "
-        "measured against the base weights W₀, and compared side by side.</p>",
+        "<p>Adapters trained elsewhere, analysed by Locus: the effective update ΔW of every adapted module "
+        "(LoRA: s·B·A with s = α/r, α/√r with rsLoRA, per-module r and α from rank_pattern/alpha_pattern; "
+        "DoRA and IA³: the merged weight minus W₀, as PEFT merges it; prefix tuning: the change of each "
+        "layer's prefix keys and values), measured against the base weights W₀, and compared side by side.</p>",
         "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()) + "</dl>",
         NEEDS_INIT,
         "<h2>Adapters</h2>",
@@ -195,7 +216,7 @@ def run(args, params) -> None:
         delta = seed_deltas(directory, inits.get(name))
         for fname, df in (("effective", table), ("delta", delta)):
             io.write_parquet(out / name / f"{fname}.parquet", df)
-        passed = adapter_tensors(directory)[1]
+        passed = adapter_tensors(directory)[1] if adapter_kind(read_adapter_config(directory)) != "prefix" else {}
         skipped += [{"adapter": name, "tensor": k, "reason": why} for k, why in passed.items()]
         rows.append(adapter_row(name, directory, inits.get(name), table, passed))
         frames.append(table.assign(adapter=name))

@@ -20,6 +20,7 @@ from locus.params import lr_label
 from locus.report import charts
 from locus.report import effective as charts_effective
 from locus.report import experiments as charts_experiments
+from locus.report import methods as charts_methods
 from locus.report import representation as charts_representation
 from locus.report import trajectory as charts_trajectory
 from locus.report.page import chart_sections, html_page, save_figures
@@ -195,6 +196,8 @@ def run(args, params) -> None:
     # optional experiments (held-out evaluation, full FT): nothing when they are off
     more_figures, more_notes, more_sections = charts_experiments.sections(args.tables, params, layers, modules)
     figures, notes = figures | more_figures, notes | more_notes
+    method_figures, method_notes, method_sections = charts_methods.sections(args.tables, params)  # empty: one method
+    figures, notes, more_sections = figures | method_figures, notes | method_notes, [*more_sections, *method_sections]
     trajectory_figures, trajectory_notes = charts_trajectory.figures(params)  # ({}, {}) when off
     figures, notes = figures | trajectory_figures, notes | trajectory_notes
     more_sections = [*more_sections, *([charts_trajectory.SECTION] if trajectory_figures else [])]
