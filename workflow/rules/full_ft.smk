@@ -33,7 +33,7 @@ rule train_full:
 
 rule full_ft_effective:
     message:
-        "Full-FT ΔW metrics for {wildcards.domain} ({wildcards.method}), lr={wildcards.lr}, seed={wildcards.seed}"
+        "Full-FT ΔW metrics for {wildcards.domain}, lr={wildcards.lr}, seed={wildcards.seed}"
     input:
         model=MODEL,
         delta=f"{FULL_FT_CELL}/delta.safetensors",
