@@ -19,7 +19,7 @@ HEADER = """\
 # domain × seed of the grid at the scalar `lr` in params.yaml, for the method `method`:
 #   dvc repro                      the default experiment
 #   dvc exp run -S lr=0.0002       another learning rate; compare with `dvc exp show`
-#   dvc exp run -S method=dora     another of params `methods` (Snakemake runs them all)
+#   dvc exp run -S method=lora_r4  another LoRA method of params `methods` (Snakemake runs them all)
 # A matrix over an empty params list (the optional experiments, off by default) yields no stage.
 # Code dependencies are each command's transitive imports under src/locus.
 """

@@ -261,13 +261,18 @@ STAGE_BY_NAME = {s.name: s for s in STAGES}
 EXPERIMENT_ONLY = {"lr", "method"}
 
 
+def per_method(stage: str) -> bool:
+    """Whether a stage's jobs belong to one method (it writes a cell or an initial adapter)."""
+    return any("{cell_dir}" in out or "{init_dir}" in out for out in STAGE_BY_NAME[stage].outs)
+
+
 def tracked_params(params, stage: str, method: str | None = None) -> dict:
     """{key: value} of the params keys a stage depends on (its dvc.yaml `params:`), for Snakemake's
     params trigger: editing one of them reruns that stage in both tools, and nothing else does.
-    method: a job of one method depends on its own `methods` entry only (adding a method reruns
-    no other method's jobs)."""
+    method: the job's method; a per_method stage depends on that method's own `methods` entry
+    only (adding a method reruns no other method's jobs)."""
     values = params.model_dump(mode="json")
-    if method is not None:
+    if method is not None and per_method(stage):
         values["methods"] = values["methods"][method]
     return {key: _lookup(values, key) for key in STAGE_BY_NAME[stage].params if key not in EXPERIMENT_ONLY}
 

@@ -56,7 +56,7 @@ def test_a_raw_data_change_reruns_exactly_that_domain_in_both_tools(smoke_run):
         # Other domains' cells are not retrained; only their evaluation reruns, which scores them on
         # physics' (changed) eval split too.
         others = [c for c in per_cell if "physics" not in c]
-        assert per_cell and others and all(c.startswith("locus evaluate --model") for c in others), per_cell
+        assert per_cell and others and all(c.startswith("locus evaluate --method") for c in others), per_cell
         status = json.loads(ok(run_tool(smoke_run, "dvc", "status", "--json")))
         assert set(status) == {"prepare_data@physics"}, status
     finally:

@@ -160,7 +160,8 @@ def test_each_method_trains_and_is_measured(method, tiny_model, tmp_path):
         ({"x": {"learning_rates": [2.0]}}, "lora", "methods.x.learning_rates"),
         ({"full_ft": {}}, "lora", "methods.full_ft: the name is reserved"),
         ({}, "nope", "method: 'nope' is not one of methods"),
-        ({"p": {"peft": "prefix"}}, "p", "method: 'p' is prefix tuning"),
+        ({"p": {"peft": "prefix"}}, "p", "method: 'p' is prefix; the main map"),
+        ({"d": {"lora": {"use_dora": True}}}, "d", "method: 'd' is dora; the main map"),
     ],
 )
 def test_bad_methods_fail_naming_the_key(methods, method, message, tmp_path):
@@ -210,10 +211,13 @@ def method_grid(tiny_model, tmp_path_factory):
     content = yaml.safe_load(params_file.read_text())
     content["methods"] = {k: v for k, v in content["methods"].items() if k in ("lora", "ia3", "prefix")}
     content["grid"]["seeds"] = [0, 1]
+    content["evaluation"] = {"domains": ["arith"]}
     params_file.write_text(yaml.safe_dump(content))
     params = load(params_file)
     data = layout.data_dir(params, "arith")
     assert main(argv("prepare-data", params=params_file, domain="arith", out=data)) == 0
+    base = layout.eval_base_path(params, "arith")
+    assert main(argv("evaluate", params=params_file, model=tiny_model, domains="arith", out=base)) == 0
     for method, domain, lr, seed in layout.method_cells(params):
         run = dict(params=params_file, method=method)
         init, cell = layout.init_dir(params, seed, method), layout.cell_dir(params, domain, lr, seed, method)
@@ -233,6 +237,7 @@ def method_grid(tiny_model, tmp_path_factory):
             )
             == 0
         )
+        assert main(argv("evaluate", **run, model=tiny_model, adapter=final, out=cell / "eval.json")) == 0
         if method == "lora":
             metrics = cell / "metrics.json"
             assert main(argv("delta", **run, init=init, final=final, metrics=metrics, out=cell / "delta.parquet")) == 0
@@ -259,6 +264,9 @@ def test_methods_tables(method_grid):
     same = rho[(rho.method_a == rho.method_b)]
     assert (same.seed_a != same.seed_b).all() and (rho[rho.method_a != rho.method_b].eval("seed_a == seed_b")).all()
     assert not rho[(rho.metric == "rel_fro") & ((rho.method_a == "prefix") | (rho.method_b == "prefix"))].size
+    evaluation = pd.read_parquet(method_grid / "methods_evaluation.parquet")
+    assert sorted(evaluation.method.unique()) == ["ia3", "lora", "prefix"] and len(evaluation) == 6
+    assert evaluation.in_domain.all() and evaluation.delta_loss.notna().all()
     runs = pd.read_parquet(method_grid / "methods_runs.parquet")
     assert len(runs) == 6 and runs.eval_loss_after.notna().all()
     # IA³: k and v outputs (32 each) and down_proj's inputs (128) per layer; prefix: 4 tokens × 3 layers × (k, v) × 32

@@ -27,7 +27,7 @@ rule effective:
     output:
         f"{CELL}/effective.parquet",
     params:
-        tracked=tracked("effective", per_method=True),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("effective"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/effective/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("default")
@@ -50,7 +50,7 @@ rule represent:
     output:
         f"{CELL}/representation.parquet",
     params:
-        tracked=tracked("represent", per_method=True),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("represent"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.eval),
     log:
         f"{LOGS}/represent/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",

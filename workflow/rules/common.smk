@@ -49,11 +49,11 @@ def code(command):
     return code_deps.code_files(command)
 
 
-def tracked(stage, per_method=False):
+def tracked(stage):
     """The params values `stage` depends on (its dvc.yaml `params:` keys; locus.pipeline), so that
-    editing one reruns exactly the jobs that use it, as in DVC. per_method: a job of one method
-    (the {method} wildcard) tracks that method's own `methods` entry only."""
-    if per_method:
+    editing one reruns exactly the jobs that use it, as in DVC. A job of one method (the {method}
+    wildcard) tracks that method's own `methods` entry only (pipeline.per_method)."""
+    if pipeline.per_method(stage):
         return lambda wildcards: pipeline.tracked_params(PARAMS, stage, wildcards.method)
     return pipeline.tracked_params(PARAMS, stage)
 

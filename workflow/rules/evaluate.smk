@@ -42,7 +42,7 @@ rule evaluate:
     output:
         f"{CELL}/eval.json",
     params:
-        tracked=tracked("evaluate", per_method=True),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("evaluate"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/evaluate/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
     threads: model_threads("train")
@@ -53,7 +53,10 @@ rule evaluate:
         "--out {output} 2>&1 | tee {log}"
 
 
-# What `locus aggregate` reads for the evaluation table (empty when off).
+# What `locus aggregate` reads for the evaluation tables (empty when off): the main method's cells,
+# and every other method's for the methods comparison.
 EVALUATION_INPUTS = [
-    f"{layout.cell_dir(PARAMS, d, lr, s)}/eval.json" for d, lr, s in layout.evaluated_cells(PARAMS)
+    f"{layout.cell_dir(PARAMS, d, lr, s, method=m)}/eval.json"
+    for m in (PARAMS.methods if len(PARAMS.methods) > 1 else [PARAMS.method])
+    for d, lr, s in layout.evaluated_cells(PARAMS.for_method(m))
 ] + [str(layout.eval_base_path(PARAMS, d)) for d in PARAMS.evaluation.domains]

@@ -7,7 +7,7 @@ rule init_adapter:
     output:
         directory(INIT),
     params:
-        tracked=tracked("init_adapter", per_method=True),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("init_adapter"),  # the params keys dvc.yaml tracks for it
     log:
         f"{LOGS}/init_adapter/{{method}}_seed={{seed}}.log",
     threads: model_threads("default")
@@ -36,7 +36,7 @@ rule train:
         # snapshots for learning trajectories (trajectory.smk), only when training.snapshot_every > 0
         **({"trajectory": directory(f"{CELL}/trajectory")} if PARAMS.training.snapshot_every else {}),
     params:
-        tracked=tracked("train", per_method=True),  # the params keys dvc.yaml tracks for it
+        tracked=tracked("train"),  # the params keys dvc.yaml tracks for it
         data=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.metrics),
     log:

@@ -22,7 +22,7 @@ if TRAJECTORY_ON:
         output:
             f"{CELL}/trajectory.parquet",
         params:
-            tracked=tracked("trajectory", per_method=True),  # the params keys dvc.yaml tracks for it
+            tracked=tracked("trajectory"),  # the params keys dvc.yaml tracks for it
         log:
             f"{LOGS}/trajectory/{{domain}}_{{method}}_lr={{lr}}_seed={{seed}}.log",
         threads: model_threads("default")

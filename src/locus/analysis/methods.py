@@ -13,6 +13,9 @@ methods_layers.parquet  per (method, kind, domain, lr, seed, layer):
                         every adapter method shares (not measured for full FT, which has no adapter)
 methods_runs.parquet    per (method, kind, domain, lr, seed): trainable parameters, steps, eval loss
                         before and after, train seconds
+methods_evaluation.parquet (evaluation.domains non-empty) the cross-domain eval table of
+                        locus.analysis.evaluation for every method's cells, with a method column:
+                        Δ eval loss against the base model, in domain (gain) and off domain (forgetting)
 methods_rho.parquet     per (domain, seed pair, metric, method/LR a, method/LR b): Spearman ρ of the
                         two layer profiles of the same metric (like for like). Different methods are
                         paired at the same seed (same data order); the same method and LR at two
@@ -118,10 +121,17 @@ def tables(params) -> dict[str, pd.DataFrame]:
     if len(params.methods) < 2:
         return {}
     layers = layer_table(params)
-    return {"methods_layers": layers, "methods_runs": run_table(params), "methods_rho": rho_table(layers)}
+    out = {"methods_layers": layers, "methods_runs": run_table(params), "methods_rho": rho_table(layers)}
+    if params.evaluation.domains:
+        from locus.analysis.evaluation import cross_domain_table
+
+        frames = [cross_domain_table(params.for_method(m)).assign(method=m) for m in params.methods]
+        out["methods_evaluation"] = pd.concat(frames, ignore_index=True)
+    return out
 
 
 def expected_files(params) -> list[str]:
-    return (
-        [f"{n}.parquet" for n in ("methods_layers", "methods_runs", "methods_rho")] if len(params.methods) > 1 else []
-    )
+    if len(params.methods) < 2:
+        return []
+    names = ["methods_layers", "methods_runs", "methods_rho"] + (["methods_evaluation"] if params.evaluation.domains else [])
+    return [f"{n}.parquet" for n in names]

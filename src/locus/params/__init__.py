@@ -100,10 +100,11 @@ class Params(Section):
                 raise ValueError(f"methods.{name}.lora.{key}: {err['msg']}") from None
         if self.method not in self.methods:
             raise ValueError(f"method: {self.method!r} is not one of methods {sorted(self.methods)}")
-        if self.methods[self.method].peft == "prefix":
+        if (kind := self.method_kind()) != "lora":
             raise ValueError(
-                f"method: {self.method!r} is prefix tuning, which adds rather than changes weights; the main "
-                f"map needs a weight-space method (prefix tuning is compared in the methods section)"
+                f"method: {self.method!r} is {kind}; the main map (its Δ statistics, subspace similarity, "
+                f"trajectories and validation arms) reads plain LoRA adapters, so `method` names a LoRA "
+                f"method (any rank); DoRA, IA³ and prefix tuning are compared in the methods section"
             )
         return self
 

@@ -139,15 +139,26 @@ def cost_chart(runs: pd.DataFrame) -> alt.Chart:
     return alt.hconcat(params.properties(width=240, height=300), gain.properties(width=280, height=300))
 
 
-def cost_words(runs: pd.DataFrame) -> str:
+def cost_words(runs: pd.DataFrame, evaluation: pd.DataFrame | None = None) -> str:
+    """Per method and LR: trainable parameters and the in-domain eval-loss gain; with the held-out
+    evaluation, also the mean change on the other domains' splits against the base model (forgetting
+    when positive), seed mean ± s.d."""
     out = []
     for (method, lr), r in runs.groupby(["method", "lr"], sort=False):
         gain = (r.eval_loss_before - r.eval_loss_after).groupby(r.domain).mean()
         per = ", ".join(f"{d} {g:+.3f}" for d, g in gain.items())
-        out.append(
-            f"{label(method, lr)}: {int(r.trainable_parameters.iloc[0]):,} trainable parameters, eval-loss gain {per}"
-        )
-    return "; ".join(out) + ". Gain = eval loss before − after, seed mean (the same eval split for every method)."
+        words = f"{label(method, lr)}: {int(r.trainable_parameters.iloc[0]):,} trainable parameters, eval-loss gain {per}"
+        if evaluation is not None:
+            e = evaluation[(evaluation.method == method) & (evaluation.lr == lr) & ~evaluation.in_domain]
+            if len(e):
+                per_seed = e.groupby("seed").delta_loss.mean()
+                sd = f" ± {per_seed.std(ddof=1):.3f}" if len(per_seed) > 1 else ""
+                words += f", off-domain Δ eval loss vs the base {per_seed.mean():+.3f}{sd}"
+        out.append(words)
+    return "; ".join(out) + (
+        ". Gain = eval loss before − after on the cell's own eval split, seed mean (before: the model as "
+        "initialised — the base for LoRA and IA³, whose initial adapters change nothing)."
+    )
 
 
 def sections(tables_dir, params):
@@ -189,5 +200,8 @@ def sections(tables_dir, params):
             f"{SCALE[metric]} maps, ρ over the layers, mean over domains and seeds: " + " ".join(w for w in words if w)
         )
     figures["methods_cost"] = cost_chart(runs)
-    notes["methods_cost"] = cost_words(runs)
+    evaluation = (
+        io.read_parquet(tables_dir / "methods_evaluation.parquet") if params.evaluation.domains else None
+    )
+    notes["methods_cost"] = cost_words(runs, evaluation)
     return figures, notes, [t for t in TITLES if any(n.startswith(t[1]) for n in figures)]

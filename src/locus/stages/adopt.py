@@ -63,7 +63,7 @@ def command(text: str) -> str:
 def verdict(stage, params) -> str | None:
     """None if Snakemake made this DVC stage's outputs exactly as DVC would; else why not."""
     name = stage.addressing.split("@")[0]
-    tracked = tracked_params(params, name)
+    tracked = tracked_params(params, name, params.method)  # the experiment's cells are `method`'s
     want_cmd, want_params = command(stage.cmd), str(tracked) if tracked else None
     for out in (Path(str(o)) for o in stage.outs):
         records = records_for(out)
