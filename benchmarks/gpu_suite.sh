@@ -17,5 +17,7 @@ if ! "$PY" -c "import pydantic, bitsandbytes, datasets" 2>/dev/null; then
     exit 2
   fi
   "$PY" -m pip install --quiet --no-index --no-deps --target .gpu-packages gpu-wheels/*.whl
+  # the carried wheels against the image's own packages (benchmarks/gpu-image.txt lists what is unverified)
+  "$PY" -c "import pydantic, bitsandbytes, datasets" || { echo "gpu_suite: a carried wheel does not work with the image (above)" >&2; exit 2; }
 fi
 exec "$PY" benchmarks/gpu_suite.py "$@"

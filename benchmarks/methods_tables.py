@@ -54,7 +54,13 @@ def maps(layers: pd.DataFrame) -> pd.DataFrame:
         for (domain, method, lr), m in d.groupby(["domain", "method", "lr"], sort=False):
             per_seed = m.pivot_table(index="layer", columns="seed", values=metric)
             shape = profile_shape(per_seed)
-            verdict = "flat" if shape["flat"] else f"peak {shape['peak_layers']}" if shape["peak_layers"] else f"dip {shape['dip_layers']}"
+            verdict = (
+                "flat"
+                if shape["flat"]
+                else f"peak {shape['peak_layers']}"
+                if shape["peak_layers"]
+                else f"dip {shape['dip_layers']}"
+            )
             rows.append(
                 {
                     "metric": SCALE[metric],
@@ -75,10 +81,16 @@ def agreement(rho: pd.DataFrame, main: str) -> pd.DataFrame:
     for metric in ("rel_fro", "rep_change", "rep_change_local"):
         summary = rho_summary(rho, metric)
         series = sorted(set(summary.a) | set(summary.b))
-        refs = [s for s in series if s.startswith(f"{main} @ ")] + ([s for s in series if s.startswith(FULL_FT)] if metric == "rel_fro" else [])
+        refs = [s for s in series if s.startswith(f"{main} @ ")] + (
+            [s for s in series if s.startswith(FULL_FT)] if metric == "rel_fro" else []
+        )
         for ref in refs:
             for s in series:
-                if s != ref and not (s.startswith(FULL_FT) and ref.startswith(FULL_FT)) and (words := agreement_words(summary, ref, s)):
+                if (
+                    s != ref
+                    and not (s.startswith(FULL_FT) and ref.startswith(FULL_FT))
+                    and (words := agreement_words(summary, ref, s))
+                ):
                     rows.append({"metric": SCALE[metric], "reference": ref, "sentence": words})
     return pd.DataFrame(rows)
 
@@ -87,7 +99,13 @@ def attention(layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (method, lr), m in layers.dropna(subset=["attention_share"]).groupby(["method", "lr"], sort=False):
         per_seed = m.groupby(["domain", "seed"]).attention_share.mean()
-        rows.append({"method @ LR": label(method, lr), "attention share of ‖ΔW‖²_F": f"{per_seed.mean():.1%}", "range over cells": f"{per_seed.min():.1%}–{per_seed.max():.1%}"})
+        rows.append(
+            {
+                "method @ LR": label(method, lr),
+                "attention share of ‖ΔW‖²_F": f"{per_seed.mean():.1%}",
+                "range over cells": f"{per_seed.min():.1%}–{per_seed.max():.1%}",
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -246,6 +246,14 @@ def test_nf4_base_is_stated_and_used(trained, tiny_model, tmp_path):
     assert "--base-quantization nf4" in (out / "report.html").read_text()
 
 
+def _external_on_plain_w0(tmp_path, tiny_model, adapter, *extra) -> int:
+    """`locus external` on one adapter "a" of the tiny model, W₀ the plain weights, out in tmp_path/out."""
+    params = tmp_path / "params.yaml"
+    params.write_text("grid: {domains: [x]}\n")
+    run = argv("external", params=params, model=tiny_model, adapter=f"a={adapter}", out=tmp_path / "out")
+    return main([*run, "--base-quantization", "none", *extra])
+
+
 @pytest.mark.parametrize("kind", ["lokr", "pissa"])
 def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
     from peft import LoKrConfig, LoraConfig
@@ -256,18 +264,7 @@ def test_refused_adapters(kind, tiny_model, tmp_path, capsys):
     }
     cls, kw, words = configs[kind]
     directory = _save_untrained(tiny_model, tmp_path / kind, cls=cls, kw=kw)
-    params = tmp_path / "params.yaml"
-    params.write_text("grid: {domains: [x]}\n")
-    code = main(
-        argv(
-            "external",
-            params=params,
-            model=tiny_model,
-            adapter=f"a={directory}",
-            out=tmp_path / "out",
-            base_quantization="none",
-        )
-    )
+    code = _external_on_plain_w0(tmp_path, tiny_model, directory)
     err = capsys.readouterr().err
     assert code == 1 and str(directory / "adapter_config.json") in err and words in err, err
     assert not (tmp_path / "out" / "report.html").exists()
@@ -289,17 +286,8 @@ def test_other_methods_are_analysed(kind, tiny_model, tmp_path):
     shutil.copytree(init, final)
     tensors = load_file(final / "adapter_model.safetensors")
     save_file({k: v + 0.05 * np.ones_like(v) for k, v in tensors.items()}, final / "adapter_model.safetensors")
-    params = tmp_path / "params.yaml"
-    params.write_text("grid: {domains: [x]}\n")
-    run = argv(
-        "external",
-        params=params,
-        model=tiny_model,
-        adapter=f"a={final}",
-        out=tmp_path / "out",
-        base_quantization="none",
-    )
-    assert main([*run, "--init", f"a={init}"] if kind == "prefix" else run) == 0
+    init_arg = ["--init", f"a={init}"] if kind == "prefix" else []
+    assert _external_on_plain_w0(tmp_path, tiny_model, final, *init_arg) == 0
     table = pd.read_parquet(tmp_path / "out" / "a" / "effective.parquet")
     assert sorted(table.layer.unique()) == [0, 1, 2] and (table.fro > 0).all()
     assert f"<td>{kind}</td>" in (tmp_path / "out" / "report.html").read_text()

@@ -15,9 +15,17 @@ from packaging.version import Version
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 # The image: CPython 3.12 on x86_64 Linux (markers evaluated there; no extras asked for)
-ENVIRONMENT = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-               "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-               "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+ENVIRONMENT = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "extra": "",
+}
 
 
 def image() -> tuple[dict[str, Version], dict[str, str]]:
@@ -33,10 +41,26 @@ def image() -> tuple[dict[str, Version], dict[str, str]]:
 
 
 def carried_metadata(tmp_path) -> list[dict]:
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
-           "--report", str(tmp_path / "report.json"), "--only-binary=:all:", "--python-version", "3.12",
-           *[x for p in PLATFORMS for x in ("--platform", p)], "--target", str(tmp_path / "t"),
-           "-r", str(BENCH / "gpu-wheels.txt")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--no-deps",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        str(tmp_path / "report.json"),
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        *[x for p in PLATFORMS for x in ("--platform", p)],
+        "--target",
+        str(tmp_path / "t"),
+        "-r",
+        str(BENCH / "gpu-wheels.txt"),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     return [item["metadata"] for item in json.loads((tmp_path / "report.json").read_text())["install"]]

@@ -133,5 +133,7 @@ def tables(params) -> dict[str, pd.DataFrame]:
 def expected_files(params) -> list[str]:
     if len(params.methods) < 2:
         return []
-    names = ["methods_layers", "methods_runs", "methods_rho"] + (["methods_evaluation"] if params.evaluation.domains else [])
+    names = ["methods_layers", "methods_runs", "methods_rho"] + (
+        ["methods_evaluation"] if params.evaluation.domains else []
+    )
     return [f"{n}.parquet" for n in names]

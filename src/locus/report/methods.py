@@ -147,7 +147,9 @@ def cost_words(runs: pd.DataFrame, evaluation: pd.DataFrame | None = None) -> st
     for (method, lr), r in runs.groupby(["method", "lr"], sort=False):
         gain = (r.eval_loss_before - r.eval_loss_after).groupby(r.domain).mean()
         per = ", ".join(f"{d} {g:+.3f}" for d, g in gain.items())
-        words = f"{label(method, lr)}: {int(r.trainable_parameters.iloc[0]):,} trainable parameters, eval-loss gain {per}"
+        words = (
+            f"{label(method, lr)}: {int(r.trainable_parameters.iloc[0]):,} trainable parameters, eval-loss gain {per}"
+        )
         if evaluation is not None:
             e = evaluation[(evaluation.method == method) & (evaluation.lr == lr) & ~evaluation.in_domain]
             if len(e):
@@ -200,8 +202,6 @@ def sections(tables_dir, params):
             f"{SCALE[metric]} maps, ρ over the layers, mean over domains and seeds: " + " ".join(w for w in words if w)
         )
     figures["methods_cost"] = cost_chart(runs)
-    evaluation = (
-        io.read_parquet(tables_dir / "methods_evaluation.parquet") if params.evaluation.domains else None
-    )
+    evaluation = io.read_parquet(tables_dir / "methods_evaluation.parquet") if params.evaluation.domains else None
     notes["methods_cost"] = cost_words(runs, evaluation)
     return figures, notes, [t for t in TITLES if any(n.startswith(t[1]) for n in figures)]
