@@ -8,7 +8,7 @@
 
 1. Each method's map per domain and LR: the verdict against the seed band (with its margin), the
    late/early ratio (seed mean ± s.d.) and the seed-to-seed ρ — on ‖ΔW‖_F/‖W₀‖_F for the methods that
-   change weights, on ‖ΔP‖_F/‖P₀‖_F for prefix tuning, and on the representation change (1 − CKA) for
+   change weights, on ‖ΔP‖_F for prefix tuning, and on the representation change (1 − CKA) for
    every adapter method.
 2. Agreement: ρ between two methods' maps of the same metric (mean ± s.d. over domains and seeds)
    against each one's seed-to-seed ρ (locus.report.methods.agreement_words), for every method against
@@ -49,7 +49,7 @@ def _fmt(values: list[float]) -> str:
 
 def maps(layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for metric in ("rel_fro", "added_rel", "rep_change", "rep_change_local"):
+    for metric in ("rel_fro", "added_fro", "rep_change", "rep_change_local"):
         d = layers.dropna(subset=[metric])
         for (domain, method, lr), m in d.groupby(["domain", "method", "lr"], sort=False):
             per_seed = m.pivot_table(index="layer", columns="seed", values=metric)

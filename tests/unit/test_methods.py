@@ -144,6 +144,9 @@ def test_each_method_trains_and_is_measured(method, tiny_model, tmp_path):
     assert (effective.fro > 0).all() and (rep.rep_change > 0).all()
     if method == "prefix":
         assert set(effective.module) == {"prefix_key", "prefix_value"}
+        from safetensors.numpy import load_file
+
+        assert not load_file(cell / "init" / "adapter_model.safetensors")["prompt_embeddings"].any()  # init: zero
 
 
 @pytest.mark.parametrize(
@@ -259,7 +262,9 @@ def test_methods_tables(method_grid):
     assert set(layers.method) == {"lora", "ia3", "prefix"} and len(layers) == 3 * 2 * 3  # methods × seeds × layers
     weights = layers[layers.kind != "prefix"]
     assert weights.rel_fro.gt(0).all() and layers[layers.kind == "prefix"].rel_fro.isna().all()
-    assert layers[layers.kind == "prefix"].added_rel.gt(0).all() and layers.rep_change.notna().all()
+    prefix = layers[layers.kind == "prefix"]
+    assert prefix.added_fro.gt(0).all() and prefix.added_rel.isna().all()  # from PEFT's zero start
+    assert layers.rep_change.notna().all()
     rho = pd.read_parquet(method_grid / "methods_rho.parquet")
     same = rho[(rho.method_a == rho.method_b)]
     assert (same.seed_a != same.seed_b).all() and (rho[rho.method_a != rho.method_b].eval("seed_a == seed_b")).all()

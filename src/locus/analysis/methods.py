@@ -7,7 +7,8 @@ methods_layers.parquet  per (method, kind, domain, lr, seed, layer):
                         .layer_effective) for the weight-space methods (LoRA at any rank, DoRA, IA³,
                         full fine-tuning from the full_ft arm); NaN for prefix tuning, which changes no weight;
                         added_fro, added_rel — prefix tuning's ‖ΔP‖_F of the layer's keys and values
-                        stacked, and that ÷ ‖P(init)‖_F (NaN for the others);
+                        stacked (its map), and that ÷ ‖P(init)‖_F (NaN from a zero start, and for
+                        the other methods);
                         rep_change, rep_change_local — 1 − CKA of the layer's hidden states, base vs
                         tuned, end to end and layer alone (locus.analysis.representation): the scale
                         every adapter method shares (not measured for full FT, which has no adapter)
@@ -41,7 +42,8 @@ KEYS = ["method", "kind", *CELL]
 
 def _prefix_layers(effective: pd.DataFrame) -> pd.DataFrame:
     g = effective.assign(f2=effective.fro**2, w2=effective.w0_fro**2).groupby(CELL + ["layer"])[["f2", "w2"]].sum()
-    return pd.DataFrame({"added_fro": np.sqrt(g.f2), "added_rel": np.sqrt(g.f2 / g.w2)}).reset_index()
+    rel = np.sqrt(g.f2 / g.w2.where(g.w2 > 0))  # NaN where the prefix started at zero
+    return pd.DataFrame({"added_fro": np.sqrt(g.f2), "added_rel": rel}).reset_index()
 
 
 def cell_layers(params, method: str, domain: str, lr: float, seed: int) -> pd.DataFrame:

@@ -174,7 +174,8 @@ def merged_rows(final, model_dir, params, init=None, w0_file=None) -> list[dict]
 def prefix_rows(final, model_dir, init=None) -> list[dict]:
     """One row per (layer, prefix_key | prefix_value) of a prefix-tuning adapter: the metrics of
     ΔP = P(final) − P(init) (T × kv_dim), with w0_fro = ‖P(init)‖_F, so rel_fro is the change
-    relative to the prefix it started from — not comparable with a weight's ‖ΔW‖_F/‖W₀‖_F."""
+    relative to the prefix it started from (NaN from PEFT's zero start) — not comparable with a
+    weight's ‖ΔW‖_F/‖W₀‖_F; fro, ‖ΔP‖_F, is the prefix's own scale."""
     from safetensors.numpy import load_file
 
     read_adapter_config(final, kinds=("prefix",))

@@ -101,6 +101,11 @@ class PrefixParams(Section):
     """Prefix tuning (Li & Liang 2021): trained key/value vectors prepended at every layer."""
 
     num_virtual_tokens: int = Field(16, gt=0, le=1024)
+    # zero: PEFT's near no-op start (init_weights="zero": zero keys and values, which still take a
+    # little attention mass); random: PEFT's default N(0, 1) table, which on SmolLM2-135M raised the
+    # eval loss from 1.6–1.8 to 4.8–7.4 before any step (docs/experiments.md), so a map would show
+    # the damage of the start as much as what training wrote.
+    init: Literal["zero", "random"] = "zero"
 
 
 PEFT_KINDS = ("lora", "ia3", "prefix")

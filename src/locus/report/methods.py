@@ -30,7 +30,7 @@ TITLES = [
 ]
 SCALE = {
     "rel_fro": "‖ΔW‖_F/‖W₀‖_F",
-    "added_rel": "‖ΔP‖_F/‖P₀‖_F",
+    "added_fro": "‖ΔP‖_F (prefix)",
     "rep_change": "1 − CKA",
     "rep_change_local": "layer-alone 1 − CKA",
 }
@@ -175,7 +175,7 @@ def sections(tables_dir, params):
         figures[f"methods_weights_{domain}"] = profile_chart(
             _normalised(d, "rel_fro"), f"{domain}: ‖ΔW‖_F/‖W₀‖_F by layer, shape"
         )
-        added = profile_words(layers, domain, "added_rel")  # prefix tuning: the change of what it adds
+        added = profile_words(layers, domain, "added_fro")  # prefix tuning: the change of what it adds
         notes[f"methods_weights_{domain}"] = " ".join(
             w
             for w in (

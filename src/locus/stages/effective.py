@@ -34,7 +34,7 @@ def add_arguments(parser) -> None:
 def run(args, params) -> None:
     table = effective_table(args.final, args.model, params, init=args.init, w0_file=args.w0)
     io.write_parquet(args.out, table)
-    top = table.loc[table.rel_fro.idxmax()]
-    print(
-        f"{len(table)} modules; largest ‖ΔW‖_F/‖W₀‖_F {top.rel_fro:.2e} at layer {top.layer} {top.module} -> {args.out}"
-    )
+    # ‖ΔW‖_F/‖W₀‖_F, or ‖ΔP‖_F for a prefix that started at zero (no relative size)
+    metric, name = ("rel_fro", "‖ΔW‖_F/‖W₀‖_F") if table.rel_fro.notna().any() else ("fro", "‖ΔP‖_F")
+    top = table.loc[table[metric].idxmax()]
+    print(f"{len(table)} modules; largest {name} {top[metric]:.2e} at layer {top.layer} {top.module} -> {args.out}")

@@ -205,7 +205,11 @@ def adapter_config(params: Params, layers: list[int] | None = None):
         )
     if kind == "prefix":
         prefix = params.methods[params.method].prefix or PrefixParams()
-        return PrefixTuningConfig(num_virtual_tokens=prefix.num_virtual_tokens, task_type="CAUSAL_LM")
+        return PrefixTuningConfig(
+            num_virtual_tokens=prefix.num_virtual_tokens,
+            init_weights="zero" if prefix.init == "zero" else None,
+            task_type="CAUSAL_LM",
+        )
     lp = params.lora
     return LoraConfig(
         r=lp.r,
