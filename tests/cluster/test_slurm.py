@@ -118,7 +118,7 @@ def kill_processes(fds: list[int]) -> None:
 
 def train_comment(domain: str) -> str:
     # The plugin's --comment: rule_<rule>_wildcards_<wildcard values joined by "_">
-    return f"rule_train_wildcards_{domain}_{LR}_{SEED}"
+    return f"rule_train_wildcards_{domain}_lora_{LR}_{SEED}"
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     # that file when the job starts, and its first line says the job is running.
     proc, submitted = start_until(
         snakemake_cmd("--", TARGET),
-        rf"SLURM jobid (\d+) \(log: (\S*rule_train/python_{LR}_{SEED}/\d+\.log)\)",
+        rf"SLURM jobid (\d+) \(log: (\S*rule_train/python_lora_{LR}_{SEED}/\d+\.log)\)",
         cwd=work,
         env=env(),
         stdin=subprocess.DEVNULL,
@@ -244,7 +244,7 @@ def test_rerun_incomplete_resumes_after_a_hard_kill(pipeline):
     rc, out = run(work, "--", TARGET, name="resume")
     assert rc == 0, out[-6000:]
     # rerun-incomplete forces the interrupted job (Snakemake reports it as forced) ...
-    assert re.search(rf"Training python, lr={LR}, seed={SEED}\nReason: Forced execution", out), out[-6000:]
+    assert re.search(rf"Training python \(lora\), lr={LR}, seed={SEED}\nReason: Forced execution", out), out[-6000:]
     assert not any(incomplete.iterdir())  # ... and clears its markers
     trains = sorted(
         (int(j["id"]), j["state"])
