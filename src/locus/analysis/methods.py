@@ -46,16 +46,15 @@ def _prefix_layers(effective: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"added_fro": np.sqrt(g.f2), "added_rel": rel}).reset_index()
 
 
-def cell_layers(params, method: str, domain: str, lr: float, seed: int) -> pd.DataFrame:
-    """One method cell's layer table (the module docstring's columns)."""
-    from locus.layout import cell_dir
+def method_layers(params, method: str) -> pd.DataFrame:
+    """One method's cells as layer tables (the module docstring's columns), read through the grid's
+    cell reader (locus.analysis.grid.read_grid) for that method's params."""
+    from locus.analysis.grid import read_grid
 
-    cell = cell_dir(params, domain, lr, seed, method=method)
-    kind = params.method_kind(method)
-    at = {"domain": domain, "lr": lr, "seed": seed}
-    effective = io.read_parquet(cell / "effective.parquet").assign(**at)
+    resolved, kind = params.for_method(method), params.method_kind(method)
+    effective = read_grid(resolved, "effective.parquet")
     table = _prefix_layers(effective) if kind == "prefix" else layer_effective(effective)
-    rep = io.read_parquet(cell / "representation.parquet").assign(**at)
+    rep = read_grid(resolved, "representation.parquet")
     table = table.merge(rep[CELL + ["layer", *REPRESENTATION]], on=CELL + ["layer"], validate="one_to_one")
     return table.assign(method=method, kind=kind)
 
@@ -71,30 +70,35 @@ def full_ft_layers(params) -> pd.DataFrame:
 
 
 def layer_table(params) -> pd.DataFrame:
-    from locus.layout import method_cells
-
-    frames = [cell_layers(params, *cell) for cell in method_cells(params)] + [full_ft_layers(params)]
+    frames = [method_layers(params, m) for m in params.methods] + [full_ft_layers(params)]
     table = pd.concat([f for f in frames if len(f)], ignore_index=True)
     columns = [*KEYS, "layer", "fro", "rel_fro", "attention_share", "added_fro", "added_rel", *REPRESENTATION]
     return table.reindex(columns=columns).sort_values([*KEYS, "layer"], kind="stable").reset_index(drop=True)
 
 
+RUN_COLUMNS = ("trainable_parameters", "optimizer_steps", "eval_loss_before", "eval_loss_after", "train_seconds")
+
+
 def run_table(params) -> pd.DataFrame:
-    from locus.layout import cell_dir, full_ft_cells, full_ft_dir, method_cells
+    """The module docstring's methods_runs: every method's cells' metrics.json (the grid's cell
+    reader, locus.analysis.grid.read_metrics), then the full_ft arm's."""
+    from locus.analysis.grid import read_metrics
+    from locus.layout import full_ft_cells, full_ft_dir
 
     cells = [
-        (m, params.method_kind(m), cell_dir(params, d, lr, s, method=m), d, lr, s)
-        for m, d, lr, s in method_cells(params)
+        (m, params.method_kind(m), cell, metrics)
+        for m in params.methods
+        for cell, metrics in read_metrics(params.for_method(m)).items()
     ]
-    cells += [(FULL_FT, "full", full_ft_dir(params, d, lr, s), d, lr, s) for d, lr, s in full_ft_cells(params)]
-    rows = []
-    for method, kind, cell, domain, lr, seed in cells:
-        m = io.read_json(cell / "metrics.json")
-        rows.append(
-            {"method": method, "kind": kind, "domain": domain, "lr": lr, "seed": seed}
-            | {k: m.get(k) for k in ("trainable_parameters", "optimizer_steps", "eval_loss_before", "eval_loss_after")}
-            | {"train_seconds": m.get("train_seconds")}
-        )
+    cells += [
+        (FULL_FT, "full", cell, io.read_json(full_ft_dir(params, *cell) / "metrics.json"))
+        for cell in full_ft_cells(params)
+    ]
+    rows = [
+        {"method": method, "kind": kind, "domain": domain, "lr": lr, "seed": seed}
+        | {k: metrics.get(k) for k in RUN_COLUMNS}
+        for method, kind, (domain, lr, seed), metrics in cells
+    ]
     return pd.DataFrame(rows)
 
 

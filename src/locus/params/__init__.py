@@ -93,7 +93,7 @@ class Params(Section):
             if name in RESERVED_METHODS:
                 raise ValueError(f"methods.{name}: the name is reserved ({RESERVED_METHODS[name]})")
             try:
-                LoraParams.model_validate(self.lora.model_dump() | (m.lora or {}))
+                self._merged_lora(m)
             except ValidationError as e:
                 err = e.errors()[0]
                 key = ".".join(str(p) for p in err["loc"])
@@ -117,7 +117,7 @@ class Params(Section):
         if name not in base.methods:
             raise ValueError(f"method {name!r} is not one of methods {sorted(base.methods)}")
         m = base.methods[name]
-        lora = LoraParams.model_validate(base.lora.model_dump() | (m.lora or {}))
+        lora = base._merged_lora(m)
         grid = base.grid.model_copy(update={"learning_rates": m.learning_rates or base.grid.learning_rates})
         resolved = base.model_copy(update={"method": name, "lora": lora, "grid": grid})
         resolved._loaded = base
@@ -130,10 +130,15 @@ class Params(Section):
 
     def method_kind(self, name: str | None = None) -> str:
         """'lora', 'dora', 'ia3' or 'prefix': how a method's adapter is built and read."""
-        m = self.methods[self.method if name is None else name]
-        if m.peft == "lora" and (m.lora or {}).get("use_dora", self.lora.use_dora):
+        base = self._loaded or self
+        m = base.methods[self.method if name is None else name]
+        if m.peft == "lora" and base._merged_lora(m).use_dora:
             return "dora"
         return m.peft
+
+    def _merged_lora(self, method: MethodParams) -> LoraParams:
+        """The `lora` section with a method's overrides merged in (validated)."""
+        return LoraParams.model_validate(self.lora.model_dump() | (method.lora or {}))
 
     def with_quantization(self, method: str) -> Params:
         """These params with quantization.method replaced (W₀ of an unquantized or NF4 base)."""

@@ -17,7 +17,7 @@ import pandas as pd
 
 from locus import io
 from locus.analysis.methods import FULL_FT
-from locus.core.ranking import late_early_ratio, profile_shape
+from locus.core.ranking import banded_profiles, late_early_ratio, profile_shape
 from locus.params import lr_label
 from locus.report.charts import BAND_NOTE, with_band
 from locus.report.profiles import shape_words
@@ -42,8 +42,6 @@ def label(method: str, lr: float) -> str:
 
 def _normalised(layers: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Seed-mean profile per (domain, method, lr) of each seed's profile ÷ its mean over layers, banded."""
-    from locus.core.ranking import banded_profiles
-
     d = layers.dropna(subset=[metric])
     d = d.assign(value=d[metric] / d.groupby(["method", "domain", "lr", "seed"])[metric].transform("mean"))
     d["series"] = [label(m, lr) for m, lr in zip(d.method, d.lr)]

@@ -24,8 +24,8 @@ whose draw is not saved, so Δ_A — and the seed's per-layer numbers, which ave
 unavailable unless `--init NAME=DIR` gives the adapter saved before training. Adapters whose init
 does not zero lora_B (PiSSA, OLoRA, LoftQ, CorDA, …) need `--init` for everything. DoRA and IA³ need
 none for ΔW either (PEFT starts DoRA's magnitudes at ‖W₀‖_row with lora_B = 0, IA³'s vectors at 1: the
-merge starts at W₀); prefix tuning starts from a random prefix, so it needs `--init` (its table is ΔP
-per layer, locus.core.methods).
+merge starts at W₀); a prefix may start random or at zero, so prefix tuning needs `--init` (its table
+is ΔP per layer, locus.core.methods).
 
 W₀ matters for ‖ΔW‖_F/‖W₀‖_F and the amplification: `--base-quantization nf4` is the NF4 round
 trip QLoRA trains against, `none` the plain weights in params' model.dtype; the default is params'
@@ -80,13 +80,13 @@ def pairs(values: list[str] | None, flag: str) -> dict[str, Path]:
 KNOWN_START = {"B": 0.0, "ia3": 1.0}
 
 
-def seed_deltas(final: Path, init: Path | None) -> pd.DataFrame:
+def seed_deltas(final: Path, init: Path | None, kind: str) -> pd.DataFrame:
     """The seed's statistics (locus.core.stats) of Δ = final − initial for every per-module tensor
     (lora_A/B, DoRA magnitudes, IA³ vectors); without `init`, of those whose start is known
-    (KNOWN_START). Prefix tuning has no per-module tensors: an empty table."""
+    (KNOWN_START). Prefix tuning has no per-module tensors: an empty table. kind: adapter_kind's."""
     from safetensors import safe_open
 
-    if adapter_kind(read_adapter_config(final)) == "prefix":
+    if kind == "prefix":
         return pd.DataFrame(columns=["layer", "block", "module", "matrix", "n", *STATISTICS])
     modules, _ = adapter_tensors(final)
     keys = [
@@ -128,13 +128,14 @@ def adapter_row(name: str, directory: Path, init: Path | None, table: pd.DataFra
     }
 
 
-def similarity(adapters: dict[str, Path], inits: dict[str, Path], modules: pd.DataFrame, k: int) -> pd.DataFrame | None:
+def similarity(
+    adapters: dict[str, Path], inits: dict[str, Path], modules: pd.DataFrame, k: int, kinds: dict[str, str]
+) -> pd.DataFrame | None:
     """φ between every pair of adapters (locus.core.similarity), when they adapt the same modules from B = 0."""
     from locus.core.similarity import similarity_table
 
     sets = modules.groupby("adapter").apply(lambda m: frozenset(zip(m.layer, m.module)), include_groups=False)
-    plain = all(adapter_kind(read_adapter_config(d)) == "lora" for d in adapters.values())
-    if len(adapters) < 2 or sets.nunique() != 1 or inits or not plain:
+    if len(adapters) < 2 or sets.nunique() != 1 or inits or set(kinds.values()) != {"lora"}:
         return None
     table = similarity_table({(name, 0.0, 0): d for name, d in adapters.items()}, k=k)
     table = table.rename(columns={"domain_a": "adapter_a", "domain_b": "adapter_b"})
@@ -211,19 +212,20 @@ def run(args, params) -> None:
     w0_params = params.with_quantization(quantization)
     out = Path(args.out)
     rows, skipped, frames, deltas = [], [], [], []
+    kinds = {name: adapter_kind(read_adapter_config(directory)) for name, directory in adapters.items()}
     for name, directory in adapters.items():
         table = effective_table(directory, args.model, w0_params, init=inits.get(name))
-        delta = seed_deltas(directory, inits.get(name))
+        delta = seed_deltas(directory, inits.get(name), kinds[name])
         for fname, df in (("effective", table), ("delta", delta)):
             io.write_parquet(out / name / f"{fname}.parquet", df)
-        passed = adapter_tensors(directory)[1] if adapter_kind(read_adapter_config(directory)) != "prefix" else {}
+        passed = adapter_tensors(directory)[1] if kinds[name] != "prefix" else {}
         skipped += [{"adapter": name, "tensor": k, "reason": why} for k, why in passed.items()]
         rows.append(adapter_row(name, directory, inits.get(name), table, passed))
         frames.append(table.assign(adapter=name))
         deltas.append(delta.assign(adapter=name))
     modules = pd.concat(frames, ignore_index=True)
     layers = charts_external.layer_table(modules, pd.concat(deltas, ignore_index=True))
-    sim = similarity(adapters, inits, modules, params.analysis.similarity_k)
+    sim = similarity(adapters, inits, modules, params.analysis.similarity_k, kinds)
     for fname, df in (("modules", modules), ("layers", layers), ("similarity", sim)):
         if df is not None:
             io.write_parquet(out / f"{fname}.parquet", df)
