@@ -3,14 +3,19 @@
 Each returns {"check": what, "ok": bool | None, "detail": str}; None = not applicable here (a
 CUDA-only question asked on a CPU). They use the cell the suite just ran (its model, data, W₀ file
 and outputs) and the loaders the stages use, so a lent GPU answers, in one run:
-  placement    every loader puts the model on the job's GPU (NF4 base, plain base, evaluation model,
-               training model, full-FT model); the Trainer sees n_gpu == 1
-  dtypes       under the Trainer's autocast, a LoRA matmul's output and the head's logits are bf16
+  placement    the evaluation loaders put the whole model on the job's GPU, NF4 and plain (they load
+               the base through load_base, as every stage does); the Trainer sees n_gpu == 1
+  dtypes       on the training model (build_model; every parameter and buffer on the job's GPU too),
+               under the Trainer's autocast, a LoRA matmul's output and the head's logits are bf16
                on CUDA (fp32 on CPU, where autocast is off by default); the residual stream's dtype
                is reported
-  nf4          W₀ quantized on the training device (locus quantize-base) equals the CPU round trip
-               (bitsandbytes on CPU) on 3 modules, bit for bit (max |Δ| reported)
-  full FT      the full-FT arm wrote a finite, non-zero ΔW for every adapted module
+  nf4          the W₀ that training multiplied by (locus quantize-base stores the train job's own
+               dequantized NF4 layers) equals bitsandbytes' quantize/dequantize kernels run directly
+               on the training device on the checkpoint's weights, on 3 modules, bit for bit: the
+               same kernels on the same input leave no tolerance (bitsandbytes' CPU round trip is
+               reported beside it, not judged: another device's kernels may round otherwise)
+  full FT      the full-FT arm's ΔW is finite and non-zero in every adapted module (its
+               effective.parquet: ‖ΔW‖_F per module, so the ΔW file is not read a third time)
   eval loss    `locus evaluate`'s loss of the saved adapter (a fresh process) vs the train stage's
                eval loss after training (the model in memory); the same scoring function
   resume       with training.deterministic, a train job killed after a checkpoint and rerun ends
@@ -26,6 +31,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import torch
 
 # `locus train` in a subprocess that SIGKILLs itself right after checkpoint N is complete.
@@ -47,24 +53,25 @@ def result(check: str, ok: bool | None, detail: str) -> dict:
     return {"check": check, "ok": ok, "detail": detail}
 
 
+def devices(model) -> list[str]:
+    return sorted({str(p.device) for p in model.parameters()} | {str(b.device) for b in model.buffers()})
+
+
 def placement(params, model_dir: str, init_dir: str) -> dict:
     from locus.analysis.evaluation import load_for_eval
-    from locus.training.loop import build_model, training_arguments
-    from locus.training.modeling import load_base, model_device
+    from locus.training.loop import training_arguments
+    from locus.training.modeling import model_device
 
     want = model_device()
     plain = params.with_quantization("none")
-    loaders = {
-        "NF4 base": lambda: load_base(params, model_dir),
-        "plain base (full FT)": lambda: load_base(params, model_dir, quantize=False),
+    loaders = {  # the training model's placement is the dtypes check's (it builds that model anyway)
         "evaluation, NF4": lambda: load_for_eval(params, model_dir, init_dir),
         "evaluation, plain": lambda: load_for_eval(plain, model_dir, init_dir),
-        "training model": lambda: build_model(params, model_dir, init_dir),
     }
     found = {}
     for name, load in loaders.items():
         model = load()
-        found[name] = sorted({str(p.device) for p in model.parameters()} | {str(b.device) for b in model.buffers()})
+        found[name] = devices(model)
         del model
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     n_gpu = training_arguments(params, 1e-3, 0, "/tmp/locus-gpu-checks").n_gpu
@@ -79,11 +86,12 @@ def dtypes(params, model_dir: str, init_dir: str, data_dir: str) -> dict:
     from locus.training.cell_data import load_data
     from locus.training.head import ResponseHeadTrainer
     from locus.training.loop import build_model, make_collator, training_arguments
-    from locus.training.modeling import load_tokenizer, use_bf16
+    from locus.training.modeling import load_tokenizer, model_device, use_bf16
 
     tokenizer = load_tokenizer(model_dir)
     (train_set, _), _ = load_data(tokenizer, data_dir, params)
     model = build_model(params, model_dir, init_dir)
+    placed = devices(model)
     seen = {}
 
     def record(name):
@@ -111,44 +119,58 @@ def dtypes(params, model_dir: str, init_dir: str, data_dir: str) -> dict:
     # The matmuls run in bf16 under autocast; the residual stream stays float32 either way
     # (prepare_model_for_kbit_training keeps norms and embeddings in float32): reported, not judged.
     want = "bfloat16" if use_bf16(params) else "float32"
-    ok = seen["head logits"] == seen["first LoRA A output"] == want
-    return result("dtypes under the Trainer's autocast", ok, f"matmuls expected in {want}: {seen}")
+    ok = seen["head logits"] == seen["first LoRA A output"] == want and placed == [model_device()]
+    detail = f"training model on {placed}; matmuls expected in {want}: {seen}"
+    return result("dtypes under the Trainer's autocast", ok, detail)
 
 
-def nf4_round_trip(params, model_dir: str, w0_file: str, modules: int = 3) -> dict:
-    """W₀ from the training device vs bitsandbytes' CPU round trip of the same weights."""
+def nf4_on_device(params, model_dir: str, w0_file: str, modules: int = 3) -> dict:
+    """W₀ as the train job computed with (the W₀ file) vs bitsandbytes' own NF4 kernels on this device.
+
+    Transformers loads the checkpoint in the compute dtype and bitsandbytes' Params4bit quantizes it
+    on the device (quantize_4bit: NF4, blocks of 64, double quantization as params say); the train
+    job multiplies by dequantize_4bit of those codes. Doing the same two calls here, directly, on the
+    checkpoint's tensors must give the stored W₀ exactly. The CPU kernels' answer is reported too."""
     from safetensors import safe_open
 
-    from locus.analysis.updates import plain_weights
     from locus.training import nf4
-    from locus.training.modeling import DTYPES
+    from locus.training.modeling import DTYPES, model_device
 
+    device, q = model_device(), params.quantization
     with safe_open(w0_file, "pt") as f:
         made_on = (f.metadata() or {}).get("device")
         names = sorted(f.keys())[:: max(1, len(f.keys()) // modules)][:modules]
         stored = {n: f.get_tensor(n) for n in names}
-    q = params.quantization
-    worst, equal = 0.0, True
-    with plain_weights(model_dir, params) as raw:
-        for name in names:
-            weight = torch.from_numpy(raw[name])
-            cpu = nf4.roundtrip(weight, DTYPES[q.compute_dtype], q.double_quant)
-            equal &= torch.equal(cpu, stored[name])
-            worst = max(worst, float((cpu.float() - stored[name].float()).abs().max()))
-    detail = f"W₀ made on {made_on} vs CPU round trip, {len(names)} modules: max |Δ| {worst:.3g}"
-    return result("NF4 round trip, training device vs CPU", equal if made_on != "cpu" else None, detail)
+    raw = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            raw |= {n: f.get_tensor(n) for n in names if n in f.keys()}
+    compute = DTYPES[q.compute_dtype]
+    equal, worst, worst_cpu = True, 0.0, 0.0
+    for name in names:
+        here = nf4.roundtrip(raw[name].to(device), compute, q.double_quant).cpu()
+        equal &= torch.equal(here, stored[name])
+        worst = max(worst, float((here.float() - stored[name].float()).abs().max()))
+        if device != "cpu":
+            cpu = nf4.roundtrip(raw[name], compute, q.double_quant)
+            worst_cpu = max(worst_cpu, float((cpu.float() - stored[name].float()).abs().max()))
+    detail = f"W₀ made on {made_on}, bitsandbytes' kernels on {device}, {len(names)} modules: max |Δ| {worst:.3g}" + (
+        f" (CPU kernels: max |Δ| {worst_cpu:.3g}, not judged)" if device != "cpu" else ""
+    )
+    return result("NF4 W₀ = bitsandbytes' kernels on the training device", made_on == device and equal, detail)
 
 
 def full_ft(cell: Path) -> dict:
-    from safetensors.torch import load_file
+    import pandas as pd
 
-    delta = load_file(cell / "delta.safetensors")
+    table = pd.read_parquet(cell / "effective.parquet")
     metrics = json.loads((cell / "metrics.json").read_text())
-    bad = [k for k, v in delta.items() if not torch.isfinite(v).all() or not v.any()]
+    bad = table.loc[~(np.isfinite(table.fro) & (table.fro > 0)), ["layer", "module"]].values.tolist()
     detail = (
-        f"{len(delta)} modules on {metrics['device']}, {metrics['optimizer_steps']} steps; non-finite or zero: {bad}"
+        f"{len(table)} modules on {metrics['device']}, {metrics['optimizer_steps']} steps, ‖ΔW‖_F "
+        f"{table.fro.min():.3g}–{table.fro.max():.3g}; non-finite or zero: {bad}"
     )
-    return result("full fine-tuning writes ΔW", bool(delta) and not bad, detail)
+    return result("full fine-tuning writes ΔW", len(table) > 0 and not bad, detail)
 
 
 def eval_loss(cell: Path, domain: str) -> dict:
@@ -160,16 +182,23 @@ def eval_loss(cell: Path, domain: str) -> dict:
     )
 
 
+RESUME_STEPS = 4  # a checkpoint, a kill and a resume need no more: 3 deterministic runs of 4, 2 and 2 steps
+
+
 def resume(params_file: Path, init: str, paths: dict, work: Path, steps: int) -> dict:
-    """With training.deterministic: true, a train job killed after the checkpoint at step ⌊steps/2⌋
-    and rerun must end with the adapter of an uninterrupted run, bit for bit (torch.equal; the max
-    |Δ| is reported either way): the README's determinism claim, on this device."""
+    """With training.deterministic: true, a train job killed after the checkpoint at step ⌊n/2⌋
+    (n = min(steps, RESUME_STEPS)) and rerun must end with the adapter of an uninterrupted run, bit
+    for bit (torch.equal; the max |Δ| is reported either way): the README's determinism claim, on
+    this device."""
     import yaml
     from safetensors.torch import load_file
 
     settings = yaml.safe_load(params_file.read_text())
+    steps = min(steps, RESUME_STEPS)
     at = max(1, steps // 2)
-    settings["training"].update(checkpoint_every=at, deterministic=True)
+    t = settings["training"]
+    settings["data"]["max_train_examples"] = steps * t["per_device_batch_size"] * t["grad_accum_steps"]
+    t.update(checkpoint_every=at, deterministic=True)
     resumed_params = work / "resume.yaml"
     resumed_params.write_text(yaml.safe_dump(settings))
 

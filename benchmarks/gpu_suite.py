@@ -11,8 +11,8 @@
    ~20 optimizer steps; its metrics.json says where and how it ran (device, nf4_kernel, bf16
    autocast, threads, tokens/s);
 3. the correctness checks of benchmarks/gpu_checks.py on that cell: placement of every stage's
-   model, dtypes under autocast, NF4 on the device vs the CPU, full-FT ΔW, evaluate vs the train stage's eval loss
-   eval loss, kill and resume;
+   model, dtypes under autocast, the NF4 W₀ vs bitsandbytes' kernels on the device, full-FT ΔW,
+   evaluate vs the train stage's eval loss, kill and resume;
 4. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
 5. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
 """
@@ -108,6 +108,19 @@ def run_jobs(params_file: Path, work: Path, progress) -> list[dict]:
     return done
 
 
+def release_gpu_memory() -> None:
+    """Free what this (parent) process holds on the GPU: the objects a check left for the garbage
+    collector, then the caching allocator's blocks, which it otherwise keeps from other processes."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.ipc_collect()
+
+
 def pipeline_cell(shape: str, steps: int, work: Path, progress) -> dict:
     """One grid cell, stage by stage (run_jobs), on a random model of `shape`; returns its metrics and timings."""
     from random_model import build, raw_texts
@@ -120,6 +133,7 @@ def pipeline_cell(shape: str, steps: int, work: Path, progress) -> dict:
         vocab_size=s["vocab"],
         dtype=s["dtype"],
     )
+    release_gpu_memory()  # the build's cached blocks would crowd every stage's process (full FT most)
     results = work / "results"
     params = {
         "results_dir": str(results),
@@ -183,7 +197,10 @@ def checks(cell: dict, steps: int, work: Path, progress, deadline: float = float
     todo = [
         ("placement of every stage's model", lambda: g.placement(params, cell["model"], init)),
         ("dtypes under the Trainer's autocast", lambda: g.dtypes(params, cell["model"], init, cell["data"])),
-        ("NF4 round trip, training device vs CPU", lambda: g.nf4_round_trip(params, cell["model"], cell["w0"])),
+        (
+            "NF4 W₀ = bitsandbytes' kernels on the training device",
+            lambda: g.nf4_on_device(params, cell["model"], cell["w0"]),
+        ),
         ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
         ("evaluate loss = train stage's eval loss after", lambda: g.eval_loss(c, DOMAIN)),
         ("kill and resume", lambda: g.resume(Path(cell["params_file"]), init, cell, work, steps)),
@@ -197,13 +214,18 @@ def checks(cell: dict, steps: int, work: Path, progress, deadline: float = float
             out.append(check())
         except Exception as e:  # noqa: BLE001 - the suite reports what fails instead of stopping
             out.append(g.result(name, False, f"{type(e).__name__}: {str(e)[:300]}"))
+        release_gpu_memory()  # a check's models must not crowd the next one's subprocesses
         progress({"check": out[-1]})
     return out
 
 
-def throughput(shape: str, steps: int, out: Path) -> dict:
+def throughput(shape: str, steps: int, out: Path, cell: dict) -> dict:
+    """train_throughput.py on the pipeline cell's own model, data, initial adapter and W₀ (--reuse):
+    nothing built, quantized or written again."""
     import torch
 
+    reuse = Path(cell["params_file"]).with_name("throughput-paths.json")
+    reuse.write_text(json.dumps({k: cell[k] for k in ("model", "data", "init", "w0")}))
     cmd = [
         sys.executable,
         str(ROOT / "benchmarks/train_throughput.py"),
@@ -215,6 +237,8 @@ def throughput(shape: str, steps: int, out: Path) -> dict:
         DOMAIN,
         "--results-dir",
         str(out),
+        "--reuse",
+        str(reuse),
     ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if run.returncode:
@@ -278,10 +302,10 @@ def main() -> None:
         report["pipeline"] = pipeline_cell(args.shape, args.steps, Path(tmp), progress)
         progress({"pipeline cell seconds": report["pipeline"]["seconds"]})
         report["checks"] = checks(report["pipeline"], args.steps, Path(tmp), progress, deadline)
-    if time.monotonic() > deadline:
-        report["throughput"] = progress({"throughput": SPENT, "table": "", "results": {}})
-    else:
-        report["throughput"] = throughput(args.shape, args.throughput_steps, out)
+        if time.monotonic() > deadline:
+            report["throughput"] = progress({"throughput": SPENT, "table": "", "results": {}})
+        else:
+            report["throughput"] = throughput(args.shape, args.throughput_steps, out, report["pipeline"])
     slug = "".join(c if c.isalnum() else "-" for c in report["environment"]["device"].lower()).strip("-")
     stem = out / f"gpu-{slug}-{args.shape}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))

@@ -288,6 +288,12 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=None, help="torch threads in every arm (default: torch's)")
     ap.add_argument("--repeats", type=int, default=1, help="run the arm sequence this many times (median reported)")
+    ap.add_argument(
+        "--reuse",
+        default=None,
+        help="JSON {model, data, init, w0} of an existing setup (the GPU suite's own cell): no model is built,"
+        " quantized or copied again",
+    )
     ap.add_argument("--arm", choices=["naive", "locus"], help=argparse.SUPPRESS)
     ap.add_argument("--paths", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -312,7 +318,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        paths = setup(args, params, work)
+        paths = json.loads(Path(args.reuse).read_text()) if args.reuse else setup(args, params, work)
         (work / "paths.json").write_text(json.dumps(paths))
         for rep in range(args.repeats):  # arms interleaved, so drift in the machine's speed hits each alike
             for name, kind, settings in arms:

@@ -10,6 +10,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import time
 from pathlib import Path
 
 # Every module of locus/stages is a command, named after it (full_ft_effective -> full-ft-effective):
@@ -45,6 +46,49 @@ def several_gpus() -> str | None:
             "Locus trains one process per cell (run the cells as separate jobs instead)"
         )
     return None
+
+
+_CLAIMED: list[int] = []  # the open lock file of this process's GPU: held until the process exits
+
+
+def gpu_locks_dir() -> Path:
+    """Where jobs on this host record which GPU each holds (LOCUS_GPU_LOCKS, else the temp dir)."""
+    import tempfile
+
+    return Path(os.environ.get("LOCUS_GPU_LOCKS") or Path(tempfile.gettempdir()) / "locus-gpu-locks")
+
+
+def claim_gpu(poll_s: float = 2.0) -> str:
+    """The GPU (its index, for CUDA_VISIBLE_DEVICES) this job runs its model on: the first one no
+    other `locus` job on this host holds, held until this process ends (an flock, which the kernel
+    releases however the process ends). Local runs then spread over a host's GPUs — Snakemake's
+    parallel jobs, `dvc queue start -j N` — and wait, saying so, rather than share one: two 3B jobs
+    on one GPU can exhaust its memory."""
+    import fcntl
+
+    gpus = host_gpus()
+    locks = gpu_locks_dir()
+    locks.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        for gpu in range(gpus):
+            fd = os.open(locks / f"gpu{gpu}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _CLAIMED.append(fd)
+            if gpus > 1 or said:
+                print(
+                    f"locus: {gpus} GPU(s) here; this job uses GPU {gpu} (CUDA_VISIBLE_DEVICES chooses)",
+                    file=sys.stderr,
+                )
+            return str(gpu)
+        if not said:
+            print(f"locus: every GPU here is held by another locus job ({locks}); waiting for one", file=sys.stderr)
+            said = True
+        time.sleep(poll_s)
 
 
 def runs_without_bitsandbytes(argv: list[str]) -> bool:
@@ -84,13 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if refusal := several_gpus():
         print(f"locus: error: {refusal}", file=sys.stderr)
         return 2
-    if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
-        if (gpus := host_gpus()) > 1:
-            print(
-                f"locus: {gpus} GPUs here; this job uses GPU 0 only (set CUDA_VISIBLE_DEVICES to choose)",
-                file=sys.stderr,
-            )
+    chooses_gpu = "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ
+    stage_module = importlib.import_module(STAGES[argv[0]]) if argv and argv[0] in STAGES else None
+    if chooses_gpu and not getattr(stage_module, "RUNS_ON_GPU", False):
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"  # a stage that never runs the model: any one GPU
     parser = argparse.ArgumentParser(prog="locus", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.
@@ -111,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             help="the fine-tuning method (a key of params `methods`) this job is about; default: params `method`",
         )
         if name == chosen:
-            importlib.import_module(module_name).add_arguments(p)
+            stage_module.add_arguments(p)
     args = parser.parse_args(argv)
 
     from locus.io import one_line
@@ -127,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("SLURM_JOB_ID") and not params.cluster.gpus_per_train_job:
         # A SLURM node that does not isolate GPUs would still show them: 0 GPUs asked means the CPU.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ and host_gpus():
+        os.environ["CUDA_VISIBLE_DEVICES"] = claim_gpu()
     debug = args.debug or os.environ.get("LOCUS_DEBUG") == "1"
     try:
-        importlib.import_module(STAGES[args.stage]).run(args, params)
+        stage_module.run(args, params)
     # OSError: a missing file, or a full disk (ENOSPC) while writing; outputs are never partial.
     except (ValueError, OSError, RuntimeError, ArithmeticError) as e:
         if debug:

@@ -49,3 +49,20 @@ def model_memory_mb(floor_mb: int, params, model_dir: str | Path, full_ft: bool 
         return floor_mb
     per_parameter = FULL_FT_BYTES if full_ft else LOAD_FACTOR * DTYPE_BYTES[params.model.dtype]
     return max(floor_mb, math.ceil(per_parameter * n / 2**20) + RUNTIME_MB)
+
+
+def full_ft_gpu_shortfall(model_dir: str | Path, free_bytes: int, total_bytes: int) -> str | None:
+    """Why full fine-tuning of the model in `model_dir` cannot fit on this GPU (one line), or None.
+
+    It needs at least FULL_FT_BYTES per parameter on the device (fp32 weights, gradients, AdamW's
+    two moments, and some activations): refused before the model is loaded, rather than running out
+    of memory minutes later. A lower bound: a larger batch or sequence needs more."""
+    n = parameter_count(model_dir)
+    if n is None or FULL_FT_BYTES * n <= free_bytes:
+        return None
+    return (
+        f"{model_dir}: full fine-tuning of {n / 1e9:.2f}B parameters needs at least "
+        f"{FULL_FT_BYTES * n / 2**30:.1f} GiB of GPU memory ({FULL_FT_BYTES} bytes per parameter: fp32 weights, "
+        f"gradients, AdamW state), this GPU has {free_bytes / 2**30:.1f} of {total_bytes / 2**30:.1f} GiB free; "
+        f"on a cluster set cluster.full_ft_gpu_type to a larger GPU"
+    )

@@ -20,6 +20,7 @@ def test_defaults_train_on_cpu_in_the_default_partition():
         ({"gpus": 1}, "cluster.gpus"),  # a typo is an error, not ignored
         ({"gpus_per_train_job": -1}, "cluster.gpus_per_train_job"),
         ({"gpu_type": "a100:2"}, "cluster.gpu_type"),  # the count belongs in gpus_per_train_job
+        ({"full_ft_gpu_type": "h100 --x"}, "cluster.full_ft_gpu_type"),
         ({"partition": "gpu; rm -rf /"}, "cluster.partition"),
         ({"train_mem_mb": 0}, "cluster.train_mem_mb"),
     ],
@@ -63,3 +64,22 @@ def test_model_jobs_ask_for_the_memory_the_model_needs(tmp_path):
     want = int(-(-FULL_FT_BYTES * 300_013 // 2**20)) + RUNTIME_MB
     assert model_memory_mb(1, params, model, full_ft=True) == model_memory_mb(1, bf16, model, full_ft=True) == want
     assert model_memory_mb(1, bf16, model) < model_memory_mb(1, params, model)
+
+
+def test_full_fine_tuning_is_refused_on_a_gpu_it_cannot_fit(tmp_path):
+    """Before loading the model: 18 bytes per parameter must be free on the GPU, else one line that
+    names the model, both sizes and the key to change (locus.resources.full_ft_gpu_shortfall)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from locus.resources import FULL_FT_BYTES, full_ft_gpu_shortfall
+
+    model = tmp_path / "base"
+    model.mkdir()
+    save_file({"w": torch.zeros(1000, 1000)}, str(model / "model.safetensors"))
+    need = FULL_FT_BYTES * 1_000_000
+    assert full_ft_gpu_shortfall(model, need, 2 * need) is None
+    why = full_ft_gpu_shortfall(model, need - 1, 2 * need)
+    assert why.startswith(f"{model}: full fine-tuning of 0.00B parameters") and "\n" not in why
+    assert "cluster.full_ft_gpu_type" in why
+    assert full_ft_gpu_shortfall(tmp_path / "absent", 0, 0) is None  # nothing to count: no refusal

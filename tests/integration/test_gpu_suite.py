@@ -38,9 +38,7 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
     assert set(report["throughput"]["results"]) == {"naive", "locus"}
     checks = {c["check"]: c for c in report["checks"]}
     assert len(checks) == 6 and all(c["ok"] is not False for c in checks.values()), checks
-    # On a CPU every check but the device-vs-CPU NF4 comparison has an answer.
-    answered = {name for name, c in checks.items() if c["ok"] is not None}
-    assert env["cuda"] or answered == set(checks) - {"NF4 round trip, training device vs CPU"}, checks
+    assert all(c["ok"] is True for c in checks.values()), checks  # every check has an answer on a CPU too
     assert "bit-identical adapter" in checks["kill and resume"]["detail"]
     table = next(tmp_path.glob("gpu-*-tiny.md")).read_text()
     assert "pipeline cell, stage by stage" in table and "| naive |" in table and "| locus |" in table

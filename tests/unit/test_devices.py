@@ -108,9 +108,9 @@ def test_deterministic_seeding_switches_torch_to_deterministic_algorithms():
         os.environ.update(saved)
 
 
-def test_one_gpu_per_job(monkeypatch, capsys):
-    """locus pins CUDA_VISIBLE_DEVICES to GPU 0 unless the user (or torchrun) chose, and says so
-    on a multi-GPU host: the Trainer would otherwise multiply the batch by the GPU count."""
+def test_one_gpu_per_job(monkeypatch):
+    """A stage that never runs the model is pinned to GPU 0 unless the user (or torchrun) chose:
+    the Trainer would otherwise multiply the batch by the GPU count."""
     from locus import cli
 
     monkeypatch.setattr(cli, "host_gpus", lambda: 4)
@@ -123,8 +123,39 @@ def test_one_gpu_per_job(monkeypatch, capsys):
         with pytest.raises(SystemExit):
             cli.main(["delta", "--help"])
         assert os.environ.get("CUDA_VISIBLE_DEVICES") == pinned
-        said = capsys.readouterr().err
-        assert ("4 GPUs here; this job uses GPU 0 only" in said) == (env == {})
+
+
+def test_model_jobs_spread_over_the_gpus_and_wait_for_a_free_one(monkeypatch, tmp_path, capsys):
+    """locus.cli.claim_gpu: each model job holds the first GPU no other job holds (an flock, freed
+    when its process ends), so local parallel jobs and `dvc queue -j N` spread over a host's GPUs;
+    with every GPU held, a job waits, saying so, instead of sharing one."""
+    import fcntl
+    import threading
+
+    from locus import cli
+    from locus.stages import delta, represent, train, train_full
+
+    assert train.RUNS_ON_GPU and train_full.RUNS_ON_GPU and represent.RUNS_ON_GPU
+    assert not getattr(delta, "RUNS_ON_GPU", False)
+    monkeypatch.setattr(cli, "host_gpus", lambda: 2)
+    monkeypatch.setenv("LOCUS_GPU_LOCKS", str(tmp_path))
+    monkeypatch.setattr(cli, "_CLAIMED", [])
+
+    def other_job_holds(gpu: int) -> int:  # another process's lock: a separate open file, as flock sees it
+        fd = os.open(tmp_path / f"gpu{gpu}.lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+
+    held = other_job_holds(0)
+    assert cli.claim_gpu() == "1"  # GPU 0 is another job's
+    assert "uses GPU 1" in capsys.readouterr().err
+    release = threading.Timer(0.3, os.close, [held])  # the job on GPU 0 ends
+    release.start()
+    assert cli.claim_gpu(poll_s=0.05) == "0"  # GPU 1 is this process's first claim: it waited for 0
+    assert "every GPU here is held by another locus job" in capsys.readouterr().err
+    release.join()
+    for fd in cli._CLAIMED:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

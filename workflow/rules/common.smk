@@ -84,8 +84,8 @@ def model_threads(kind="default"):
     cells (at least 1): on 2 cores two one-thread cells side by side train 1.2x faster than one
     two-thread cell after the other, and each job's single-threaded start-up (imports, loading)
     overlaps another's work (docs/performance.md, Throughput). Other model jobs are start-up bound: one thread. On a
-    machine with a GPU each train-kind job takes every core, so they run one at a time: all of them
-    would use GPU 0 (one GPU per job), and two 3B jobs side by side can exhaust its memory.
+    machine with GPUs the share is among the GPUs: each model job holds a GPU of its own while it
+    runs (locus.cli.claim_gpu), so with one GPU they run one at a time with every core.
     On a cluster a job gets the CPUs its SLURM job asks for."""
     c = PARAMS.cluster
     if not workflow.local_exec:
@@ -96,9 +96,8 @@ def model_threads(kind="default"):
         cores = workflow.cores
     except WorkflowError:  # no --cores given (e.g. a dry run)
         return 1
-    if LOCAL_GPUS:  # every model job would share GPU 0: one at a time, with every core
-        return cores
-    return max(1, cores // len(layout.method_cells(PARAMS)))
+    # With GPUs each model job holds one of its own (locus.cli.claim_gpu): as many side by side as GPUs.
+    return max(1, cores // min(LOCAL_GPUS or len(layout.method_cells(PARAMS)), len(layout.method_cells(PARAMS))))
 
 
 def cluster_resources(kind="default"):
@@ -108,7 +107,8 @@ def cluster_resources(kind="default"):
                quantization): the train_* values and, with cluster.gpus_per_train_job > 0, a GPU
       load     loads the whole base on a CPU (prepare-model, init-adapter): cpus/runtime_min
       default  reads tables or one matrix at a time: cpus/mem_mb/runtime_min
-      full_ft  train_full: a train-kind job asking for 18 bytes per parameter (fp32 AdamW state)
+      full_ft  train_full: a train-kind job asking for 18 bytes per parameter (fp32 AdamW state),
+               on cluster.full_ft_gpu_type when set (SLURM cannot ask for GPU memory by amount)
     train and load jobs get at least the memory the model needs (locus.resources: 2.5 × its bytes
     in model.dtype plus the runtime), evaluated when the job is submitted. Empty strings are left
     out, so the cluster's defaults apply; the plugin turns gpu/gpu_model into --gpus.
@@ -127,7 +127,7 @@ def cluster_resources(kind="default"):
     }
     if train and c.gpus_per_train_job:
         res["gpu"] = c.gpus_per_train_job
-        res["gpu_model"] = c.gpu_type
+        res["gpu_model"] = (full_ft and c.full_ft_gpu_type) or c.gpu_type
     return {k: v for k, v in res.items() if v != ""}
 
 

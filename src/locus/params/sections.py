@@ -318,7 +318,7 @@ class ClusterParams(Section):
     """Resources for `snakemake --profile workflow/profiles/slurm` (ignored by local runs and DVC).
 
     Every submitted job gets cpus/mem_mb/runtime_min; the train jobs get the train_* values and,
-    when gpus_per_train_job > 0, `--gpus=[gpu_type:]N`. Empty partition/account: the cluster's
+    when gpus_per_train_job > 0, `--gpus=[gpu_type:]N` (full FT: full_ft_gpu_type, if set). Empty partition/account: the cluster's
     default (the SLURM plugin then tries to guess an account).
     """
 
@@ -332,6 +332,9 @@ class ClusterParams(Section):
     train_runtime_min: int = Field(120, gt=0)
     gpus_per_train_job: int = Field(0, ge=0, le=1)  # 0: train on CPU (GPUs hidden); 1: one GPU (never more)
     gpu_type: str = ""  # e.g. a100 -> --gpus=a100:N; empty: any GPU
+    # Full FT holds ≥ 18 bytes per parameter on its GPU (≈ 58 GB for a 3.2B model), which SLURM cannot
+    # ask for by amount: name a GPU type that has it (e.g. h100); empty: gpu_type.
+    full_ft_gpu_type: str = ""
     slurm_extra: str = ""  # extra sbatch flags for every job, e.g. "--qos=short"
 
     @field_validator("partition", "account")
@@ -341,7 +344,7 @@ class ClusterParams(Section):
             raise ValueError(f"{v!r} must be letters, digits, '_', '.', ',' or '-'")
         return v
 
-    @field_validator("gpu_type")
+    @field_validator("gpu_type", "full_ft_gpu_type")
     @classmethod
     def _gpu_type(cls, v: str) -> str:
         if v and not re.fullmatch(r"[A-Za-z0-9_.]+", v):

@@ -19,6 +19,9 @@ from locus import io, options
 from locus.layout import data_dir
 from locus.params import check_name
 
+# Runs the model on the training device: locus.cli gives the job a GPU of its own.
+RUNS_ON_GPU = True
+
 
 def add_arguments(parser) -> None:
     options.add_model(parser, w0=True)

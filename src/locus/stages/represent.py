@@ -16,6 +16,9 @@ from pathlib import Path
 
 from locus import io, options
 
+# Runs the model on the training device: locus.cli gives the job a GPU of its own.
+RUNS_ON_GPU = True
+
 
 def add_arguments(parser) -> None:
     options.add_model(parser, w0=True)

@@ -23,6 +23,9 @@ from locus.training.cell_data import start_run
 from locus.training.loop import build_model, fit
 from locus.training.modeling import nf4_kernel
 
+# Runs the model on the training device: locus.cli gives the job a GPU of its own.
+RUNS_ON_GPU = True
+
 # Methods whose initial adapter leaves the base model exactly as it is (lora_B = 0; IA³'s l = 1).
 IDENTITY_AT_INIT = ("lora", "ia3")
 

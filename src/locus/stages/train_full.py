@@ -26,6 +26,9 @@ from pathlib import Path
 
 from locus import io, options
 
+# Runs the model on the training device: locus.cli gives the job a GPU of its own.
+RUNS_ON_GPU = True
+
 
 def add_arguments(parser) -> None:
     options.add_training_run(parser, out_help="cell directory: delta.safetensors, train_log.csv, metrics.json")
@@ -52,6 +55,11 @@ def run(args, params) -> None:
     from locus.training.loop import fit
     from locus.training.modeling import load_base
 
+    if torch.cuda.is_available():
+        from locus.resources import full_ft_gpu_shortfall
+
+        if why := full_ft_gpu_shortfall(args.model, *torch.cuda.mem_get_info()):
+            raise ValueError(why)
     tokenizer, data = start_run(params, args.model, args.data, args.lr, args.seed)
     # fp32 master weights whatever model.dtype says: in bf16, AdamW steps of lr ≈ 1e-5 on weights of
     # magnitude ≈ 1e-2 fall below half a unit in the last place and round away (bf16 keeps 8 bits).
