@@ -5,16 +5,21 @@
 
 1. environment: torch, CUDA, the device, bf16 support, bitsandbytes and one NF4 matmul on the device;
 2. one real pipeline cell, stage by stage, without a workflow engine (the commands `dvc repro` runs,
-   locus.pipeline.experiment_jobs; `locus` stages: prepare-model, quantize-base,
-   prepare-data, init-adapter, train, delta, effective, represent, evaluate, the full-FT arm,
-   aggregate, report) on a random model of the shape (benchmarks/random_model.py; no download),
-   ~20 optimizer steps; its metrics.json says where and how it ran (device, nf4_kernel, bf16
-   autocast, threads, tokens/s);
-3. the correctness checks of benchmarks/gpu_checks.py on that cell: placement of every stage's
-   model, dtypes under autocast, the NF4 W₀ vs bitsandbytes' kernels on the device, full-FT ΔW,
-   evaluate vs the train stage's eval loss, kill and resume;
-4. benchmarks/train_throughput.py for the shape: the naive seed-style loop vs the train stage;
-5. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
+   locus.pipeline.experiment_jobs; `locus` stages: prepare-model, quantize-base, prepare-data,
+   init-adapter, evaluate (base), train, delta, effective, represent, evaluate) on a random model
+   of the shape (benchmarks/random_model.py; no download), ~20 optimizer steps; its metrics.json
+   says where and how it ran (device, nf4_kernel, bf16 autocast, threads, tokens/s);
+3. the correctness checks of benchmarks/gpu_checks.py on that cell: placement, dtypes under
+   autocast, the NF4 W₀ vs bitsandbytes' kernels on the device, evaluate vs the train stage's eval
+   loss, kill and resume;
+4. benchmarks/train_throughput.py for the shape on the cell's own model and adapter: the naive
+   seed-style loop vs the train stage;
+5. the full-FT arm (train-full, full-ft-effective), aggregate and report, then the full-FT check:
+   last, because the arm's dense spectra are the least predictable cost;
+6. writes benchmarks/results/gpu-{device}-{shape}.json and .md (the table for the README).
+Every stage time and check result is appended to benchmarks/results/progress-{shape}.jsonl as it
+comes; past --budget-s what has not started is skipped, saying so (the LoRA cell always runs).
+The counted work of a run and its time on paper: docs/gpu-and-cluster.md.
 """
 
 from __future__ import annotations
@@ -73,11 +78,18 @@ def environment() -> dict:
     return env
 
 
-def run_jobs(params_file: Path, work: Path, progress) -> list[dict]:
-    """Every `locus` command of the params' experiment (locus.pipeline.experiment_jobs: what `dvc
-    repro` runs, in dependency order), each as `python -m locus` — no workflow engine needed on a bare
-    GPU machine. The report stage is skipped, saying so, where vl-convert (too large to carry) is
-    missing. Each stage's time is reported as it finishes; a failing stage stops the cell."""
+# The full-FT arm and what reads it, run after everything else: its 168 dense fp64 spectra of a 3B
+# model are the suite's least predictable cost (docs/gpu-and-cluster.md, counted work), so a slot that
+# ends early still has the LoRA cell, its checks and the throughput rows.
+LATE_STAGES = ("train_full", "full_ft_effective", "aggregate", "report")
+
+
+def run_jobs(params_file: Path, work: Path, progress, late: bool = False) -> list[dict]:
+    """The `locus` commands of the params' experiment (locus.pipeline.experiment_jobs: what `dvc
+    repro` runs, in dependency order) — those of LATE_STAGES when `late`, the others otherwise —
+    each as `python -m locus`: no workflow engine needed on a bare GPU machine. The report stage is
+    skipped, saying so, where vl-convert (too large to carry) is missing. Each stage's time is
+    reported as it finishes; a failing stage stops the cell."""
     from importlib.util import find_spec
 
     from locus.params import load
@@ -85,6 +97,8 @@ def run_jobs(params_file: Path, work: Path, progress) -> list[dict]:
 
     done = []
     for name, command in experiment_jobs(load(params_file)):
+        if (name in LATE_STAGES) != late:
+            continue
         stage, *rest = command.split()[1:]
         if name == "report" and find_spec("vl_convert") is None:
             done.append(progress({"stage": name, "skipped": "vl-convert is not installed (not carried: too large)"}))
@@ -101,7 +115,7 @@ def run_jobs(params_file: Path, work: Path, progress) -> list[dict]:
             },
         )
         (work / "logs").mkdir(exist_ok=True)
-        (work / "logs" / f"{len(done):02d}-{name}.log").write_text(run.stdout + run.stderr)
+        (work / "logs" / f"{'late-' if late else ''}{len(done):02d}-{name}.log").write_text(run.stdout + run.stderr)
         done.append(progress({"stage": name, "seconds": round(time.perf_counter() - start, 1), "exit": run.returncode}))
         if run.returncode:
             raise SystemExit(f"stage {name} failed (exit {run.returncode}): {command}\n{run.stderr[-2000:]}")
@@ -185,10 +199,13 @@ def pipeline_cell(shape: str, steps: int, work: Path, progress) -> dict:
 SPENT = "skipped: the suite's time budget (--budget-s) is spent"
 
 
-def checks(cell: dict, steps: int, work: Path, progress, deadline: float = float("inf")) -> list[dict]:
-    """benchmarks/gpu_checks.py on the cell the pipeline just ran; a check that raises is a failure.
-    Past `deadline` (time.monotonic()) the remaining checks are skipped, each saying so (no answer, no
-    failure), so a run that must stop at a fixed time keeps what it has."""
+def checks(
+    cell: dict, steps: int, work: Path, progress, deadline: float = float("inf"), full_ft: bool = False
+) -> list[dict]:
+    """benchmarks/gpu_checks.py on the cell the pipeline just ran (`full_ft`: the full-FT arm's
+    check, after that arm); a check that raises is a failure. Past `deadline` (time.monotonic()) the
+    remaining checks are skipped, each saying so (no answer, no failure), so a run that must stop at
+    a fixed time keeps what it has."""
     import gpu_checks as g
     from locus.params import load
 
@@ -201,10 +218,11 @@ def checks(cell: dict, steps: int, work: Path, progress, deadline: float = float
             "NF4 W₀ = bitsandbytes' kernels on the training device",
             lambda: g.nf4_on_device(params, cell["model"], cell["w0"]),
         ),
-        ("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"]))),
         ("evaluate loss = train stage's eval loss after", lambda: g.eval_loss(c, DOMAIN)),
         ("kill and resume", lambda: g.resume(Path(cell["params_file"]), init, cell, work, steps)),
     ]
+    if full_ft:
+        todo = [("full fine-tuning writes ΔW", lambda: g.full_ft(Path(cell["full_ft"])))]
     out = []
     for name, check in todo:
         if time.monotonic() > deadline:
@@ -246,6 +264,13 @@ def throughput(shape: str, steps: int, out: Path, cell: dict) -> dict:
     return json.loads((out / f"throughput-{'cuda' if torch.cuda.is_available() else 'cpu'}-{shape}.json").read_text())
 
 
+def late_words(stages: list[dict]) -> str:
+    if any("skipped" in st and st["stage"] != "report" for st in stages):
+        return SPENT
+    ran = [st for st in stages if "seconds" in st]
+    return f"{sum(st['seconds'] for st in ran):.1f} s: " + ", ".join(f"{st['stage']} {st['seconds']} s" for st in ran)
+
+
 def markdown(report: dict) -> str:
     env, cell = report["environment"], report["pipeline"]
     m = cell["metrics"]
@@ -259,6 +284,7 @@ def markdown(report: dict) -> str:
         f"| pipeline cell, stage by stage | {cell['seconds']} s, {m['optimizer_steps']} steps, device "
         f"{m['device']}, NF4 kernel {m.get('nf4_kernel')}, bf16 autocast {m.get('bf16_autocast')}, "
         f"{m['train_tokens_per_second']} tokens/s, eval loss {m['eval_loss_before']:.3f} → {m['eval_loss_after']:.3f} |",
+        f"| full-FT arm and aggregate, after the rest | {late_words(cell.get('late_stages', []))} |",
         *(
             f"| {c['check']} | {'ok' if c['ok'] else 'n/a' if c['ok'] is None else 'FAILED'}: {c['detail']} |"
             for c in report["checks"]
@@ -306,6 +332,13 @@ def main() -> None:
             report["throughput"] = progress({"throughput": SPENT, "table": "", "results": {}})
         else:
             report["throughput"] = throughput(args.shape, args.throughput_steps, out, report["pipeline"])
+        if time.monotonic() > deadline:
+            report["pipeline"]["late_stages"] = [progress({"stage": n, "skipped": SPENT}) for n in LATE_STAGES]
+        else:
+            report["pipeline"]["late_stages"] = run_jobs(
+                Path(report["pipeline"]["params_file"]), Path(tmp), progress, late=True
+            )
+        report["checks"] += checks(report["pipeline"], args.steps, Path(tmp), progress, deadline, full_ft=True)
     slug = "".join(c if c.isalnum() else "-" for c in report["environment"]["device"].lower()).strip("-")
     stem = out / f"gpu-{slug}-{args.shape}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))

@@ -42,6 +42,10 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
     assert "bit-identical adapter" in checks["kill and resume"]["detail"]
     table = next(tmp_path.glob("gpu-*-tiny.md")).read_text()
     assert "pipeline cell, stage by stage" in table and "| naive |" in table and "| locus |" in table
+    # the full-FT arm ran last, after the throughput rows (its stages in the progress file's order)
+    stages = [json.loads(line) for line in next(tmp_path.glob("progress-tiny.jsonl")).read_text().splitlines()]
+    order = [e.get("stage") or ("throughput" if "throughput" in e else None) for e in stages]
+    assert order.index("train_full") > order.index("train") and "full-FT arm and aggregate" in table
 
 
 def test_past_its_time_budget_the_suite_skips_what_is_left_and_says_so(tmp_path, arith_raw):
@@ -62,5 +66,6 @@ def test_past_its_time_budget_the_suite_skips_what_is_left_and_says_so(tmp_path,
     }
     written = []
     results = gpu_suite.checks(cell, 3, tmp_path, lambda entry: written.append(entry) or entry, deadline=0.0)
+    results += gpu_suite.checks(cell, 3, tmp_path, lambda e: written.append(e) or e, deadline=0.0, full_ft=True)
     assert len(results) == 6 and all(r["ok"] is None and r["detail"] == gpu_suite.SPENT for r in results)
     assert [w["check"] for w in written] == results
