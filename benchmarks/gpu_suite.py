@@ -64,6 +64,14 @@ def environment() -> dict:
         }
     else:
         env["device"] = "cpu"
+    # Where the packages the image may lack came from: the carried wheels (gpu_suite.sh's target
+    # folder) or the image itself.
+    from importlib.util import find_spec
+
+    env["imported_from"] = {
+        name: str(Path(spec.origin).parent.parent) if (spec := find_spec(name)) and spec.origin else None
+        for name in ("pydantic", "pydantic_core", "bitsandbytes", "datasets", "dill", "multiprocess")
+    }
     try:
         import bitsandbytes as bnb
 

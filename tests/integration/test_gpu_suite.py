@@ -6,10 +6,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
+@pytest.fixture(scope="module")
+def carried_wheels(tmp_path_factory):
+    """benchmarks/gpu-wheels.txt's exact pins, downloaded as gpu_wheels.sh does but for this Python
+    (the GPU image's 3.12 builds do not import on 3.11): the suite's install path, exercised."""
+    wheels = tmp_path_factory.mktemp("gpu-wheels")
+    download = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--only-binary=:all:", "-r", str(REPO / "benchmarks/gpu-wheels.txt"), "-d", str(wheels)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if download.returncode:
+        pytest.skip(
+            f"the package index is unreachable, so the carried wheels cannot be fetched: {download.stderr[-300:]}"
+        )
+    return wheels
+
+
+def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path, carried_wheels):
+    """The whole suite through gpu_suite.sh's offline install: the carried wheels go into a target
+    folder first on the path, so every stage runs on them, not on the venv's own copies."""
+    packages = tmp_path / "gpu-packages"
     run = subprocess.run(
         [
             str(REPO / "benchmarks/gpu_suite.sh"),
@@ -27,11 +49,18 @@ def test_gpu_suite_runs_end_to_end_with_a_tiny_shape(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "GPU_WHEELS": str(carried_wheels),
+            "GPU_PACKAGES": str(packages),
+            "GPU_SUITE_INSTALL": "1",
+        },
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     report = json.loads(next(tmp_path.glob("gpu-*-tiny.json")).read_text())
     env, metrics = report["environment"], report["pipeline"]["metrics"]
+    assert set(env["imported_from"].values()) == {str(packages)}, env["imported_from"]
     assert env["torch"] and env["nf4_matmul_ok"] is True
     assert metrics["optimizer_steps"] == 3 and metrics["quantization"] == "nf4"
     assert metrics["device"] == ("cuda" if env["cuda"] else "cpu")
