@@ -16,6 +16,8 @@
 3. Attention's share of ‖ΔW‖²_F per weight-space method (seed mean, range over seeds) and of ‖W₀‖²_F.
 4. Cost and effect: trainable parameters (share of the 134.5M base), seconds per optimizer step,
    eval loss before and after per domain (seed means).
+5. Held-out evaluation (methods_evaluation.parquet): each adapter cell against the base model on
+   its own domain's split and on the other's — gain and forgetting (full FT is not evaluated there).
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from locus.core.ranking import late_early_ratio, profile_shape, seed_stability
 from locus.report.methods import FULL_FT, SCALE, agreement_words, label, rho_summary
 
 BASE_PARAMETERS = 134_515_008  # SmolLM2-135M's parameter count (its safetensors, tied embeddings once)
-FILES = ("methods_layers.parquet", "methods_runs.parquet", "methods_rho.parquet", "layers.parquet", "summary.json")
+FILES = (
+    "methods_layers.parquet",
+    "methods_runs.parquet",
+    "methods_rho.parquet",
+    "methods_evaluation.parquet",
+    "layers.parquet",
+    "summary.json",
+)
 
 
 def collect(results: Path, out: Path) -> None:
@@ -44,6 +53,8 @@ def collect(results: Path, out: Path) -> None:
 
 
 def _fmt(values: list[float]) -> str:
+    if not values:
+        return "—"  # not measured (e.g. no other evaluation domain)
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
@@ -126,6 +137,26 @@ def costs(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def held_out(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """Per method @ LR and training domain: Δ eval loss against the base model on its own domain's
+    held-out split (gain when negative) and on the other domain's (forgetting when positive), seed
+    mean ± s.d.; the same for token accuracy."""
+    rows = []
+    for (method, lr, domain), e in evaluation.groupby(["method", "lr", "domain"], sort=False):
+        own, other = e[e.in_domain], e[~e.in_domain]
+        rows.append(
+            {
+                "method @ LR": label(method, lr),
+                "trained on": domain,
+                "Δ loss, own domain": _fmt(own.groupby("seed").delta_loss.mean().tolist()),
+                "Δ loss, other domain": _fmt(other.groupby("seed").delta_loss.mean().tolist()),
+                "Δ accuracy, own": _fmt(own.groupby("seed").delta_accuracy.mean().tolist()),
+                "Δ accuracy, other": _fmt(other.groupby("seed").delta_accuracy.mean().tolist()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def tables_markdown(tables: Path, main: str = "lora") -> str:
     layers = pd.read_parquet(tables / "methods_layers.parquet")
     rho, runs = pd.read_parquet(tables / "methods_rho.parquet"), pd.read_parquet(tables / "methods_runs.parquet")
@@ -141,6 +172,11 @@ def tables_markdown(tables: Path, main: str = "lora") -> str:
         "\n## 4. Cost and effect\n",
         costs(runs).to_markdown(index=False),
     ]
+    if (tables / "methods_evaluation.parquet").exists():
+        parts += [
+            "\n## 5. Held-out evaluation against the base model (Δ = after − base; seed mean ± s.d.)\n",
+            held_out(pd.read_parquet(tables / "methods_evaluation.parquet")).to_markdown(index=False),
+        ]
     return "\n".join(parts) + "\n"
 
 

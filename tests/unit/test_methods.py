@@ -313,3 +313,23 @@ def test_snakemake_runs_every_method_and_dvc_one(tmp_path):
     assert any("--method prefix " in c and "--lr 0.01 " in c and "/prefix/lr=0.01/" in c for c in smk)
     assert all(f"--method {c.split('--out ')[1].split('/')[3]} " in c for c in smk)  # the path's method is the job's
     assert dvc and dvc <= smk and all("--method lora " in c for c in dvc)
+
+
+def test_the_findings_tables_script_reads_a_methods_run(method_grid):
+    """benchmarks/methods_tables.py (docs/findings/methods/tables.md) on the tiny run: every section,
+    every method, the held-out evaluation's gain and forgetting."""
+    from methods_tables import tables_markdown
+
+    text = tables_markdown(method_grid)
+    for heading in (
+        "## 1. Each method's map",
+        "## 2. Do the maps agree?",
+        "## 3. Attention",
+        "## 4. Cost",
+        "## 5. Held-out",
+    ):
+        assert heading in text
+    for method in ("lora", "ia3", "prefix"):
+        assert f"| {method} @ " in text
+    held_out = text.split("## 5. Held-out")[1]
+    assert held_out.count("\n| ") == 1 + 3  # header + lora, ia3, prefix (one domain, one LR each)
