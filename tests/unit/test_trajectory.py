@@ -306,6 +306,7 @@ def test_the_report_says_when_domain_budgets_differ():
     assert budget_words(equal) == ""
     epoch = {("math_thinking", 1e-3, s): {"optimizer_steps": 80} for s in (0, 1)}
     epoch |= {("physics", 1e-3, s): {"optimizer_steps": 111} for s in (0, 1)}
-    words = budget_words(epoch)
+    words = budget_words(epoch, trajectories=True)
     assert words.startswith("Unequal budgets — optimizer steps per domain (LR 0.001: math_thinking 80, physics 111)")
-    assert "mean |Δ| ÷ Σ lr_t" in words and "equal steps" in words
+    assert "mean |Δ| ÷ Σ lr_t" in words and "equal steps in the learning-trajectory section" in words
+    assert "trajectory" not in budget_words(epoch)  # no such section without snapshots: not pointed to

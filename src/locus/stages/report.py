@@ -141,9 +141,10 @@ ADAM_NOTE = (
 CROSS_DOMAIN_NOTES = ("cross_domain", "effective_", "representation", "explorer")
 
 
-def budget_words(metrics: dict[tuple, dict]) -> str:
+def budget_words(metrics: dict[tuple, dict], trajectories: bool = False) -> str:
     """'' when every domain trained the same number of optimizer steps at each LR; otherwise a
-    sentence giving each domain's steps and what to compare instead (one epoch of unequal splits)."""
+    sentence giving each domain's steps and what to compare instead (one epoch of unequal splits) —
+    the learning-trajectory section only when the report has one."""
     steps: dict[float, dict[str, set]] = {}
     for (domain, lr, _), m in metrics.items():
         steps.setdefault(lr, {}).setdefault(domain, set()).add(m["optimizer_steps"])
@@ -156,7 +157,8 @@ def budget_words(metrics: dict[tuple, dict]) -> str:
     )
     return (
         f"Unequal budgets — optimizer steps per domain ({listed}): raw sizes compare unequal training. "
-        "Compare domains on mean |Δ| ÷ Σ lr_t, or at equal steps in the learning-trajectory section. "
+        "Compare domains on mean |Δ| ÷ Σ lr_t"
+        + (", or at equal steps in the learning-trajectory section. " if trajectories else ". ")
     )
 
 
@@ -188,7 +190,7 @@ def run(args, params) -> None:
             ADAM_NOTE if metric == "mean_abs" and "mean_abs_per_lr" in layers else ""
         )
 
-    budgets = budget_words(cell_metrics)
+    budgets = budget_words(cell_metrics, trajectories=params.training.snapshot_every > 0)
     if budgets and len(params.grid.domains) > 1:
         notes = {k: budgets + v if k.startswith(CROSS_DOMAIN_NOTES) else v for k, v in notes.items()}
         notes.setdefault("explorer", budgets.strip())
