@@ -13,7 +13,9 @@
 2. Agreement: ρ between two methods' maps of the same metric (mean ± s.d. over domains and seeds)
    against each one's seed-to-seed ρ (locus.report.methods.agreement_words), for every method against
    the main method at each LR, and every weight-space method against full fine-tuning.
-3. Attention's share of ‖ΔW‖²_F per weight-space method (seed mean, range over seeds) and of ‖W₀‖²_F.
+3. Attention's share of ‖ΔW‖²_F per weight-space method (mean of the layer means, range over
+   cells) beside its share of ‖W₀‖²_F over the modules that method adapts (IA³ adapts k, v and
+   down_proj; LoRA and DoRA q, k, v, o, up and down; full FT the same six): change against mass.
 4. Cost and effect: trainable parameters (share of the 134.5M base), seconds per optimizer step,
    eval loss before and after per domain (seed means).
 5. Held-out evaluation (methods_evaluation.parquet): each adapter cell against the base model on
@@ -115,6 +117,8 @@ def attention(layers: pd.DataFrame) -> pd.DataFrame:
                 "method @ LR": label(method, lr),
                 "attention share of ‖ΔW‖²_F": f"{per_seed.mean():.1%}",
                 "range over cells": f"{per_seed.min():.1%}–{per_seed.max():.1%}",
+                # like for like: the share attention has of the weights this method adapts
+                "of ‖W₀‖²_F (its adapted modules)": f"{m.attention_w0_share.mean():.1%}",
             }
         )
     return pd.DataFrame(rows)

@@ -262,6 +262,9 @@ def test_methods_tables(method_grid):
     assert set(layers.method) == {"lora", "ia3", "prefix"} and len(layers) == 3 * 2 * 3  # methods × seeds × layers
     weights = layers[layers.kind != "prefix"]
     assert weights.rel_fro.gt(0).all() and layers[layers.kind == "prefix"].rel_fro.isna().all()
+    # attention's share of the adapted weights: IA³ scales k, v (attention) and down_proj's inputs
+    assert weights.attention_w0_share.between(0, 1, inclusive="neither").all()
+    assert weights.groupby(["method", "layer"]).attention_w0_share.nunique().eq(1).all()  # W₀ alone: no seed in it
     prefix = layers[layers.kind == "prefix"]
     assert prefix.added_fro.gt(0).all() and prefix.added_rel.isna().all()  # from PEFT's zero start
     assert layers.rep_change.notna().all()

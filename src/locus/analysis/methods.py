@@ -3,8 +3,9 @@
 Written by `locus aggregate` beside layers.parquet when `methods` holds more than the main method:
 
 methods_layers.parquet  per (method, kind, domain, lr, seed, layer):
-                        fro, rel_fro, attention_share — the layer's stacked ΔW (locus.core.effective
-                        .layer_effective) for the weight-space methods (LoRA at any rank, DoRA, IA³,
+                        fro, rel_fro, attention_share, attention_w0_share — the layer's stacked ΔW
+                        and attention's part of its ‖ΔW‖²_F and of ‖W₀‖²_F over the modules the
+                        method adapts (locus.core.effective.layer_effective) for the weight-space methods (LoRA at any rank, DoRA, IA³,
                         full fine-tuning from the full_ft arm); NaN for prefix tuning, which changes no weight;
                         added_fro, added_rel — prefix tuning's ‖ΔP‖_F of the layer's keys and values
                         stacked (its map), and that ÷ ‖P(init)‖_F (NaN from a zero start, and for
@@ -72,7 +73,8 @@ def full_ft_layers(params) -> pd.DataFrame:
 def layer_table(params) -> pd.DataFrame:
     frames = [method_layers(params, m) for m in params.methods] + [full_ft_layers(params)]
     table = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    columns = [*KEYS, "layer", "fro", "rel_fro", "attention_share", "added_fro", "added_rel", *REPRESENTATION]
+    columns = [*KEYS, "layer", "fro", "rel_fro", "attention_share", "attention_w0_share", "added_fro", "added_rel"]
+    columns += REPRESENTATION
     return table.reindex(columns=columns).sort_values([*KEYS, "layer"], kind="stable").reset_index(drop=True)
 
 
