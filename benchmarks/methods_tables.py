@@ -3,8 +3,9 @@
   python benchmarks/methods_tables.py --collect results/methods --out docs/findings/methods
   python benchmarks/methods_tables.py --tables docs/findings/methods > docs/findings/methods/tables.md
 
---collect copies a finished run's comparison tables (methods_layers/runs/rho.parquet, written by
-`locus aggregate`; locus.analysis.methods) and its report; --tables computes from those files alone:
+--collect copies a finished run's comparison tables (methods_layers/runs/rho/evaluation.parquet,
+written by `locus aggregate`; locus.analysis.methods), its report and the report's computed sentences
+(report_notes.md); --tables computes from those files alone:
 
 1. Each method's map per domain and LR: the verdict against the seed band (with its margin), the
    late/early ratio (seed mean ± s.d.) and the seed-to-seed ρ — on ‖ΔW‖_F/‖W₀‖_F for the methods that
@@ -45,10 +46,27 @@ FILES = (
 )
 
 
+def report_notes(html: str) -> str:
+    """The report's computed sentences (each section's title and its notes), as Markdown."""
+    import html as entities
+    import re
+
+    lines = ["<!-- The report's computed sentences, extracted from report.html by benchmarks/methods_tables.py. -->"]
+    for title, body in re.findall(r"<h2>(.*?)</h2>(.*?)(?=<h2>|$)", html, flags=re.S):
+        notes = [
+            entities.unescape(re.sub(r"<[^>]+>", "", n)).strip()
+            for n in re.findall(r"<p class=note>(.*?)</p>", body, flags=re.S)
+        ]
+        if notes:
+            lines += ["", f"### {entities.unescape(title)}", ""] + [f"- {n}" for n in notes if n]
+    return "\n".join(lines) + "\n"
+
+
 def collect(results: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in (*FILES, "report.html"):
         shutil.copyfile(results / name, out / name)
+    (out / "report_notes.md").write_text(report_notes((results / "report.html").read_text()))
     if (out / "figures").exists():
         shutil.rmtree(out / "figures")
     shutil.copytree(results / "figures", out / "figures", ignore=shutil.ignore_patterns("*.png"))

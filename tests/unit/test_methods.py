@@ -336,3 +336,11 @@ def test_the_findings_tables_script_reads_a_methods_run(method_grid):
         assert f"| {method} @ " in text
     held_out = text.split("## 5. Held-out")[1]
     assert held_out.count("\n| ") == 1 + 3  # header + lora, ia3, prefix (one domain, one LR each)
+
+
+def test_the_report_notes_are_extracted_with_their_sections(method_grid):
+    from methods_tables import report_notes
+
+    notes = report_notes((method_grid / "report.html").read_text())
+    assert "### Methods: do the maps agree?" in notes and "### Methods: cost and effect" in notes
+    assert "<" not in notes.split("-->", 1)[1]  # tags stripped, entities decoded
