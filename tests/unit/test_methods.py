@@ -343,4 +343,5 @@ def test_the_report_notes_are_extracted_with_their_sections(method_grid):
 
     notes = report_notes((method_grid / "report.html").read_text())
     assert "### Methods: do the maps agree?" in notes and "### Methods: cost and effect" in notes
-    assert "<" not in notes.split("-->", 1)[1]  # tags stripped, entities decoded
+    body = notes.split("-->", 1)[1]
+    assert "<p" not in body and "</" not in body and "&amp;" not in body  # tags stripped, entities decoded
