@@ -30,3 +30,15 @@ def test_the_committed_one_epoch_tables_are_computed_from_its_files():
         "`python benchmarks/epoch_tables.py --tables docs/findings/epoch > docs/findings/epoch/tables.md` "
         "and update the numbers docs/findings.md quotes"
     )
+
+
+def test_the_committed_methods_tables_are_computed_from_its_files():
+    from methods_tables import tables_markdown as methods_markdown
+
+    methods = STUDY.parent / "methods"
+    expected = (methods / "tables.md").read_text()
+    assert methods_markdown(methods) == expected, (
+        "docs/findings/methods/tables.md differs from what the analysis computes now: regenerate it with "
+        "`python benchmarks/methods_tables.py --tables docs/findings/methods > docs/findings/methods/tables.md` "
+        "and update the numbers docs/findings.md §4 quotes"
+    )
