@@ -48,6 +48,12 @@ def several_gpus() -> str | None:
     return None
 
 
+def gpu_unchosen() -> bool:
+    """Whether nobody has chosen this job's GPU yet: no CUDA_VISIBLE_DEVICES (user, SLURM, or this
+    process) and not one of torchrun's processes."""
+    return "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ
+
+
 _CLAIMED: list[int] = []  # the open lock file of this process's GPU: held until the process exits
 
 
@@ -128,14 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     if refusal := several_gpus():
         print(f"locus: error: {refusal}", file=sys.stderr)
         return 2
-    chooses_gpu = "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ
-    stage_module = importlib.import_module(STAGES[argv[0]]) if argv and argv[0] in STAGES else None
-    if chooses_gpu and not getattr(stage_module, "RUNS_ON_GPU", False):
+    # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.
+    chosen = argv[0] if argv and argv[0] in STAGES else None
+    stage_module = importlib.import_module(STAGES[chosen]) if chosen else None
+    if gpu_unchosen() and not getattr(stage_module, "RUNS_ON_GPU", False):
         os.environ["CUDA_VISIBLE_DEVICES"] = "0"  # a stage that never runs the model: any one GPU
     parser = argparse.ArgumentParser(prog="locus", description=__doc__)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    # Build only the chosen stage's parser: importing every stage would pull torch into `locus delta`.
-    chosen = argv[0] if argv and argv[0] in STAGES else None
     for name, module_name in STAGES.items():
         p = sub.add_parser(name, help=(module_name.rsplit(".", 1)[-1]))
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("SLURM_JOB_ID") and not params.cluster.gpus_per_train_job:
         # A SLURM node that does not isolate GPUs would still show them: 0 GPUs asked means the CPU.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    if "CUDA_VISIBLE_DEVICES" not in os.environ and "LOCAL_RANK" not in os.environ and host_gpus():
+    if gpu_unchosen() and host_gpus():  # a model stage, and neither the user, SLURM nor torchrun chose
         os.environ["CUDA_VISIBLE_DEVICES"] = claim_gpu()
     debug = args.debug or os.environ.get("LOCUS_DEBUG") == "1"
     try:

@@ -96,8 +96,9 @@ def model_threads(kind="default"):
         cores = workflow.cores
     except WorkflowError:  # no --cores given (e.g. a dry run)
         return 1
+    cells = len(layout.method_cells(PARAMS))
     # With GPUs each model job holds one of its own (locus.cli.claim_gpu): as many side by side as GPUs.
-    return max(1, cores // min(LOCAL_GPUS or len(layout.method_cells(PARAMS)), len(layout.method_cells(PARAMS))))
+    return max(1, cores // min(LOCAL_GPUS or cells, cells))
 
 
 def cluster_resources(kind="default"):
